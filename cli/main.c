@@ -1,0 +1,56 @@
+/*
+ * main.c — `steward`: dispatch to a subcommand.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "exitcodes.h"
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{"capture", cmd_capture, "Stream a database's changes into a change log"},
+	{"log", cmd_log, "Inspect a change log (dump, verify, gc)"},
+	{NULL, NULL, NULL},
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "Usage: steward COMMAND [OPTIONS]\n\n"
+		   "Steward replicates row changes between business systems, keeping one\n"
+		   "system of record per field.\n\nCommands:\n");
+	for (const struct command *c = commands; c->name; c++)
+		fprintf(f, "  %-10s %s\n", c->name, c->summary);
+	fprintf(f, "\nRun 'steward COMMAND --help' for a command's options.\n"
+		   "Global: --version, --help.  Exit codes: docs/cli.md.\n");
+}
+
+int
+main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return STEWARD_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return STEWARD_EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("steward %s\n", STEWARD_VERSION);
+		return STEWARD_EXIT_OK;
+	}
+	for (const struct command *c = commands; c->name; c++)
+		if (strcmp(argv[1], c->name) == 0)
+			return c->run(argc - 1, argv + 1);
+	fprintf(stderr, "steward: unknown command \"%s\"\n\n", argv[1]);
+	usage(stderr);
+	return STEWARD_EXIT_USAGE;
+}

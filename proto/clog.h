@@ -1,0 +1,149 @@
+/*
+ * clog.h — the change log: durable, compressed, checksummed batches of
+ * change records in segment files.  The embedded transport between a
+ * capture agent (one writer per data directory) and its readers (apply,
+ * `steward log dump`).
+ *
+ * On disk (all integers little-endian), DIR/segments/NNNNNNNNNNNNNNNNNNNN.seg
+ * where N is the segment's sequence number (20 digits, so names sort):
+ *
+ *   segment = frame*
+ *   frame   = header(96 bytes) payload(payload_len bytes)
+ *   header:
+ *     [0..4)    magic "STWF"
+ *     [4]       frame format version (1)
+ *     [5]       compression: 0 = none, 1 = zstd
+ *     [6..8)    reserved, zero
+ *     [8..12)   payload_len: bytes that follow the header
+ *     [12..16)  raw_len: bytes after decompression (capped at CLOG_MAX_RAW)
+ *     [16..20)  count: records in the batch
+ *     [20]      first position length, [21..53) first position bytes
+ *     [53]      last position length,  [54..86) last position bytes
+ *     [86..88)  reserved, zero
+ *     [88..92)  CRC32C of header bytes [0..88) followed by the payload
+ *     [92..96)  reserved, zero
+ *   payload: zstd frame of a packed steward.Batch (proto/steward.proto)
+ *
+ * Durability promise: when clog_writer_flush returns CLOG_OK, every record
+ * appended before it is on stable storage (write + fdatasync of the segment,
+ * fsync of the directory when a segment was created).  Capture acknowledges
+ * a source position only after that.
+ *
+ * Recovery: clog_writer_open detects a torn tail in the last segment (a
+ * frame cut short, or a bad frame after which no valid frame follows) and
+ * truncates it, logging file and offset.  A bad frame followed by valid
+ * ones, or any bad frame in a sealed segment, is corruption: reported with
+ * file and offset (CLOG_CORRUPT) and never skipped.
+ */
+#ifndef STEWARD_PROTO_CLOG_H
+#define STEWARD_PROTO_CLOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "position.h"
+#include "steward.pb-c.h"
+
+#define CLOG_MAX_RAW (256u * 1024 * 1024)  /* decompressed frame cap */
+
+typedef enum clog_status {
+	CLOG_OK = 0,
+	CLOG_END = 1,        /* reader: no more durable records right now */
+	CLOG_DUPLICATE = 2,  /* writer: position <= last durable one; skipped */
+	CLOG_ERROR = 3,      /* I/O or usage error; message in err */
+	CLOG_CORRUPT = 4,    /* checksum/format error; err names file and offset */
+} clog_status_t;
+
+typedef struct clog_options {
+	size_t segment_bytes;    /* roll to a new segment past this (default 64 MiB) */
+	size_t batch_raw_bytes;  /* compress a frame when this much is pending (default 1 MiB) */
+	int zstd_level;          /* default 1 */
+} clog_options_t;
+
+/* ---- writer: one per data directory (guarded by an flock on DIR/LOCK) ---- */
+
+typedef struct clog_writer clog_writer_t;
+
+/*
+ * Open or create the log in dir (created if missing), recovering a torn
+ * tail.  opts may be NULL for defaults.  On CLOG_OK *out is owned by the
+ * caller (clog_writer_close).  CLOG_ERROR if another writer holds the lock.
+ */
+clog_status_t clog_writer_open(const char *dir, const clog_options_t *opts,
+			       clog_writer_t **out, char *err, size_t errlen);
+
+/* Last durable position, false if the log is empty. */
+bool clog_writer_last_position(const clog_writer_t *w, position_t *out);
+
+/*
+ * Queue one change.  The change's position must be greater than every
+ * position appended before; a position <= the last appended one returns
+ * CLOG_DUPLICATE and is dropped (this is how a restarted capture agent
+ * deduplicates a re-sent transaction).  When the pending batch reaches
+ * batch_raw_bytes it is written as a frame, but not fsync'd: nothing is
+ * durable until clog_writer_flush.  The change is borrowed for the call.
+ */
+clog_status_t clog_writer_append(clog_writer_t *w, const Steward__Change *change,
+				 char *err, size_t errlen);
+
+/* Write any pending batch and make everything appended durable. */
+clog_status_t clog_writer_flush(clog_writer_t *w, char *err, size_t errlen);
+
+/* Bytes appended but not yet durable (for flush decisions and metrics). */
+size_t clog_writer_pending_bytes(const clog_writer_t *w);
+
+/* Flushes nothing: call clog_writer_flush first.  Accepts NULL. */
+void clog_writer_close(clog_writer_t *w);
+
+/* ---- reader: any number, concurrent with the writer ---- */
+
+typedef struct clog_reader clog_reader_t;
+
+/*
+ * Iterate records with position > *after (from the start if after is NULL
+ * or has len 0).  The reader sees only whole, checksummed frames; a frame
+ * still being written is CLOG_END, not corruption.
+ */
+clog_status_t clog_reader_open(const char *dir, const position_t *after,
+			       clog_reader_t **out, char *err, size_t errlen);
+
+/*
+ * Next record.  CLOG_OK: *change is owned by the reader and valid until the
+ * next call or close.  CLOG_END: caught up; call again later to tail the
+ * log.  CLOG_CORRUPT: err names segment file and byte offset; the reader
+ * stays at that frame (it never skips).
+ */
+clog_status_t clog_reader_next(clog_reader_t *r, const Steward__Change **change,
+			       char *err, size_t errlen);
+
+/* Where the next call to clog_reader_next will read (for messages). */
+void clog_reader_where(const clog_reader_t *r, char *out, size_t outlen);
+
+void clog_reader_close(clog_reader_t *r);  /* accepts NULL */
+
+/* ---- reader checkpoints and retention ---- */
+
+/* Durably record that reader `name` has consumed everything <= *pos. */
+clog_status_t clog_checkpoint_save(const char *dir, const char *name,
+				   const position_t *pos, char *err, size_t errlen);
+/* CLOG_END if the reader has no checkpoint. */
+clog_status_t clog_checkpoint_load(const char *dir, const char *name,
+				   position_t *pos, char *err, size_t errlen);
+
+/*
+ * Remove sealed segments whose every record is <= every reader's
+ * checkpoint.  With no checkpoint at all nothing is removed.  *removed
+ * (may be NULL) receives the number of segment files deleted.
+ */
+clog_status_t clog_gc(const char *dir, size_t *removed, char *err, size_t errlen);
+
+/* Total bytes of segment files (for metrics). */
+uint64_t clog_size_bytes(const char *dir);
+
+/* ---- helpers ---- */
+
+/* CRC32C (Castagnoli) of data, continuing from crc (start with 0). */
+uint32_t clog_crc32c(uint32_t crc, const void *data, size_t len);
+
+#endif

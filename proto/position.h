@@ -1,0 +1,59 @@
+/*
+ * position.h — source positions: opaque bytes, totally ordered by memcmp
+ * within one source.
+ *
+ * Each source kind builds positions so that byte order equals commit order
+ * and every change has a distinct position; deduplication ("skip anything
+ * <= the last durable position") relies on both.
+ *
+ * PostgreSQL (17 bytes):
+ *   [0..8)   commit LSN, big-endian (the Begin message's final_lsn;
+ *            for snapshot reads, the slot's consistent point)
+ *   [8]      phase: 0 = snapshot read, 1 = streamed change
+ *   [9..17)  sequence, big-endian: within the transaction (streamed) or the
+ *            row counter over the whole snapshot (snapshot reads)
+ *   text:    "%X/%X:%llu" (lsn:seq), prefixed "snapshot:" for snapshot reads
+ *
+ * MySQL/MariaDB (25 bytes):
+ *   [0..8)   binlog file number (suffix of mysql-bin.NNNNNN), big-endian
+ *   [8..16)  offset of the transaction's end (XID/COMMIT event end_log_pos)
+ *   [16]     phase: 0 = snapshot read, 1 = streamed change
+ *   [17..25) sequence within the transaction / snapshot, big-endian
+ *   text:    "file:offset:seq" (plus " gtid=…" in the record's txid)
+ */
+#ifndef STEWARD_PROTO_POSITION_H
+#define STEWARD_PROTO_POSITION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define POSITION_MAX 32
+
+typedef struct position {
+	uint8_t len;                  /* 0 = "no position" (before everything) */
+	uint8_t bytes[POSITION_MAX];
+} position_t;
+
+#define POSITION_PHASE_SNAPSHOT 0
+#define POSITION_PHASE_STREAM 1
+
+/* <0, 0, >0 as memcmp; a shorter prefix sorts first; len 0 sorts first. */
+int position_cmp(const position_t *a, const position_t *b);
+/* Copy raw bytes (len <= POSITION_MAX) into a position; false if too long. */
+bool position_set(position_t *p, const uint8_t *bytes, size_t len);
+
+void position_pg(position_t *p, uint64_t lsn, int phase, uint64_t seq);
+/* Decode a PostgreSQL position; false if p is not 17 bytes. */
+bool position_pg_parse(const position_t *p, uint64_t *lsn, int *phase, uint64_t *seq);
+
+void position_mysql(position_t *p, uint64_t file_no, uint64_t offset, int phase, uint64_t seq);
+bool position_mysql_parse(const position_t *p, uint64_t *file_no, uint64_t *offset,
+			  int *phase, uint64_t *seq);
+
+/* Lower-case hex of the bytes into out (2*len+1); for debugging and dumps. */
+void position_hex(const position_t *p, char *out, size_t outlen);
+/* Parse position_hex output; false on bad input. */
+bool position_from_hex(position_t *p, const char *hex);
+
+#endif
