@@ -6,7 +6,8 @@
 #ifndef STEWARD_CLI_COMMANDS_H
 #define STEWARD_CLI_COMMANDS_H
 
-int cmd_capture(int argc, char **argv);  /* cli/cmd_capture.c */
 int cmd_log(int argc, char **argv);      /* cli/cmd_log.c */
+
+/* Add one line per subcommand, and its entry in main.c's table. */
 
 #endif

@@ -14,7 +14,6 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{"capture", cmd_capture, "Stream a database's changes into a change log"},
 	{"log", cmd_log, "Inspect a change log (dump, verify, gc)"},
 	{NULL, NULL, NULL},
 };

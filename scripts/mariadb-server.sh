@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Throw-away MariaDB 10.11 for tests, benchmarks and the demo.
+#
+#   scripts/mariadb-server.sh start DIR PORT [SERVER_ID]  install (once) and start on 127.0.0.1:PORT
+#   scripts/mariadb-server.sh stop DIR                    stop it
+#   scripts/mariadb-server.sh client DIR [ARGS...]        run the mariadb client as root (unix socket)
+#   scripts/mariadb-server.sh dsn PORT [DB]               print a mysql:// URI for the test user
+#
+# Row-based binlog with full images and full metadata, as Steward expects.
+# A TCP user steward/steward with every privilege is created for tests
+# (root@localhost only accepts unix-socket logins).
+set -euo pipefail
+
+as_mysql() {
+  if [[ $(id -u) -eq 0 ]]; then runuser -u mysql -- "$@"; else "$@"; fi
+}
+
+cmd=${1:-}
+case "$cmd" in
+  start)
+    dir=$(realpath -m "$2") port=$3 sid=${4:-1}
+    mkdir -p "$dir"
+    [[ $(id -u) -eq 0 ]] && chown mysql:mysql "$dir"
+    cat >"$dir/my.cnf" <<CNF
+[mariadbd]
+datadir=$dir/data
+socket=$dir/mysqld.sock
+pid-file=$dir/mysqld.pid
+port=$port
+bind-address=127.0.0.1
+server_id=$sid
+log_bin=$dir/data/mysql-bin
+binlog_format=ROW
+binlog_row_image=FULL
+binlog_row_metadata=FULL
+binlog_checksum=CRC32
+character_set_server=utf8mb4
+collation_server=utf8mb4_general_ci
+default_time_zone='+00:00'
+innodb_buffer_pool_size=256M
+innodb_flush_log_at_trx_commit=1
+sync_binlog=1
+max_allowed_packet=256M
+skip-name-resolve
+log_error=$dir/error.log
+CNF
+    if [[ ! -d "$dir/data/mysql" ]]; then
+      as_mysql mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authentication-method=socket \
+        --skip-test-db >"$dir/install.log" 2>&1
+    fi
+    if [[ -S "$dir/mysqld.sock" ]] && mariadb-admin --no-defaults --socket="$dir/mysqld.sock" ping >/dev/null 2>&1; then
+      exit 0
+    fi
+    as_mysql mariadbd --defaults-file="$dir/my.cnf" >/dev/null 2>&1 &
+    for _ in $(seq 1 120); do
+      if mariadb-admin --no-defaults --socket="$dir/mysqld.sock" ping >/dev/null 2>&1; then break; fi
+      sleep 0.5
+    done
+    mariadb-admin --no-defaults --socket="$dir/mysqld.sock" ping >/dev/null
+    mariadb --no-defaults --socket="$dir/mysqld.sock" -uroot <<SQL
+CREATE USER IF NOT EXISTS 'steward'@'127.0.0.1' IDENTIFIED BY 'steward';
+GRANT ALL PRIVILEGES ON *.* TO 'steward'@'127.0.0.1' WITH GRANT OPTION;
+SQL
+    ;;
+  stop)
+    dir=$(realpath -m "$2")
+    if [[ -S "$dir/mysqld.sock" ]]; then
+      mariadb-admin --no-defaults --socket="$dir/mysqld.sock" -uroot shutdown >/dev/null 2>&1 || true
+      for _ in $(seq 1 60); do [[ -e "$dir/mysqld.pid" ]] || break; sleep 0.5; done
+    fi
+    ;;
+  client)
+    dir=$(realpath -m "$2"); shift 2
+    exec mariadb --no-defaults --default-character-set=utf8mb4 --socket="$dir/mysqld.sock" -uroot "$@"
+    ;;
+  dsn)
+    echo "mysql://steward:steward@127.0.0.1:$2/${3:-}"
+    ;;
+  *)
+    sed -n '2,12p' "$0"; exit 2 ;;
+esac
