@@ -141,6 +141,40 @@ clog_status_t clog_gc(const char *dir, size_t *removed, char *err, size_t errlen
 /* Total bytes of segment files (for metrics). */
 uint64_t clog_size_bytes(const char *dir);
 
+/*
+ * Names of the readers with a checkpoint.  On CLOG_OK *names is a new array
+ * of *n new strings; free with clog_checkpoint_list_free.
+ */
+clog_status_t clog_checkpoint_list(const char *dir, char ***names, size_t *n,
+				   char *err, size_t errlen);
+void clog_checkpoint_list_free(char **names, size_t n);
+
+/* ---- whole-log scan (`steward log verify`, `steward log stats`) ---- */
+
+typedef struct clog_scan {
+	uint64_t segments;       /* segment files */
+	uint64_t first_segment;  /* sequence numbers of the first and last */
+	uint64_t last_segment;
+	uint64_t frames;
+	uint64_t records;
+	uint64_t bytes;          /* segment file bytes */
+	uint64_t raw_bytes;      /* batch bytes before compression */
+	position_t first, last;  /* of the first and last record (len 0 if none) */
+	bool torn_tail;          /* incomplete last frame (being written, or torn) */
+	char tail[512];          /* where and why, when torn_tail */
+} clog_scan_t;
+
+/*
+ * Walk every frame of the log.  deep: check every checksum, decompress and
+ * decode every batch and check record positions against the header (what
+ * `log verify` does); otherwise read the frame headers only.  An incomplete
+ * or bad tail of the last segment with nothing valid after it is not an
+ * error (the writer may be mid-frame, or will truncate it on open): it is
+ * reported in torn_tail.  CLOG_CORRUPT names the segment file and offset.
+ */
+clog_status_t clog_scan(const char *dir, bool deep, clog_scan_t *out,
+			char *err, size_t errlen);
+
 /* ---- helpers ---- */
 
 /* CRC32C (Castagnoli) of data, continuing from crc (start with 0). */
