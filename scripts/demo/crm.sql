@@ -1,0 +1,16 @@
+-- crm.sql — the demo CRM (MariaDB database "crm", Salesforce-style).
+-- Tables and columns as in docs/demo-estate.md.  Idempotent.
+CREATE DATABASE IF NOT EXISTS crm CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci;
+USE crm;
+
+CREATE TABLE IF NOT EXISTS accounts (
+    id           varchar(18)  NOT NULL PRIMARY KEY,
+    external_id  varchar(64)  UNIQUE,
+    name         varchar(255) NOT NULL,
+    email        varchar(255),
+    phone        varchar(64),
+    status       varchar(16)  NOT NULL DEFAULT 'prospect'
+                 CHECK (status IN ('prospect', 'active', 'churned')),
+    credit_limit decimal(12,2),
+    updated_at   datetime(6)
+) ENGINE=InnoDB;
