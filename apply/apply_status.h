@@ -15,6 +15,7 @@ typedef enum apply_status {
 	APPLY_RETRIABLE = 1,
 	APPLY_PERMANENT = 2,
 	APPLY_NOT_FOUND = 3,  /* lookups: no such row (not an error by itself) */
+	APPLY_CONFLICT = 4,   /* a uniqueness rule would break (ambiguous identity) */
 } apply_status_t;
 
 #endif
