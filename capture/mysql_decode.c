@@ -1,0 +1,575 @@
+/*
+ * mysql_decode.c — TABLE_MAP and rows events from raw bytes; see
+ * mysql_decode.h.  Value text forms live in mysql_types.c.
+ */
+#include "mysql_decode.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "xalloc.h"
+
+/* A bounds-checked cursor over one event body. */
+typedef struct cursor {
+	const uint8_t *p, *end;
+	bool bad;
+} cursor_t;
+
+static bool
+cur_need(cursor_t *c, size_t n)
+{
+	if (c->bad || (size_t) (c->end - c->p) < n) {
+		c->bad = true;
+		return false;
+	}
+	return true;
+}
+
+static uint64_t
+cur_uint(cursor_t *c, unsigned n)
+{
+	if (!cur_need(c, n))
+		return 0;
+	uint64_t v = mysql_le(c->p, n);
+	c->p += n;
+	return v;
+}
+
+/* MySQL's length-encoded integer (net_field_length). */
+static uint64_t
+cur_packed(cursor_t *c)
+{
+	if (!cur_need(c, 1))
+		return 0;
+	uint8_t b = *c->p++;
+	if (b < 0xfb)
+		return b;
+	if (b == 0xfc)
+		return cur_uint(c, 2);
+	if (b == 0xfd)
+		return cur_uint(c, 3);
+	if (b == 0xfe)
+		return cur_uint(c, 8);
+	c->bad = true;  /* 0xfb (NULL) and 0xff are not lengths here */
+	return 0;
+}
+
+static const uint8_t *
+cur_bytes(cursor_t *c, size_t n)
+{
+	if (!cur_need(c, n))
+		return NULL;
+	const uint8_t *r = c->p;
+	c->p += n;
+	return r;
+}
+
+static bool
+bit_at(const uint8_t *bitmap, size_t i)
+{
+	return (bitmap[i / 8] >> (i % 8)) & 1;
+}
+
+/* Optional-metadata bitmaps are most-significant bit first. */
+static bool
+bit_at_msb(const uint8_t *bitmap, size_t i)
+{
+	return (bitmap[i / 8] >> (7 - i % 8)) & 1;
+}
+
+static bool
+is_numeric(uint8_t type)
+{
+	switch (type) {
+	case MYT_TINY: case MYT_SHORT: case MYT_INT24: case MYT_LONG:
+	case MYT_LONGLONG: case MYT_FLOAT: case MYT_DOUBLE: case MYT_NEWDECIMAL:
+	case MYT_DECIMAL:
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool
+is_enum_set(const mysql_column_t *c)
+{
+	return c->type == MYT_ENUM || c->type == MYT_SET;
+}
+
+/* Columns that carry a collation in COLUMN_CHARSET / DEFAULT_CHARSET. */
+static bool
+is_character(const mysql_column_t *c)
+{
+	if (is_enum_set(c))
+		return false;
+	switch (c->binlog_type) {
+	case MYT_STRING: case MYT_VAR_STRING: case MYT_VARCHAR: case MYT_BLOB:
+	case MYT_TINY_BLOB: case MYT_MEDIUM_BLOB: case MYT_LONG_BLOB:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Read the per-column metadata block into cols[].meta / .type. */
+static bool
+read_column_meta(cursor_t *c, mysql_column_t *cols, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		mysql_column_t *col = &cols[i];
+		col->type = col->binlog_type;
+		switch (col->binlog_type) {
+		case MYT_FLOAT: case MYT_DOUBLE: case MYT_BLOB: case MYT_TINY_BLOB:
+		case MYT_MEDIUM_BLOB: case MYT_LONG_BLOB: case MYT_GEOMETRY: case MYT_JSON:
+		case MYT_TIMESTAMP2: case MYT_DATETIME2: case MYT_TIME2:
+			col->meta = (uint16_t) cur_uint(c, 1);
+			break;
+		case MYT_VARCHAR: case MYT_VAR_STRING:
+			col->meta = (uint16_t) cur_uint(c, 2);
+			break;
+		case MYT_BIT: case MYT_NEWDECIMAL: case MYT_DECIMAL: {
+			/* BIT: bits%8, bytes; DECIMAL: precision, scale */
+			const uint8_t *m = cur_bytes(c, 2);
+			if (m)
+				col->meta = (uint16_t) (m[0] << 8 | m[1]);
+			break;
+		}
+		case MYT_STRING: case MYT_ENUM: case MYT_SET: {
+			const uint8_t *m = cur_bytes(c, 2);
+			if (!m)
+				break;
+			uint8_t real = m[0];
+			unsigned length = m[1];
+			/* CHAR > 255 bytes keeps two length bits in the type byte */
+			if ((real & 0x30) != 0x30) {
+				length |= ((real & 0x30) ^ 0x30) << 4;
+				real |= 0x30;
+			}
+			if (real == MYT_ENUM || real == MYT_SET || real == MYT_STRING)
+				col->type = real;
+			col->meta = (uint16_t) length;
+			break;
+		}
+		default:
+			break;
+		}
+		if (c->bad)
+			return false;
+	}
+	return true;
+}
+
+static char *
+dup_counted(cursor_t *c)
+{
+	uint64_t n = cur_packed(c);
+	const uint8_t *s = cur_bytes(c, n);
+	return s ? xstrndup((const char *) s, n) : NULL;
+}
+
+/* Collations for the columns selected by `want`, DEFAULT_CHARSET form. */
+static bool
+read_default_charset(cursor_t *f, mysql_column_t *cols, size_t n,
+		     bool (*want)(const mysql_column_t *))
+{
+	uint32_t def = (uint32_t) cur_packed(f);
+	for (size_t i = 0; i < n; i++)
+		if (want(&cols[i]))
+			cols[i].collation = def;
+	while (!f->bad && f->p < f->end) {
+		uint64_t idx = cur_packed(f), coll = cur_packed(f);
+		if (f->bad)
+			return false;
+		/* idx counts only the selected columns */
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++) {
+			if (!want(&cols[i]))
+				continue;
+			if (k++ == idx) {
+				cols[i].collation = (uint32_t) coll;
+				break;
+			}
+		}
+	}
+	return !f->bad;
+}
+
+static bool
+read_column_charset(cursor_t *f, mysql_column_t *cols, size_t n,
+		    bool (*want)(const mysql_column_t *))
+{
+	for (size_t i = 0; i < n && !f->bad; i++)
+		if (want(&cols[i]))
+			cols[i].collation = (uint32_t) cur_packed(f);
+	return !f->bad;
+}
+
+static bool
+read_str_values(cursor_t *f, mysql_column_t *cols, size_t n, uint8_t type)
+{
+	for (size_t i = 0; i < n && !f->bad; i++) {
+		if (cols[i].type != type)
+			continue;
+		for (size_t k = 0; k < cols[i].nvalues; k++)
+			free(cols[i].values[k]);
+		free(cols[i].values);
+		cols[i].values = NULL;
+		cols[i].nvalues = 0;
+		uint64_t cnt = cur_packed(f);
+		if (f->bad || cnt > (uint64_t) (f->end - f->p))
+			return false;
+		cols[i].values = xcalloc(cnt ? cnt : 1, sizeof(char *));
+		cols[i].nvalues = cnt;
+		for (uint64_t k = 0; k < cnt; k++) {
+			cols[i].values[k] = dup_counted(f);
+			if (!cols[i].values[k])
+				return false;
+		}
+	}
+	return !f->bad;
+}
+
+/* The TLV list after the null bitmap (binlog_row_metadata=MINIMAL/FULL). */
+static bool
+read_optional_meta(cursor_t *c, mysql_table_t *t)
+{
+	mysql_column_t *cols = t->cols;
+	size_t n = t->ncols;
+	while (!c->bad && c->p < c->end) {
+		unsigned kind = (unsigned) cur_uint(c, 1);
+		uint64_t flen = cur_packed(c);
+		const uint8_t *field = cur_bytes(c, flen);
+		if (!field)
+			return false;
+		cursor_t f = {field, field + flen, false};
+		switch (kind) {
+		case 1: {  /* SIGNEDNESS: one bit per numeric column, 1 = unsigned */
+			size_t k = 0;
+			for (size_t i = 0; i < n; i++) {
+				if (!is_numeric(cols[i].type))
+					continue;
+				if (k / 8 >= flen)
+					return false;
+				cols[i].is_unsigned = bit_at_msb(field, k);
+				k++;
+			}
+			break;
+		}
+		case 2:
+			if (!read_default_charset(&f, cols, n, is_character))
+				return false;
+			break;
+		case 3:
+			if (!read_column_charset(&f, cols, n, is_character))
+				return false;
+			break;
+		case 4:  /* COLUMN_NAME */
+			for (size_t i = 0; i < n; i++) {
+				free(cols[i].name);  /* a repeated field replaces the first */
+				cols[i].name = dup_counted(&f);
+				if (!cols[i].name)
+					return false;
+			}
+			t->has_names = true;
+			break;
+		case 5:
+			if (!read_str_values(&f, cols, n, MYT_SET))
+				return false;
+			break;
+		case 6:
+			if (!read_str_values(&f, cols, n, MYT_ENUM))
+				return false;
+			break;
+		case 7:  /* GEOMETRY_TYPE */
+			for (size_t i = 0; i < n && !f.bad; i++)
+				if (cols[i].type == MYT_GEOMETRY)
+					cols[i].geometry_type = (uint32_t) cur_packed(&f);
+			if (f.bad)
+				return false;
+			break;
+		case 8:    /* SIMPLE_PRIMARY_KEY */
+		case 9: {  /* PRIMARY_KEY_WITH_PREFIX: (index, prefix) pairs */
+			while (f.p < f.end && !f.bad) {
+				uint64_t idx = cur_packed(&f);
+				if (kind == 9)
+					(void) cur_packed(&f);
+				if (f.bad || idx >= n)
+					return false;
+				t->pk = xrealloc(t->pk, (t->npk + 1) * sizeof(size_t));
+				t->pk[t->npk++] = (size_t) idx;
+			}
+			if (f.bad)
+				return false;
+			break;
+		}
+		case 10:
+			if (!read_default_charset(&f, cols, n, is_enum_set))
+				return false;
+			break;
+		case 11:
+			if (!read_column_charset(&f, cols, n, is_enum_set))
+				return false;
+			break;
+		default:
+			break;  /* unknown fields are skippable by design */
+		}
+	}
+	return !c->bad;
+}
+
+mydec_status_t
+mysql_table_map_parse(const uint8_t *body, size_t len, unsigned post_header_len,
+		      mysql_table_t **out, char *err, size_t errlen)
+{
+	mydec_status_t st = MYDEC_ERROR;
+	mysql_table_t *t = xcalloc(1, sizeof(*t));
+	cursor_t c = {body, body + len, false};
+	const char *what = "header";
+
+	t->table_id = cur_uint(&c, post_header_len == 6 ? 4 : 6);
+	(void) cur_uint(&c, 2);  /* flags */
+	if (post_header_len > 8)
+		(void) cur_bytes(&c, post_header_len - 8);
+	what = "schema name";
+	uint64_t n = cur_uint(&c, 1);
+	const uint8_t *s = cur_bytes(&c, n + 1);
+	if (!s)
+		goto out;
+	t->schema = xstrndup((const char *) s, n);
+	what = "table name";
+	n = cur_uint(&c, 1);
+	s = cur_bytes(&c, n + 1);
+	if (!s)
+		goto out;
+	t->name = xstrndup((const char *) s, n);
+	what = "column count";
+	n = cur_packed(&c);
+	if (c.bad || n == 0 || n > 4096 || n > len)
+		goto out;
+	t->ncols = (size_t) n;
+	t->cols = xcalloc(t->ncols, sizeof(mysql_column_t));
+	what = "column types";
+	const uint8_t *types = cur_bytes(&c, t->ncols);
+	if (!types)
+		goto out;
+	for (size_t i = 0; i < t->ncols; i++)
+		t->cols[i].binlog_type = types[i];
+	what = "column metadata";
+	uint64_t mlen = cur_packed(&c);
+	const uint8_t *meta = cur_bytes(&c, mlen);
+	if (!meta)
+		goto out;
+	cursor_t mc = {meta, meta + mlen, false};
+	if (!read_column_meta(&mc, t->cols, t->ncols))
+		goto out;
+	what = "null bitmap";
+	const uint8_t *nulls = cur_bytes(&c, (t->ncols + 7) / 8);
+	if (!nulls)
+		goto out;
+	for (size_t i = 0; i < t->ncols; i++)
+		t->cols[i].nullable = bit_at(nulls, i);
+	what = "optional metadata";
+	if (!read_optional_meta(&c, t))
+		goto out;
+	for (size_t i = 0; i < t->ncols; i++)
+		t->cols[i].type_name = mysql_column_type_name(&t->cols[i]);
+	st = MYDEC_OK;
+out:
+	if (st != MYDEC_OK) {
+		snprintf(err, errlen, "malformed table map event%s%s%s: truncated or invalid %s",
+			 t->name ? " for \"" : "", t->name ? t->name : "", t->name ? "\"" : "", what);
+		mysql_table_free(t);
+		t = NULL;
+	}
+	*out = t;
+	return st;
+}
+
+static void
+column_clear(mysql_column_t *c)
+{
+	free(c->name);
+	for (size_t k = 0; k < c->nvalues; k++)
+		free(c->values[k]);
+	free(c->values);
+	free(c->type_name);
+}
+
+void
+mysql_table_free(mysql_table_t *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->ncols && t->cols; i++)
+		column_clear(&t->cols[i]);
+	free(t->cols);
+	free(t->pk);
+	free(t->schema);
+	free(t->name);
+	free(t);
+}
+
+void
+mysql_table_set_names(mysql_table_t *t, char *const *names, size_t n)
+{
+	if (n != t->ncols)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free(t->cols[i].name);
+		t->cols[i].name = xstrdup(names[i]);
+	}
+}
+
+mysql_table_t *
+mysql_table_dup(const mysql_table_t *t)
+{
+	mysql_table_t *d = xcalloc(1, sizeof(*d));
+	*d = *t;
+	d->schema = xstrdup(t->schema);
+	d->name = xstrdup(t->name);
+	d->cols = xcalloc(t->ncols, sizeof(mysql_column_t));
+	for (size_t i = 0; i < t->ncols; i++) {
+		mysql_column_t *c = &d->cols[i];
+		*c = t->cols[i];
+		c->name = t->cols[i].name ? xstrdup(t->cols[i].name) : NULL;
+		c->type_name = t->cols[i].type_name ? xstrdup(t->cols[i].type_name) : NULL;
+		c->values = xcalloc(c->nvalues ? c->nvalues : 1, sizeof(char *));
+		for (size_t k = 0; k < c->nvalues; k++)
+			c->values[k] = xstrdup(t->cols[i].values[k]);
+	}
+	d->pk = t->npk ? xmemdup(t->pk, t->npk * sizeof(size_t)) : NULL;
+	return d;
+}
+
+static bool
+streq_null(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
+bool
+mysql_table_same_shape(const mysql_table_t *a, const mysql_table_t *b)
+{
+	if (a->ncols != b->ncols || !streq_null(a->schema, b->schema) ||
+	    !streq_null(a->name, b->name) || a->has_names != b->has_names)
+		return false;
+	for (size_t i = 0; i < a->ncols; i++) {
+		const mysql_column_t *x = &a->cols[i], *y = &b->cols[i];
+		if (x->binlog_type != y->binlog_type || x->type != y->type || x->meta != y->meta ||
+		    x->is_unsigned != y->is_unsigned || x->collation != y->collation ||
+		    !streq_null(x->name, y->name) || !streq_null(x->type_name, y->type_name))
+			return false;
+	}
+	return true;
+}
+
+bool
+mysql_is_rows_event(unsigned t)
+{
+	return (t >= 23 && t <= 25) || (t >= 30 && t <= 32) || (t >= 166 && t <= 171);
+}
+
+mydec_status_t
+mysql_rows_parse(unsigned type, const uint8_t *body, size_t len, unsigned post_header_len,
+		 mysql_rows_t *out, char *err, size_t errlen)
+{
+	cursor_t c = {body, body + len, false};
+	bool v2 = type == 30 || type == 31 || type == 32 || (type >= 169 && type <= 171);
+	unsigned base;
+	memset(out, 0, sizeof(*out));
+	if (type >= 23 && type <= 25)
+		base = 23;
+	else if (type >= 30 && type <= 32)
+		base = 30;
+	else if (type >= 166 && type <= 168)
+		base = 166;
+	else if (type >= 169 && type <= 171)
+		base = 169;
+	else {
+		snprintf(err, errlen, "event type %u is not a rows event", type);
+		return MYDEC_ERROR;
+	}
+	out->kind = (mysql_rows_kind_t) (type - base);
+	out->compressed = base >= 166;
+	out->table_id = cur_uint(&c, post_header_len == 6 ? 4 : 6);
+	out->flags = (uint16_t) cur_uint(&c, 2);
+	if (v2) {
+		uint64_t extra = cur_uint(&c, 2);
+		if (extra < 2) {
+			c.bad = true;
+		} else {
+			(void) cur_bytes(&c, extra - 2);
+		}
+	} else if (post_header_len > 8) {
+		(void) cur_bytes(&c, post_header_len - 8);
+	}
+	uint64_t n = cur_packed(&c);
+	if (c.bad || n == 0 || n > 4096)
+		goto bad;
+	out->ncols = (size_t) n;
+	out->present = cur_bytes(&c, (out->ncols + 7) / 8);
+	if (out->kind == MYSQL_ROWS_UPDATE)
+		out->present_after = cur_bytes(&c, (out->ncols + 7) / 8);
+	if (c.bad)
+		goto bad;
+	out->rows = c.p;
+	out->rows_len = (size_t) (c.end - c.p);
+	return MYDEC_OK;
+bad:
+	snprintf(err, errlen, "malformed rows event (type %u, table id %llu): truncated header",
+		 type, (unsigned long long) out->table_id);
+	return MYDEC_ERROR;
+}
+
+mydec_status_t
+mysql_row_decode(const mysql_table_t *t, const uint8_t *present, const uint8_t **p,
+		 const uint8_t *end, arena_t *a, mysql_value_t *vals, char *err, size_t errlen)
+{
+	mydec_status_t st = MYDEC_ERROR;
+	buf_t text = BUF_INIT;
+	size_t npresent = 0;
+	for (size_t i = 0; i < t->ncols; i++)
+		npresent += bit_at(present, i);
+	size_t nbytes = (npresent + 7) / 8;
+	if ((size_t) (end - *p) < nbytes) {
+		snprintf(err, errlen, "malformed rows event for \"%s.%s\": truncated null bitmap",
+			 t->schema, t->name);
+		goto out;
+	}
+	const uint8_t *nulls = *p;
+	const uint8_t *q = *p + nbytes;
+	size_t k = 0;
+	for (size_t i = 0; i < t->ncols; i++) {
+		mysql_value_t *v = &vals[i];
+		memset(v, 0, sizeof(*v));
+		if (!bit_at(present, i))
+			continue;
+		v->present = true;
+		if (bit_at(nulls, k++)) {
+			v->is_null = true;
+			continue;
+		}
+		size_t used = 0;
+		buf_reset(&text);
+		char verr[200];
+		if (mysql_value_text(&t->cols[i], q, (size_t) (end - q), &used, &text, verr,
+				     sizeof(verr)) != MYDEC_OK) {
+			snprintf(err, errlen, "could not decode column %zu%s%s%s of \"%s.%s\": %s",
+				 i + 1, t->cols[i].name ? " (\"" : "",
+				 t->cols[i].name ? t->cols[i].name : "",
+				 t->cols[i].name ? "\")" : "", t->schema, t->name, verr);
+			goto out;
+		}
+		q += used;
+		v->text = arena_strndup(a, text.data ? text.data : "", text.len);
+		v->len = text.len;
+	}
+	*p = q;
+	st = MYDEC_OK;
+out:
+	buf_free(&text);
+	return st;
+}

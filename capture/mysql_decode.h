@@ -1,0 +1,178 @@
+/*
+ * mysql_decode.h — binlog row events to column text, with no I/O.
+ *
+ * The capture agent (mysql_stream.c) feeds raw event bodies from the
+ * replication connection through these functions; the unit tests feed the
+ * same bytes from fixture files.  Every parser bounds-checks against the
+ * length it is given: truncated or garbage input is MYDEC_ERROR with a
+ * message naming the event and the cause, never a read past the end.
+ *
+ * "body" everywhere means the event bytes after the 19-byte common header,
+ * with any CRC32 trailer already removed.
+ */
+#ifndef STEWARD_CAPTURE_MYSQL_DECODE_H
+#define STEWARD_CAPTURE_MYSQL_DECODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arena.h"
+#include "buf.h"
+
+typedef enum mydec_status {
+	MYDEC_OK = 0,
+	MYDEC_ERROR = 1,  /* malformed or unsupported input; message in err */
+} mydec_status_t;
+
+/* Column type codes as they appear in a table map (enum_field_types). */
+enum {
+	MYT_DECIMAL = 0, MYT_TINY = 1, MYT_SHORT = 2, MYT_LONG = 3, MYT_FLOAT = 4,
+	MYT_DOUBLE = 5, MYT_NULL = 6, MYT_TIMESTAMP = 7, MYT_LONGLONG = 8,
+	MYT_INT24 = 9, MYT_DATE = 10, MYT_TIME = 11, MYT_DATETIME = 12,
+	MYT_YEAR = 13, MYT_NEWDATE = 14, MYT_VARCHAR = 15, MYT_BIT = 16,
+	MYT_TIMESTAMP2 = 17, MYT_DATETIME2 = 18, MYT_TIME2 = 19,
+	MYT_JSON = 245, MYT_NEWDECIMAL = 246, MYT_ENUM = 247, MYT_SET = 248,
+	MYT_TINY_BLOB = 249, MYT_MEDIUM_BLOB = 250, MYT_LONG_BLOB = 251,
+	MYT_BLOB = 252, MYT_VAR_STRING = 253, MYT_STRING = 254, MYT_GEOMETRY = 255,
+};
+
+/* One column of a table map.  Strings are owned by the mysql_table_t. */
+typedef struct mysql_column {
+	uint8_t binlog_type;   /* type code as written in the table map */
+	uint8_t type;          /* real type: ENUM/SET resolved out of STRING */
+	uint16_t meta;         /* decoded metadata (see mysql_types.c) */
+	bool is_unsigned;      /* from SIGNEDNESS metadata */
+	bool nullable;
+	uint32_t collation;    /* collation id, 0 = unknown / not a string */
+	char *name;            /* NULL when the map carries no names */
+	char **values;         /* ENUM / SET member strings (UTF-8) */
+	size_t nvalues;
+	uint32_t geometry_type;
+	char *type_name;       /* COLUMN_TYPE style, e.g. "decimal(12,2)" */
+} mysql_column_t;
+
+/* A decoded TABLE_MAP event. */
+typedef struct mysql_table {
+	uint64_t table_id;
+	char *schema;
+	char *name;
+	size_t ncols;
+	mysql_column_t *cols;
+	bool has_names;        /* column names came with the map (row_metadata=FULL) */
+	size_t *pk;            /* primary-key column indexes, npk of them */
+	size_t npk;
+} mysql_table_t;
+
+/*
+ * Parse a TABLE_MAP body.  post_header_len is 8 (6-byte table ids) or 6.
+ * On MYDEC_OK *out is a new table the caller frees with mysql_table_free.
+ */
+mydec_status_t mysql_table_map_parse(const uint8_t *body, size_t len, unsigned post_header_len,
+				     mysql_table_t **out, char *err, size_t errlen);
+void mysql_table_free(mysql_table_t *t);  /* accepts NULL */
+
+/*
+ * Give the table column names from another source (information_schema),
+ * used when the map carries none.  names[i] is copied; n must equal ncols.
+ */
+void mysql_table_set_names(mysql_table_t *t, char *const *names, size_t n);
+
+/* Deep copy (heap); free with mysql_table_free. */
+mysql_table_t *mysql_table_dup(const mysql_table_t *t);
+
+/* True if both maps describe the same columns (types, metadata, names). */
+bool mysql_table_same_shape(const mysql_table_t *a, const mysql_table_t *b);
+
+typedef enum mysql_rows_kind {
+	MYSQL_ROWS_WRITE = 0,
+	MYSQL_ROWS_UPDATE = 1,
+	MYSQL_ROWS_DELETE = 2,
+} mysql_rows_kind_t;
+
+/* A rows event's header; pointers borrow from the body given to the parser. */
+typedef struct mysql_rows {
+	mysql_rows_kind_t kind;
+	uint64_t table_id;
+	uint16_t flags;            /* bit 0: end of statement */
+	size_t ncols;
+	const uint8_t *present;        /* columns in the before/only image */
+	const uint8_t *present_after;  /* update: columns in the after image */
+	bool compressed;               /* rows is a MariaDB compressed block */
+	const uint8_t *rows;           /* row images */
+	size_t rows_len;
+} mysql_rows_t;
+
+/* True for the event types mysql_rows_parse accepts. */
+bool mysql_is_rows_event(unsigned event_type);
+
+/*
+ * Parse a rows event body (v1, v2 or MariaDB compressed; post_header_len
+ * 8 or 6 as for the table map).  For a compressed event, rows/rows_len is
+ * the compressed block; the caller substitutes the inflated bytes.
+ */
+mydec_status_t mysql_rows_parse(unsigned event_type, const uint8_t *body, size_t len,
+				unsigned post_header_len, mysql_rows_t *out,
+				char *err, size_t errlen);
+
+/* One column value of one row image.  text is owned by the arena. */
+typedef struct mysql_value {
+	bool present;   /* column is in the image */
+	bool is_null;
+	const char *text;
+	size_t len;
+} mysql_value_t;
+
+/*
+ * Decode one row image starting at *p (< end) for the columns in `present`
+ * (a bitmap of t->ncols bits), advancing *p past it.  vals has t->ncols
+ * entries; text is allocated in arena a.  A rows event whose column count
+ * differs from the table map is an error (never a shifted column).
+ */
+mydec_status_t mysql_row_decode(const mysql_table_t *t, const uint8_t *present,
+				const uint8_t **p, const uint8_t *end, arena_t *a,
+				mysql_value_t *vals, char *err, size_t errlen);
+
+/* ---- mysql_types.c ---- */
+
+/*
+ * Append the text form of one non-NULL value of column c at p (at most
+ * avail bytes) to out, as the mariadb client prints it for a SELECT;
+ * *used receives the bytes consumed.
+ */
+mydec_status_t mysql_value_text(const mysql_column_t *c, const uint8_t *p, size_t avail,
+				size_t *used, buf_t *out, char *err, size_t errlen);
+
+/* Derive the COLUMN_TYPE-style name of a column from its map entry (heap). */
+char *mysql_column_type_name(const mysql_column_t *c);
+
+/* Shortest text for a DOUBLE / FLOAT column exactly as the server prints it. */
+void mysql_format_double(double v, buf_t *out);
+void mysql_format_float(float v, buf_t *out);
+
+/* ---- mysql_json.c ---- */
+
+/* MySQL's binary JSON (type 245) to JSON text as the mysql client prints it. */
+mydec_status_t mysql_json_to_text(const uint8_t *p, size_t len, buf_t *out,
+				  char *err, size_t errlen);
+
+/* Little-endian readers shared by the decoder modules. */
+static inline uint64_t
+mysql_le(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+	for (unsigned i = n; i > 0; i--)
+		v = (v << 8) | p[i - 1];
+	return v;
+}
+
+static inline uint64_t
+mysql_be(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < n; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+#endif
