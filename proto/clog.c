@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "arena.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -80,6 +81,20 @@ pbc_free(void *data, void *p)
 }
 
 static ProtobufCAllocator pbc_allocator = {pbc_alloc, pbc_free, NULL};
+
+/* Records handed out by a reader live in its arena, reset per record. */
+static void *
+pbc_arena_alloc(void *data, size_t size)
+{
+	return arena_alloc(data, size ? size : 1);
+}
+
+static void
+pbc_arena_free(void *data, void *p)
+{
+	(void) data;
+	(void) p;
+}
 
 static void
 put_le32(uint8_t *p, uint32_t v)
@@ -862,7 +877,146 @@ clog_writer_close(clog_writer_t *w)
 	free(w);
 }
 
+/* ---- frame payloads ---- */
+
+/*
+ * Decompress a checked frame's payload.  *data points at the packed Batch
+ * (in *raw, or in payload itself when uncompressed).  false with the reason
+ * in why when the payload does not match the header; raw_len is trusted
+ * only after checking it against zstd's own content size, and the output
+ * buffer is never larger than raw_len (<= CLOG_MAX_RAW).
+ */
+static bool
+frame_inflate(ZSTD_DCtx *dctx, const frame_hdr_t *h, const uint8_t *payload, uint8_t **raw,
+	      size_t *raw_cap, const uint8_t **data, char *why, size_t whylen)
+{
+	if (h->compression != FRAME_COMP_ZSTD) {
+		if (h->payload_len != h->raw_len) {
+			snprintf(why, whylen, "uncompressed payload length %" PRIu32 " differs from raw length %" PRIu32,
+				 h->payload_len, h->raw_len);
+			return false;
+		}
+		*data = payload;
+		return true;
+	}
+	unsigned long long content = ZSTD_getFrameContentSize(payload, h->payload_len);
+	if (content == ZSTD_CONTENTSIZE_ERROR || content == ZSTD_CONTENTSIZE_UNKNOWN) {
+		snprintf(why, whylen, "payload is not a zstd frame with a content size");
+		return false;
+	}
+	if (content != h->raw_len) {
+		snprintf(why, whylen, "zstd content size %llu does not match raw length %" PRIu32,
+			 content, h->raw_len);
+		return false;
+	}
+	grow(raw, raw_cap, h->raw_len ? h->raw_len : 1);
+	size_t n = ZSTD_decompressDCtx(dctx, *raw, h->raw_len, payload, h->payload_len);
+	if (ZSTD_isError(n)) {
+		snprintf(why, whylen, "could not decompress payload: %s", ZSTD_getErrorName(n));
+		return false;
+	}
+	if (n != h->raw_len) {
+		snprintf(why, whylen, "payload decompressed to %zu bytes, header says %" PRIu32, n,
+			 h->raw_len);
+		return false;
+	}
+	*data = *raw;
+	return true;
+}
+
+/*
+ * Cursor over the records of a decompressed Batch: each is a field-1
+ * entry (tag 0x0a, varint length, packed Change), unpacked one at a time
+ * so a reader never holds a whole batch of decoded records.
+ */
+typedef struct batch_cursor {
+	const uint8_t *data;
+	size_t len;
+	size_t pos;
+	uint32_t index;        /* records returned so far */
+	const frame_hdr_t *hdr;
+	position_t prev;       /* position of the previous record */
+} batch_cursor_t;
+
+static void
+batch_cursor_init(batch_cursor_t *bc, const frame_hdr_t *h, const uint8_t *data)
+{
+	memset(bc, 0, sizeof(*bc));
+	bc->data = data;
+	bc->len = h->raw_len;
+	bc->hdr = h;
+}
+
+/*
+ * Next record of the batch into *out, allocated with alloc.  Returns 1 for
+ * a record, 0 at the end (after checking the count), -1 on a malformed
+ * batch with the reason in why.  Positions must increase and lie within
+ * the header's [first, last].
+ */
+static int
+batch_cursor_next(batch_cursor_t *bc, ProtobufCAllocator *alloc, Steward__Change **out,
+		  position_t *pos, char *why, size_t whylen)
+{
+	if (bc->pos == bc->len) {
+		if (bc->index != bc->hdr->count) {
+			snprintf(why, whylen, "frame holds %" PRIu32 " records, header says %" PRIu32,
+				 bc->index, bc->hdr->count);
+			return -1;
+		}
+		return 0;
+	}
+	if (bc->data[bc->pos] != 0x0a) {
+		snprintf(why, whylen, "unexpected field tag 0x%02x in batch at byte %zu",
+			 bc->data[bc->pos], bc->pos);
+		return -1;
+	}
+	size_t p = bc->pos + 1;
+	uint64_t mlen = 0;
+	int shift = 0;
+	for (;;) {
+		if (p >= bc->len || shift > 63) {
+			snprintf(why, whylen, "bad record length in batch at byte %zu", bc->pos);
+			return -1;
+		}
+		uint8_t b = bc->data[p++];
+		mlen |= (uint64_t) (b & 0x7f) << shift;
+		shift += 7;
+		if (!(b & 0x80))
+			break;
+	}
+	if (mlen > bc->len - p) {
+		snprintf(why, whylen, "record %" PRIu32 " overruns the batch", bc->index);
+		return -1;
+	}
+	Steward__Change *c = steward__change__unpack(alloc, (size_t) mlen, bc->data + p);
+	if (c == NULL) {
+		snprintf(why, whylen, "could not decode record %" PRIu32 " of the batch", bc->index);
+		return -1;
+	}
+	if (!c->has_position || c->position.len == 0 ||
+	    !position_set(pos, c->position.data, c->position.len) ||
+	    (bc->index > 0 && position_cmp(pos, &bc->prev) <= 0) ||
+	    position_cmp(pos, &bc->hdr->first) < 0 || position_cmp(pos, &bc->hdr->last) > 0 ||
+	    (bc->index == 0 && position_cmp(pos, &bc->hdr->first) != 0)) {
+		snprintf(why, whylen, "record %" PRIu32 " has a missing or out-of-order position",
+			 bc->index);
+		steward__change__free_unpacked(c, alloc);
+		return -1;
+	}
+	if (bc->index + 1 == bc->hdr->count && position_cmp(pos, &bc->hdr->last) != 0) {
+		snprintf(why, whylen, "last record's position differs from the frame header");
+		steward__change__free_unpacked(c, alloc);
+		return -1;
+	}
+	bc->prev = *pos;
+	bc->pos = p + (size_t) mlen;
+	bc->index++;
+	*out = c;
+	return 1;
+}
+
 /* ---- reader ---- */
+
 
 struct clog_reader {
 	char *dir;
@@ -877,8 +1031,13 @@ struct clog_reader {
 	uint8_t *raw;
 	size_t raw_cap;
 	ZSTD_DCtx *dctx;
-	Steward__Batch *batch; /* decoded frame being handed out */
-	size_t idx;
+	/* The frame being handed out (r->off stays at its start until done). */
+	bool in_frame;
+	frame_hdr_t hdr;
+	uint64_t frame_end;
+	batch_cursor_t cursor;
+	arena_t *arena;        /* the record last returned */
+	ProtobufCAllocator arena_alloc;
 };
 
 clog_status_t
@@ -896,6 +1055,8 @@ clog_reader_open(const char *dir, const position_t *after, clog_reader_t **out,
 	r->seg_fd = -1;
 	if (after)
 		r->after = *after;
+	r->arena = arena_create(64 * 1024);
+	r->arena_alloc = (ProtobufCAllocator) {pbc_arena_alloc, pbc_arena_free, r->arena};
 	r->dctx = ZSTD_createDCtx();
 	if (r->dctx == NULL) {
 		snprintf(err, errlen, "could not create zstd decompression context");
@@ -956,97 +1117,29 @@ reader_corrupt(clog_reader_t *r, const char *why, char *err, size_t errlen)
 	return CLOG_CORRUPT;
 }
 
-/*
- * Decompress and decode the payload of a checked frame into r->batch.
- * false with the reason in why on any mismatch with the header.
- */
-static bool
-frame_decode(ZSTD_DCtx *dctx, const frame_hdr_t *h, const uint8_t *payload,
-	     uint8_t **raw, size_t *raw_cap, Steward__Batch **batch, char *why, size_t whylen)
-{
-	const uint8_t *data = payload;
-	if (h->compression == FRAME_COMP_ZSTD) {
-		unsigned long long content = ZSTD_getFrameContentSize(payload, h->payload_len);
-		if (content == ZSTD_CONTENTSIZE_ERROR || content == ZSTD_CONTENTSIZE_UNKNOWN) {
-			snprintf(why, whylen, "payload is not a zstd frame with a content size");
-			return false;
-		}
-		if (content != h->raw_len) {
-			snprintf(why, whylen, "zstd content size %llu does not match raw length %" PRIu32,
-				 content, h->raw_len);
-			return false;
-		}
-		grow(raw, raw_cap, h->raw_len ? h->raw_len : 1);
-		size_t n = ZSTD_decompressDCtx(dctx, *raw, h->raw_len, payload, h->payload_len);
-		if (ZSTD_isError(n)) {
-			snprintf(why, whylen, "could not decompress payload: %s", ZSTD_getErrorName(n));
-			return false;
-		}
-		if (n != h->raw_len) {
-			snprintf(why, whylen, "payload decompressed to %zu bytes, header says %" PRIu32,
-				 n, h->raw_len);
-			return false;
-		}
-		data = *raw;
-	} else if (h->payload_len != h->raw_len) {
-		snprintf(why, whylen, "uncompressed payload length %" PRIu32 " differs from raw length %" PRIu32,
-			 h->payload_len, h->raw_len);
-		return false;
-	}
-	Steward__Batch *b = steward__batch__unpack(&pbc_allocator, h->raw_len, data);
-	if (b == NULL) {
-		snprintf(why, whylen, "could not decode the batch of records");
-		return false;
-	}
-	if (b->n_changes != h->count) {
-		snprintf(why, whylen, "frame holds %zu records, header says %" PRIu32, b->n_changes,
-			 h->count);
-		steward__batch__free_unpacked(b, &pbc_allocator);
-		return false;
-	}
-	/* Every record needs a position inside the frame's [first, last]. */
-	position_t prev = {0};
-	for (size_t i = 0; i < b->n_changes; i++) {
-		const Steward__Change *c = b->changes[i];
-		position_t p;
-		if (!c->has_position || c->position.len == 0 ||
-		    !position_set(&p, c->position.data, c->position.len) ||
-		    position_cmp(&p, &prev) <= 0 ||
-		    position_cmp(&p, &h->first) < 0 || position_cmp(&p, &h->last) > 0) {
-			snprintf(why, whylen, "record %zu has a missing or out-of-order position", i);
-			steward__batch__free_unpacked(b, &pbc_allocator);
-			return false;
-		}
-		prev = p;
-	}
-	*batch = b;
-	return true;
-}
-
-static void
-reader_drop_batch(clog_reader_t *r)
-{
-	if (r->batch)
-		steward__batch__free_unpacked(r->batch, &pbc_allocator);
-	r->batch = NULL;
-	r->idx = 0;
-}
-
 clog_status_t
 clog_reader_next(clog_reader_t *r, const Steward__Change **change, char *err, size_t errlen)
 {
 	for (;;) {
-		while (r->batch && r->idx < r->batch->n_changes) {
-			const Steward__Change *c = r->batch->changes[r->idx++];
+		while (r->in_frame) {
+			Steward__Change *c;
 			position_t p;
-			position_set(&p, c->position.data, c->position.len);
+			char why[200];
+			arena_reset(r->arena);
+			int n = batch_cursor_next(&r->cursor, &r->arena_alloc, &c, &p, why, sizeof(why));
+			if (n < 0)
+				return reader_corrupt(r, why, err, errlen);
+			if (n == 0) {
+				r->in_frame = false;
+				r->off = r->frame_end;
+				break;
+			}
 			if (position_cmp(&p, &r->after) <= 0)
-				continue;
+				continue;  /* before the start position */
 			r->after = p;
 			*change = c;
 			return CLOG_OK;
 		}
-		reader_drop_batch(r);
 
 		if (r->seg_fd < 0) {
 			uint64_t next;
@@ -1118,11 +1211,14 @@ clog_reader_next(clog_reader_t *r, const Steward__Change **change, char *err, si
 			r->off = frame_end;  /* wholly before the start position */
 			continue;
 		}
-		if (!frame_decode(r->dctx, &h, r->payload, &r->raw, &r->raw_cap, &r->batch, why,
-				  sizeof(why)))
+		const uint8_t *data;
+		if (!frame_inflate(r->dctx, &h, r->payload, &r->raw, &r->raw_cap, &data, why,
+				   sizeof(why)))
 			return reader_corrupt(r, why, err, errlen);
-		r->idx = 0;
-		r->off = frame_end;
+		r->hdr = h;
+		r->frame_end = frame_end;
+		batch_cursor_init(&r->cursor, &r->hdr, data);
+		r->in_frame = true;
 	}
 }
 
@@ -1140,9 +1236,9 @@ clog_reader_close(clog_reader_t *r)
 {
 	if (r == NULL)
 		return;
-	reader_drop_batch(r);
 	if (r->seg_fd >= 0)
 		close(r->seg_fd);
+	arena_destroy(r->arena);
 	ZSTD_freeDCtx(r->dctx);
 	free(r->payload);
 	free(r->raw);
@@ -1417,6 +1513,26 @@ clog_size_bytes(const char *dir)
 
 /* ---- whole-log scan (verify, stats) ---- */
 
+/* Decompress and decode every record of a checked frame. */
+static bool
+scan_decode(ZSTD_DCtx *dctx, const frame_hdr_t *h, const uint8_t *payload, uint8_t **raw,
+	    size_t *raw_cap, char *why, size_t whylen)
+{
+	const uint8_t *data;
+	if (!frame_inflate(dctx, h, payload, raw, raw_cap, &data, why, whylen))
+		return false;
+	batch_cursor_t bc;
+	batch_cursor_init(&bc, h, data);
+	for (;;) {
+		Steward__Change *c;
+		position_t p;
+		int n = batch_cursor_next(&bc, &pbc_allocator, &c, &p, why, whylen);
+		if (n <= 0)
+			return n == 0;
+		steward__change__free_unpacked(c, &pbc_allocator);
+	}
+}
+
 clog_status_t
 clog_scan(const char *dir, bool deep, clog_scan_t *out, char *err, size_t errlen)
 {
@@ -1488,12 +1604,9 @@ clog_scan(const char *dir, bool deep, clog_scan_t *out, char *err, size_t errlen
 				snprintf(why, sizeof(why), "frame positions do not increase");
 				fs = FRAME_BAD;
 			}
-			Steward__Batch *b = NULL;
-			if (fs == FRAME_OK && deep &&
-			    !frame_decode(dctx, &h, payload, &raw, &raw_cap, &b, why, sizeof(why)))
+			if (fs == FRAME_OK && deep && !scan_decode(dctx, &h, payload, &raw, &raw_cap,
+								    why, sizeof(why)))
 				fs = FRAME_BAD;
-			if (b)
-				steward__batch__free_unpacked(b, &pbc_allocator);
 			if (fs != FRAME_OK) {
 				if (is_last && !valid_frame_after(fd, off, size)) {
 					out->torn_tail = true;
