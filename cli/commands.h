@@ -7,6 +7,8 @@
 #define STEWARD_CLI_COMMANDS_H
 
 int cmd_log(int argc, char **argv);      /* cli/cmd_log.c */
+int cmd_rules(int argc, char **argv);    /* cli/cmd_rules.c */
+int cmd_apply(int argc, char **argv);    /* cli/cmd_apply.c */
 
 /* Add one line per subcommand, and its entry in main.c's table. */
 

@@ -15,6 +15,8 @@ struct command {
 
 static const struct command commands[] = {
 	{"log", cmd_log, "Inspect a change log (dump, verify, gc)"},
+	{"rules", cmd_rules, "Check and explain ownership rules (check, explain)"},
+	{"apply", cmd_apply, "Apply change logs to a target (PostgreSQL warehouse)"},
 	{NULL, NULL, NULL},
 };
 

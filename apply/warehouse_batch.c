@@ -1,0 +1,843 @@
+/*
+ * warehouse_batch.c — collapse, stage, merge and commit a batch of changes
+ * into warehouse tables; see warehouse_batch.h.
+ */
+#include "warehouse_batch.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "arena.h"
+#include "buf.h"
+#include "log.h"
+#include "warehouse_types.h"
+#include "xalloc.h"
+
+/* Per-column state of a collapsed mirror row. */
+enum { CELL_ABSENT = 0, CELL_VALUE = 1, CELL_UNCHANGED = 2, CELL_NULL = 3 };
+
+/* The last state of one key in this batch (arena memory). */
+typedef struct mrow {
+	const char *key;          /* JSON array of the key values */
+	size_t keylen;
+	uint32_t hash;
+	bool deleted;
+	bool partial;             /* some column is CELL_UNCHANGED */
+	size_t ncols;
+	const char **val;
+	size_t *len;
+	unsigned char *state;
+	const char *position_text;
+	int64_t commit_ts_us;
+} mrow_t;
+
+/* What is pending for one table. */
+typedef struct tpend {
+	wh_table_t *table;
+	mrow_t **rows;            /* one per distinct key */
+	size_t nrows, caprows;
+	uint32_t *slots;          /* open addressing: row index + 1, 0 = empty */
+	size_t nslots;
+	buf_t history;            /* COPY text of history rows */
+	size_t nhistory;
+	buf_t keys;               /* SCD2: COPY text of the keys touched */
+} tpend_t;
+
+struct wh_batch {
+	wh_batch_options_t opts;
+	wh_schema_t *schema;
+	arena_t *arena;
+	tpend_t **pend;
+	size_t npend;
+	size_t count;
+	bool in_txn;
+	unsigned stage_seq;       /* names temp staging tables within a transaction */
+	buf_t json, copy, sql;
+	size_t *idx_after, *idx_before;
+	size_t idx_cap;
+};
+
+wh_batch_t *
+wh_batch_create(const wh_batch_options_t *opts, wh_schema_t *schema)
+{
+	wh_batch_t *b = xcalloc(1, sizeof(*b));
+	b->opts = *opts;
+	b->schema = schema;
+	b->arena = arena_create(1 << 20);
+	return b;
+}
+
+static void
+tpend_reset(tpend_t *p)
+{
+	p->nrows = 0;
+	if (p->slots)
+		memset(p->slots, 0, p->nslots * sizeof(*p->slots));
+	buf_reset(&p->history);
+	buf_reset(&p->keys);
+	p->nhistory = 0;
+}
+
+static void
+pend_free_all(wh_batch_t *b)
+{
+	for (size_t i = 0; i < b->npend; i++) {
+		tpend_t *p = b->pend[i];
+		free(p->rows);
+		free(p->slots);
+		buf_free(&p->history);
+		buf_free(&p->keys);
+		free(p);
+	}
+	free(b->pend);
+	b->pend = NULL;
+	b->npend = 0;
+}
+
+void
+wh_batch_free(wh_batch_t *b)
+{
+	if (!b)
+		return;
+	pend_free_all(b);
+	arena_destroy(b->arena);
+	buf_free(&b->json);
+	buf_free(&b->copy);
+	buf_free(&b->sql);
+	free(b->idx_after);
+	free(b->idx_before);
+	free(b);
+}
+
+size_t
+wh_batch_count(const wh_batch_t *b)
+{
+	return b->count;
+}
+
+static tpend_t *
+pend_for(wh_batch_t *b, wh_table_t *t)
+{
+	for (size_t i = b->npend; i-- > 0;)
+		if (b->pend[i]->table == t)
+			return b->pend[i];
+	tpend_t *p = xcalloc(1, sizeof(*p));
+	p->table = t;
+	b->pend = xrealloc(b->pend, (b->npend + 1) * sizeof(*b->pend));
+	b->pend[b->npend++] = p;
+	return p;
+}
+
+/* ---- encoding helpers ---- */
+
+static void
+append_ts(buf_t *out, int64_t us)
+{
+	int64_t secs = us / 1000000, frac = us % 1000000;
+	if (frac < 0) {
+		frac += 1000000;
+		secs--;
+	}
+	time_t tt = (time_t) secs;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	buf_printf(out, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00", tm.tm_year + 1900, tm.tm_mon + 1,
+		   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long) frac);
+}
+
+/* A COPY field holding bytea hex of raw bytes: "\\x…" (backslash escaped). */
+static void
+append_copy_bytea(buf_t *out, const uint8_t *p, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	buf_append(out, "\\\\x", 3);
+	for (size_t i = 0; i < n; i++) {
+		buf_append_char(out, digits[p[i] >> 4]);
+		buf_append_char(out, digits[p[i] & 15]);
+	}
+}
+
+static void
+append_copy_text(buf_t *out, const char *s)
+{
+	if (!s)
+		buf_append(out, "\\N", 2);
+	else
+		wh_copy_escape(out, s, strlen(s));
+}
+
+/* JSON object of an image: {"col": "text" | null}; unchanged columns left out. */
+static void
+image_json(buf_t *j, const wh_value_t *v, size_t n)
+{
+	buf_reset(j);
+	buf_append_char(j, '{');
+	bool first = true;
+	for (size_t i = 0; i < n; i++) {
+		if (v[i].unchanged)
+			continue;
+		if (!first)
+			buf_append(j, ", ", 2);
+		first = false;
+		wh_json_string(j, v[i].name, strlen(v[i].name));
+		buf_append(j, ": ", 2);
+		if (v[i].text)
+			wh_json_string(j, v[i].text, v[i].len);
+		else
+			buf_append(j, "null", 4);
+	}
+	buf_append_char(j, '}');
+}
+
+static const wh_value_t *
+image_find(const wh_value_t *v, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i].name, name) == 0)
+			return &v[i];
+	return NULL;
+}
+
+/*
+ * JSON array of the key values from image v into j.  False when the image
+ * lacks a key column (or there is no key).
+ */
+static bool
+key_json(buf_t *j, const wh_change_t *c, const wh_value_t *v, size_t n)
+{
+	buf_reset(j);
+	if (c->nkey == 0)
+		return false;
+	buf_append_char(j, '[');
+	for (size_t k = 0; k < c->nkey; k++) {
+		const wh_value_t *kv = image_find(v, n, c->key[k]);
+		if (!kv || kv->unchanged)
+			return false;
+		if (k)
+			buf_append(j, ", ", 2);
+		if (kv->text)
+			wh_json_string(j, kv->text, kv->len);
+		else
+			buf_append(j, "null", 4);
+	}
+	buf_append_char(j, ']');
+	return true;
+}
+
+/* ---- mirror collapse ---- */
+
+static uint32_t
+hash_bytes(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char) s[i]) * 16777619u;
+	return h;
+}
+
+static void
+slots_grow(tpend_t *p)
+{
+	size_t n = p->nslots ? p->nslots * 2 : 1024;
+	free(p->slots);
+	p->slots = xcalloc(n, sizeof(*p->slots));
+	p->nslots = n;
+	for (size_t r = 0; r < p->nrows; r++) {
+		size_t s = p->rows[r]->hash & (n - 1);
+		while (p->slots[s])
+			s = (s + 1) & (n - 1);
+		p->slots[s] = (uint32_t) (r + 1);
+	}
+}
+
+/* Put row as the latest state of its key, inheriting unchanged columns. */
+static void
+mirror_put(tpend_t *p, mrow_t *row)
+{
+	if ((p->nrows + 1) * 2 > p->nslots)
+		slots_grow(p);
+	size_t mask = p->nslots - 1, s = row->hash & mask;
+	for (; p->slots[s]; s = (s + 1) & mask) {
+		mrow_t *old = p->rows[p->slots[s] - 1];
+		if (old->hash != row->hash || old->keylen != row->keylen ||
+		    memcmp(old->key, row->key, row->keylen) != 0)
+			continue;
+		if (row->partial && !row->deleted && !old->deleted) {
+			row->partial = false;
+			for (size_t i = 0; i < row->ncols; i++) {
+				if (row->state[i] != CELL_UNCHANGED)
+					continue;
+				if (i < old->ncols && (old->state[i] == CELL_VALUE ||
+						       old->state[i] == CELL_NULL)) {
+					row->state[i] = old->state[i];
+					row->val[i] = old->val[i];
+					row->len[i] = old->len[i];
+				} else {
+					row->partial = true;
+				}
+			}
+		}
+		p->rows[p->slots[s] - 1] = row;
+		return;
+	}
+	if (p->nrows == p->caprows) {
+		p->caprows = p->caprows ? p->caprows * 2 : 256;
+		p->rows = xrealloc(p->rows, p->caprows * sizeof(*p->rows));
+	}
+	p->rows[p->nrows++] = row;
+	p->slots[s] = (uint32_t) p->nrows;
+}
+
+static mrow_t *
+mrow_new(wh_batch_t *b, const wh_table_t *t, const buf_t *key, bool deleted,
+	 const wh_value_t *v, const size_t *idx, size_t n, const wh_change_t *c)
+{
+	mrow_t *r = arena_calloc(b->arena, sizeof(*r));
+	r->key = arena_memdup(b->arena, key->data, key->len);
+	r->keylen = key->len;
+	r->hash = hash_bytes(key->data, key->len);
+	r->deleted = deleted;
+	r->ncols = t->ncols;
+	r->val = arena_calloc(b->arena, t->ncols * sizeof(*r->val));
+	r->len = arena_calloc(b->arena, t->ncols * sizeof(*r->len));
+	r->state = arena_calloc(b->arena, t->ncols);
+	for (size_t i = 0; i < n; i++) {
+		size_t j = idx[i];
+		if (j >= t->ncols)
+			continue;
+		if (v[i].unchanged) {
+			r->state[j] = CELL_UNCHANGED;
+			r->partial = true;
+		} else if (!v[i].text) {
+			r->state[j] = CELL_NULL;
+		} else {
+			r->state[j] = CELL_VALUE;
+			r->val[j] = arena_memdup(b->arena, v[i].text, v[i].len);
+			r->len[j] = v[i].len;
+		}
+	}
+	r->position_text = arena_strdup(b->arena, c->position_text ? c->position_text : "");
+	r->commit_ts_us = c->commit_ts_us;
+	return r;
+}
+
+/* ---- history ---- */
+
+static void
+history_row(wh_batch_t *b, tpend_t *p, const wh_change_t *c, const buf_t *key, bool haskey)
+{
+	buf_t *h = &p->history;
+	append_copy_text(h, c->op_name);
+	buf_append_char(h, '\t');
+	append_copy_text(h, c->source);
+	buf_append_char(h, '\t');
+	append_copy_text(h, c->position_text ? c->position_text : "");
+	buf_append_char(h, '\t');
+	append_copy_bytea(h, c->position, c->position_len);
+	buf_append_char(h, '\t');
+	if (c->commit_ts_us)
+		append_ts(h, c->commit_ts_us);
+	else
+		buf_append(h, "\\N", 2);
+	buf_append_char(h, '\t');
+	append_copy_text(h, c->txid && *c->txid ? c->txid : NULL);
+	buf_append_char(h, '\t');
+	/* correlation id: source and position, as on every log line */
+	append_copy_text(h, c->source);
+	buf_append_char(h, ':');
+	append_copy_text(h, c->position_text ? c->position_text : "");
+	buf_append_char(h, '\t');
+	if (haskey)
+		wh_copy_escape(h, key->data, key->len);
+	else
+		buf_append(h, "\\N", 2);
+	for (int img = 0; img < 2; img++) {
+		const wh_value_t *v = img ? c->after : c->before;
+		size_t n = img ? c->nafter : c->nbefore;
+		buf_append_char(h, '\t');
+		if (n == 0 && !(img == 1 && c->op == WH_OP_UPSERT)) {
+			buf_append(h, "\\N", 2);
+			continue;
+		}
+		image_json(&b->json, v, n);
+		wh_copy_escape(h, b->json.data, b->json.len);
+	}
+	if (b->opts.scd2) {
+		/* valid_from, valid_to: a truncate row is closed at once; the rest
+		 * are closed by the next version of their key (see flush). */
+		buf_append_char(h, '\t');
+		if (c->commit_ts_us)
+			append_ts(h, c->commit_ts_us);
+		else
+			buf_append(h, "\\N", 2);
+		buf_append_char(h, '\t');
+		if (c->op == WH_OP_TRUNCATE && c->commit_ts_us)
+			append_ts(h, c->commit_ts_us);
+		else
+			buf_append(h, "\\N", 2);
+		if (haskey) {
+			wh_copy_escape(&p->keys, key->data, key->len);
+			buf_append_char(&p->keys, '\n');
+		}
+	}
+	buf_append_char(h, '\n');
+	p->nhistory++;
+}
+
+/* ---- SQL plumbing ---- */
+
+static wh_status_t
+copy_in(PGconn *conn, const char *sql, const buf_t *data, const char *what, char *err,
+	size_t errlen)
+{
+	wh_status_t st = WH_OK;
+	PGresult *res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		st = wh_pg_error(conn, res, what, err, errlen);
+		PQclear(res);
+		return st;
+	}
+	PQclear(res);
+	const size_t chunk = 1 << 20;
+	for (size_t off = 0; off < data->len && st == WH_OK; off += chunk) {
+		size_t n = data->len - off < chunk ? data->len - off : chunk;
+		if (PQputCopyData(conn, data->data + off, (int) n) != 1)
+			st = wh_pg_error(conn, NULL, what, err, errlen);
+	}
+	if (PQputCopyEnd(conn, st == WH_OK ? NULL : "aborted") != 1 && st == WH_OK)
+		st = wh_pg_error(conn, NULL, what, err, errlen);
+	while ((res = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && st == WH_OK)
+			st = wh_pg_error(conn, res, what, err, errlen);
+		PQclear(res);
+	}
+	return st;
+}
+
+static wh_status_t
+ensure_txn(wh_batch_t *b, PGconn *conn, char *err, size_t errlen)
+{
+	if (b->in_txn)
+		return WH_OK;
+	wh_status_t st = wh_exec(conn, "BEGIN", "could not begin a warehouse transaction", err,
+				 errlen);
+	if (st == WH_OK)
+		b->in_txn = true;
+	return st;
+}
+
+/* Column list of the mirror's data columns, then the _steward_ ones. */
+static void
+mirror_columns(buf_t *sql, const wh_table_t *t)
+{
+	for (size_t j = 0; j < t->ncols; j++)
+		buf_printf(sql, "%s, ", t->cols[j].ident);
+	buf_append_str(sql, "_steward_deleted, _steward_deleted_at, _steward_position,"
+			    " _steward_commit_ts");
+}
+
+static bool
+is_key(const wh_table_t *t, size_t j)
+{
+	for (size_t k = 0; k < t->nkey; k++)
+		if (t->key[k] == j)
+			return true;
+	return false;
+}
+
+/* A row with unchanged (TOAST) columns: upsert only the columns it has. */
+static wh_status_t
+upsert_partial(wh_batch_t *b, PGconn *conn, const wh_table_t *t, const mrow_t *r, char *err,
+	       size_t errlen)
+{
+	buf_t *sql = &b->sql;
+	buf_reset(sql);
+	const char **params = xcalloc(t->ncols + 2, sizeof(*params));
+	int *lens = xcalloc(t->ncols + 2, sizeof(*lens));
+	int np = 0;
+	buf_printf(sql, "INSERT INTO %s AS t (", t->mirror_qname);
+	for (size_t j = 0; j < t->ncols; j++)
+		if (j < r->ncols && r->state[j] != CELL_UNCHANGED)
+			buf_printf(sql, "%s, ", t->cols[j].ident);
+	buf_append_str(sql, "_steward_deleted, _steward_deleted_at, _steward_position,"
+			    " _steward_commit_ts) VALUES (");
+	for (size_t j = 0; j < t->ncols; j++) {
+		if (j < r->ncols && r->state[j] == CELL_UNCHANGED)
+			continue;
+		params[np] = j < r->ncols && r->state[j] == CELL_VALUE ? r->val[j] : NULL;
+		lens[np] = (int) (j < r->ncols ? r->len[j] : 0);
+		buf_printf(sql, "$%d, ", ++np);
+	}
+	params[np] = r->position_text;
+	buf_printf(sql, "false, NULL, $%d, ", ++np);
+	char ts[40] = "";
+	buf_t tsb = BUF_INIT;
+	if (r->commit_ts_us) {
+		append_ts(&tsb, r->commit_ts_us);
+		snprintf(ts, sizeof(ts), "%s", tsb.data);
+	}
+	params[np] = r->commit_ts_us ? ts : NULL;
+	buf_printf(sql, "$%d::timestamptz) ON CONFLICT (", ++np);
+	for (size_t k = 0; k < t->nkey; k++)
+		buf_printf(sql, "%s%s", k ? ", " : "", t->cols[t->key[k]].ident);
+	buf_append_str(sql, ") DO UPDATE SET ");
+	for (size_t j = 0; j < t->ncols; j++)
+		if (!is_key(t, j) && j < r->ncols && r->state[j] != CELL_UNCHANGED)
+			buf_printf(sql, "%s = EXCLUDED.%s, ", t->cols[j].ident, t->cols[j].ident);
+	buf_append_str(sql, "_steward_deleted = false, _steward_deleted_at = NULL,"
+			    " _steward_position = EXCLUDED._steward_position,"
+			    " _steward_commit_ts = EXCLUDED._steward_commit_ts");
+	PGresult *res = PQexecParams(conn, sql->data, np, NULL, params, lens, NULL, 0);
+	wh_status_t st = WH_OK;
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		st = wh_pg_error(conn, res, "could not apply a row with unchanged columns", err,
+				 errlen);
+	PQclear(res);
+	buf_free(&tsb);
+	free(params);
+	free(lens);
+	return st;
+}
+
+static wh_status_t
+flush_mirror(wh_batch_t *b, PGconn *conn, tpend_t *p, char *err, size_t errlen)
+{
+	wh_table_t *t = p->table;
+	wh_status_t st = WH_OK;
+	buf_t *sql = &b->sql, *cp = &b->copy;
+	char stage[32];
+	snprintf(stage, sizeof(stage), "_steward_stage_%u", ++b->stage_seq);
+
+	buf_reset(cp);
+	size_t nbulk = 0, ndel = 0;
+	for (size_t r = 0; r < p->nrows; r++) {
+		const mrow_t *row = p->rows[r];
+		if (row->partial)
+			continue;
+		nbulk++;
+		ndel += row->deleted;
+		for (size_t j = 0; j < t->ncols; j++) {
+			if (j < row->ncols && row->state[j] == CELL_VALUE)
+				wh_copy_escape(cp, row->val[j], row->len[j]);
+			else
+				buf_append(cp, "\\N", 2);
+			buf_append_char(cp, '\t');
+		}
+		if (row->deleted) {
+			buf_append(cp, "t\t", 2);
+			if (row->commit_ts_us)
+				append_ts(cp, row->commit_ts_us);
+			else
+				buf_append(cp, "\\N", 2);
+		} else {
+			buf_append(cp, "f\t\\N", 4);
+		}
+		buf_append_char(cp, '\t');
+		append_copy_text(cp, row->position_text);
+		buf_append_char(cp, '\t');
+		if (row->commit_ts_us)
+			append_ts(cp, row->commit_ts_us);
+		else
+			buf_append(cp, "\\N", 2);
+		buf_append_char(cp, '\n');
+	}
+	if (nbulk > 0) {
+		buf_reset(sql);
+		buf_printf(sql, "CREATE TEMP TABLE %s (LIKE %s INCLUDING DEFAULTS) ON COMMIT DROP",
+			   stage, t->mirror_qname);
+		if ((st = wh_exec(conn, sql->data, "could not create staging table", err, errlen)))
+			goto out;
+		buf_reset(sql);
+		buf_printf(sql, "COPY %s (", stage);
+		mirror_columns(sql, t);
+		buf_append_str(sql, ") FROM STDIN");
+		if ((st = copy_in(conn, sql->data, cp, "could not copy into staging table", err,
+				  errlen)))
+			goto out;
+		if (b->opts.hard_delete && ndel > 0) {
+			buf_reset(sql);
+			buf_printf(sql, "DELETE FROM %s t USING %s s WHERE s._steward_deleted",
+				   t->mirror_qname, stage);
+			for (size_t k = 0; k < t->nkey; k++)
+				buf_printf(sql, " AND t.%s = s.%s", t->cols[t->key[k]].ident,
+					   t->cols[t->key[k]].ident);
+			if ((st = wh_exec(conn, sql->data, "could not delete rows", err, errlen)))
+				goto out;
+		}
+		if (!b->opts.hard_delete || nbulk > ndel) {
+			buf_reset(sql);
+			buf_printf(sql, "INSERT INTO %s AS t (", t->mirror_qname);
+			mirror_columns(sql, t);
+			buf_append_str(sql, ") SELECT ");
+			mirror_columns(sql, t);
+			buf_printf(sql, " FROM %s%s ON CONFLICT (", stage,
+				   b->opts.hard_delete ? " WHERE NOT _steward_deleted" : "");
+			for (size_t k = 0; k < t->nkey; k++)
+				buf_printf(sql, "%s%s", k ? ", " : "", t->cols[t->key[k]].ident);
+			buf_append_str(sql, ") DO UPDATE SET ");
+			for (size_t j = 0; j < t->ncols; j++) {
+				const char *id = t->cols[j].ident;
+				if (is_key(t, j))
+					continue;
+				/* A soft delete keeps the row's last values. */
+				if (ndel > 0 && !b->opts.hard_delete)
+					buf_printf(sql, "%s = CASE WHEN EXCLUDED._steward_deleted THEN t.%s"
+							" ELSE EXCLUDED.%s END, ", id, id, id);
+				else
+					buf_printf(sql, "%s = EXCLUDED.%s, ", id, id);
+			}
+			buf_append_str(sql, "_steward_deleted = EXCLUDED._steward_deleted,"
+					    " _steward_deleted_at = EXCLUDED._steward_deleted_at,"
+					    " _steward_position = EXCLUDED._steward_position,"
+					    " _steward_commit_ts = EXCLUDED._steward_commit_ts");
+			if ((st = wh_exec(conn, sql->data, "could not merge into mirror table", err,
+					  errlen)))
+				goto out;
+		}
+	}
+	for (size_t r = 0; r < p->nrows && st == WH_OK; r++) {
+		const mrow_t *row = p->rows[r];
+		if (row->partial)
+			st = upsert_partial(b, conn, t, row, err, errlen);
+	}
+out:
+	return st;
+}
+
+static wh_status_t
+flush_history(wh_batch_t *b, PGconn *conn, tpend_t *p, char *err, size_t errlen)
+{
+	wh_table_t *t = p->table;
+	wh_status_t st = WH_OK;
+	buf_t *sql = &b->sql;
+	buf_reset(sql);
+	buf_printf(sql, "COPY %s (op, source, position_text, position, commit_ts, txid,"
+			" correlation_id, key, before, after%s) FROM STDIN",
+		   t->history_qname, b->opts.scd2 ? ", valid_from, valid_to" : "");
+	if ((st = copy_in(conn, sql->data, &p->history, "could not copy into history table", err,
+			  errlen)))
+		return st;
+	if (!b->opts.scd2 || p->keys.len == 0)
+		return WH_OK;
+	/* Close the versions this batch superseded: each open row of a touched
+	 * key ends where the next one (by source position) begins; a delete
+	 * ends its key's history. */
+	char keys[32];
+	snprintf(keys, sizeof(keys), "_steward_keys_%u", ++b->stage_seq);
+	buf_reset(sql);
+	buf_printf(sql, "CREATE TEMP TABLE %s (key jsonb) ON COMMIT DROP", keys);
+	if ((st = wh_exec(conn, sql->data, "could not create key staging table", err, errlen)))
+		return st;
+	buf_reset(sql);
+	buf_printf(sql, "COPY %s (key) FROM STDIN", keys);
+	if ((st = copy_in(conn, sql->data, &p->keys, "could not copy keys", err, errlen)))
+		return st;
+	buf_reset(sql);
+	buf_printf(sql,
+		   "UPDATE %s h SET valid_to = n.next_from FROM ("
+		   " SELECT x.ctid AS id, lead(x.valid_from) OVER"
+		   "   (PARTITION BY x.key ORDER BY x.position) AS next_from"
+		   " FROM %s x WHERE x.valid_to IS NULL"
+		   "   AND x.key IN (SELECT DISTINCT key FROM %s)) n"
+		   " WHERE h.ctid = n.id AND n.next_from IS NOT NULL;"
+		   "UPDATE %s SET valid_to = valid_from WHERE op = 'delete' AND valid_to IS NULL"
+		   " AND key IN (SELECT DISTINCT key FROM %s)",
+		   t->history_qname, t->history_qname, keys, t->history_qname, keys);
+	return wh_exec(conn, sql->data, "could not close history versions", err, errlen);
+}
+
+static wh_status_t
+flush_table(wh_batch_t *b, PGconn *conn, tpend_t *p, char *err, size_t errlen)
+{
+	wh_status_t st = WH_OK;
+	if (p->nrows > 0 && (st = flush_mirror(b, conn, p, err, errlen)) != WH_OK)
+		return st;
+	if (p->nhistory > 0 && (st = flush_history(b, conn, p, err, errlen)) != WH_OK)
+		return st;
+	tpend_reset(p);
+	return WH_OK;
+}
+
+/* ---- public ---- */
+
+static wh_status_t
+add_truncate(wh_batch_t *b, PGconn *conn, const wh_change_t *c, char *err, size_t errlen)
+{
+	wh_table_t *t = NULL;
+	wh_status_t st = wh_schema_lookup(conn, b->schema, c->target, &t, err, errlen);
+	if (st != WH_OK || !t)
+		return st;  /* never seen: nothing to truncate */
+	tpend_t *p = pend_for(b, t);
+	if ((st = flush_table(b, conn, p, err, errlen)) != WH_OK)
+		return st;
+	buf_t ts = BUF_INIT;
+	if (c->commit_ts_us)
+		append_ts(&ts, c->commit_ts_us);
+	const char *params[2] = {c->commit_ts_us ? ts.data : NULL,
+				 c->position_text ? c->position_text : ""};
+	buf_t *sql = &b->sql;
+	buf_reset(sql);
+	PGresult *res = NULL;
+	if ((b->opts.modes & WH_MODE_MIRROR) && t->has_mirror) {
+		/* DELETE rather than TRUNCATE: MVCC-safe for concurrent readers. */
+		if (b->opts.hard_delete)
+			buf_printf(sql, "DELETE FROM %s", t->mirror_qname);
+		else
+			buf_printf(sql, "UPDATE %s SET _steward_deleted = true,"
+					" _steward_deleted_at = $1::timestamptz, _steward_position = $2,"
+					" _steward_commit_ts = $1::timestamptz WHERE NOT _steward_deleted",
+				   t->mirror_qname);
+		res = PQexecParams(conn, sql->data, b->opts.hard_delete ? 0 : 2, NULL, params, NULL,
+				   NULL, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			st = wh_pg_error(conn, res, "could not truncate mirror table", err, errlen);
+			goto out;
+		}
+		PQclear(res);
+		res = NULL;
+	}
+	if ((b->opts.modes & WH_MODE_HISTORY) && t->has_history) {
+		if (b->opts.scd2) {
+			buf_reset(sql);
+			buf_printf(sql, "UPDATE %s SET valid_to = $1::timestamptz WHERE valid_to IS NULL",
+				   t->history_qname);
+			res = PQexecParams(conn, sql->data, 1, NULL, params, NULL, NULL, 0);
+			if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+				st = wh_pg_error(conn, res, "could not close history versions", err,
+						 errlen);
+				goto out;
+			}
+		}
+		buf_t none = BUF_INIT;
+		history_row(b, p, c, &none, false);
+	}
+out:
+	PQclear(res);
+	buf_free(&ts);
+	return st;
+}
+
+wh_status_t
+wh_batch_add(wh_batch_t *b, PGconn *conn, const wh_change_t *c, char *err, size_t errlen)
+{
+	wh_status_t st = ensure_txn(b, conn, err, errlen);
+	if (st != WH_OK)
+		return st;
+	if (c->op == WH_OP_TRUNCATE) {
+		st = add_truncate(b, conn, c, err, errlen);
+		if (st == WH_OK)
+			b->count++;
+		return st;
+	}
+	size_t need = c->nafter > c->nbefore ? c->nafter : c->nbefore;
+	if (need > b->idx_cap) {
+		b->idx_cap = need * 2;
+		b->idx_after = xrealloc(b->idx_after, b->idx_cap * sizeof(size_t));
+		b->idx_before = xrealloc(b->idx_before, b->idx_cap * sizeof(size_t));
+	}
+	wh_table_t *t = NULL;
+	st = wh_schema_prepare(conn, b->schema, c, &t, b->idx_after, b->idx_before, err, errlen);
+	if (st != WH_OK)
+		return st;
+	tpend_t *p = pend_for(b, t);
+	buf_t key = BUF_INIT;
+	bool deleted = c->op == WH_OP_DELETE;
+	const wh_value_t *img = deleted ? c->before : c->after;
+	size_t nimg = deleted ? c->nbefore : c->nafter;
+	const size_t *idx = deleted ? b->idx_before : b->idx_after;
+	bool haskey = key_json(&key, c, img, nimg);
+	if (!haskey && !deleted && c->nbefore)
+		haskey = key_json(&key, c, c->before, c->nbefore);
+	if (b->opts.modes & WH_MODE_HISTORY)
+		history_row(b, p, c, &key, haskey);
+	if ((b->opts.modes & WH_MODE_MIRROR) && t->has_mirror && haskey) {
+		if (!deleted && c->nbefore) {
+			/* An update that changed the key: the old key is gone. */
+			buf_t oldkey = BUF_INIT;
+			if (key_json(&oldkey, c, c->before, c->nbefore) &&
+			    (oldkey.len != key.len || memcmp(oldkey.data, key.data, key.len) != 0))
+				mirror_put(p, mrow_new(b, t, &oldkey, true, c->before, b->idx_before,
+						       c->nbefore, c));
+			buf_free(&oldkey);
+		}
+		mirror_put(p, mrow_new(b, t, &key, deleted, img, idx, nimg, c));
+	} else if ((b->opts.modes & WH_MODE_MIRROR) && t->has_mirror) {
+		log_warn("warehouse", "change at %s:%s to %s has no key value: not in the mirror",
+			 c->source, c->position_text ? c->position_text : "", t->base);
+	}
+	buf_free(&key);
+	b->count++;
+	return WH_OK;
+}
+
+static void
+batch_reset(wh_batch_t *b)
+{
+	for (size_t i = 0; i < b->npend; i++)
+		tpend_reset(b->pend[i]);
+	arena_reset(b->arena);
+	b->count = 0;
+	b->in_txn = false;
+	b->stage_seq = 0;
+}
+
+wh_status_t
+wh_batch_commit(wh_batch_t *b, PGconn *conn, const wh_progress_t *progress, size_t nprogress,
+		char *err, size_t errlen)
+{
+	wh_status_t st = WH_OK;
+	PGresult *res = NULL;
+	char *sql = NULL;
+	if (!b->in_txn && nprogress == 0)
+		return WH_OK;
+	if ((st = ensure_txn(b, conn, err, errlen)) != WH_OK)
+		goto out;
+	for (size_t i = 0; i < b->npend; i++)
+		if ((st = flush_table(b, conn, b->pend[i], err, errlen)) != WH_OK)
+			goto out;
+	/* The positions commit with the rows they produced: this is the
+	 * exactly-once promise (see the header). */
+	sql = xasprintf("INSERT INTO %s.%s AS s (source, position, position_text, log_dir,"
+			" changes, applied_at) VALUES ($1, $2, $3, $4, $5, now())"
+			" ON CONFLICT (source) DO UPDATE SET position = EXCLUDED.position,"
+			" position_text = EXCLUDED.position_text, log_dir = EXCLUDED.log_dir,"
+			" changes = s.changes + EXCLUDED.changes, applied_at = now()",
+			wh_schema_qname(b->schema), WH_STATE_TABLE);
+	for (size_t i = 0; i < nprogress; i++) {
+		char count[32];
+		snprintf(count, sizeof(count), "%llu", (unsigned long long) progress[i].changes);
+		const char *params[5] = {progress[i].source, (const char *) progress[i].position,
+					 progress[i].position_text, progress[i].log_dir, count};
+		int lens[5] = {0, (int) progress[i].position_len, 0, 0, 0};
+		int formats[5] = {0, 1, 0, 0, 0};
+		res = PQexecParams(conn, sql, 5, NULL, params, lens, formats, 0);
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			st = wh_pg_error(conn, res, "could not store the applied position", err, errlen);
+			goto out;
+		}
+		PQclear(res);
+		res = NULL;
+	}
+	if ((st = wh_exec(conn, "COMMIT", "could not commit the warehouse transaction", err,
+			  errlen)) != WH_OK)
+		goto out;
+	batch_reset(b);
+out:
+	PQclear(res);
+	free(sql);
+	return st;
+}
+
+void
+wh_batch_abort(wh_batch_t *b, PGconn *conn)
+{
+	if (b->in_txn && conn && PQstatus(conn) == CONNECTION_OK) {
+		PGresult *res = PQexec(conn, "ROLLBACK");
+		PQclear(res);
+	}
+	batch_reset(b);
+	pend_free_all(b);
+	wh_schema_invalidate(b->schema);
+}

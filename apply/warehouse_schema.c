@@ -1,0 +1,528 @@
+/*
+ * warehouse_schema.c — warehouse tables, schema evolution and the state
+ * table; see warehouse_schema.h.
+ */
+#include "warehouse_schema.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "log.h"
+#include "warehouse_types.h"
+#include "xalloc.h"
+
+struct wh_schema {
+	char *schema;        /* raw name */
+	char *qschema;       /* quoted, set by bootstrap */
+	unsigned modes;
+	bool scd2;
+	wh_table_t **tables;
+	size_t ntables;
+	wh_table_t *last;    /* most recent lookup (fast path) */
+};
+
+wh_schema_t *
+wh_schema_create(const wh_schema_options_t *opts)
+{
+	wh_schema_t *s = xcalloc(1, sizeof(*s));
+	s->schema = xstrdup(opts->schema);
+	s->modes = opts->modes;
+	s->scd2 = opts->scd2;
+	return s;
+}
+
+static void
+table_free(wh_table_t *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->ncols; i++) {
+		free(t->cols[i].name);
+		free(t->cols[i].ident);
+		free(t->cols[i].type);
+		free(t->cols[i].seen_type);
+	}
+	free(t->cols);
+	free(t->key);
+	free(t->hint);
+	free(t->base);
+	free(t->mirror_qname);
+	free(t->history_qname);
+	free(t);
+}
+
+void
+wh_schema_invalidate(wh_schema_t *s)
+{
+	for (size_t i = 0; i < s->ntables; i++)
+		table_free(s->tables[i]);
+	free(s->tables);
+	s->tables = NULL;
+	s->ntables = 0;
+	s->last = NULL;
+}
+
+void
+wh_schema_free(wh_schema_t *s)
+{
+	if (!s)
+		return;
+	wh_schema_invalidate(s);
+	free(s->schema);
+	free(s->qschema);
+	free(s);
+}
+
+const char *
+wh_schema_qname(const wh_schema_t *s)
+{
+	return s->qschema;
+}
+
+char *
+wh_ident(PGconn *conn, const char *name)
+{
+	char *q = PQescapeIdentifier(conn, name, strlen(name));
+	if (!q)
+		return NULL;
+	char *r = xstrdup(q);
+	PQfreemem(q);
+	return r;
+}
+
+static void
+trim_newline(char *s)
+{
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == '\n' || s[n - 1] == ' '))
+		s[--n] = '\0';
+}
+
+wh_status_t
+wh_pg_error(PGconn *conn, const PGresult *res, const char *what, char *err, size_t errlen)
+{
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+	wh_status_t st = WH_FATAL;
+	if (PQstatus(conn) != CONNECTION_OK || !state)
+		st = WH_RETRY;
+	else if (strncmp(state, "08", 2) == 0 || strncmp(state, "40", 2) == 0 ||
+		 strncmp(state, "53", 2) == 0 || strncmp(state, "57P", 3) == 0 ||
+		 strcmp(state, "55P03") == 0)
+		st = WH_RETRY;
+	char msg[512];
+	snprintf(msg, sizeof(msg), "%s", res && *PQresultErrorMessage(res) ? PQresultErrorMessage(res)
+									     : PQerrorMessage(conn));
+	trim_newline(msg);
+	snprintf(err, errlen, "%s: %s (%s)", what, *msg ? msg : "unknown error",
+		 st == WH_RETRY ? "retriable" : "not retriable");
+	return st;
+}
+
+wh_status_t
+wh_exec(PGconn *conn, const char *sql, const char *what, char *err, size_t errlen)
+{
+	PGresult *res = PQexec(conn, sql);
+	wh_status_t st = WH_OK;
+	ExecStatusType es = PQresultStatus(res);
+	if (es != PGRES_COMMAND_OK && es != PGRES_TUPLES_OK)
+		st = wh_pg_error(conn, res, what, err, errlen);
+	PQclear(res);
+	return st;
+}
+
+wh_status_t
+wh_schema_bootstrap(PGconn *conn, wh_schema_t *s, char *err, size_t errlen)
+{
+	wh_status_t st = WH_OK;
+	PGresult *res = NULL;
+	buf_t sql = BUF_INIT;
+	char *lockname = xasprintf("steward apply %s", s->schema);
+
+	free(s->qschema);
+	s->qschema = wh_ident(conn, s->schema);
+	if (!s->qschema) {
+		snprintf(err, errlen, "invalid warehouse schema name \"%s\" (not retriable)", s->schema);
+		st = WH_FATAL;
+		goto out;
+	}
+	const char *params[1] = {lockname};
+	res = PQexecParams(conn, "SELECT pg_try_advisory_lock(hashtext($1))", 1, NULL, params,
+			   NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		st = wh_pg_error(conn, res, "could not take the warehouse apply lock", err, errlen);
+		goto out;
+	}
+	if (strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		snprintf(err, errlen,
+			 "another steward apply is writing to warehouse schema \"%s\" (retriable)",
+			 s->schema);
+		st = WH_RETRY;
+		goto out;
+	}
+	buf_printf(&sql,
+		   "CREATE SCHEMA IF NOT EXISTS %s;"
+		   "CREATE TABLE IF NOT EXISTS %s.%s ("
+		   " source text PRIMARY KEY,"
+		   " position bytea NOT NULL,"
+		   " position_text text,"
+		   " log_dir text,"
+		   " changes bigint NOT NULL DEFAULT 0,"
+		   " applied_at timestamptz NOT NULL DEFAULT now())",
+		   s->qschema, s->qschema, WH_STATE_TABLE);
+	st = wh_exec(conn, sql.data, "could not create the warehouse state table", err, errlen);
+out:
+	PQclear(res);
+	buf_free(&sql);
+	free(lockname);
+	return st;
+}
+
+wh_status_t
+wh_state_load(PGconn *conn, wh_schema_t *s, const char *source, position_t *pos,
+	      bool *found, char *err, size_t errlen)
+{
+	wh_status_t st = WH_OK;
+	char *sql = xasprintf("SELECT position FROM %s.%s WHERE source = $1", s->qschema,
+			      WH_STATE_TABLE);
+	const char *params[1] = {source};
+	/* Binary result: the position's raw bytes. */
+	PGresult *res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 1);
+	*found = false;
+	pos->len = 0;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		st = wh_pg_error(conn, res, "could not read the applied position", err, errlen);
+		goto out;
+	}
+	if (PQntuples(res) == 1) {
+		if (!position_set(pos, (const uint8_t *) PQgetvalue(res, 0, 0),
+				  (size_t) PQgetlength(res, 0, 0))) {
+			snprintf(err, errlen, "stored position of source \"%s\" is too long (not retriable)",
+				 source);
+			st = WH_FATAL;
+			goto out;
+		}
+		*found = true;
+	}
+out:
+	PQclear(res);
+	free(sql);
+	return st;
+}
+
+/* ---- table cache ---- */
+
+static wh_table_t *
+find_table(wh_schema_t *s, const char *base)
+{
+	if (s->last && strcmp(s->last->base, base) == 0)
+		return s->last;
+	for (size_t i = 0; i < s->ntables; i++)
+		if (strcmp(s->tables[i]->base, base) == 0)
+			return s->last = s->tables[i];
+	return NULL;
+}
+
+static size_t
+add_column(wh_table_t *t, PGconn *conn, const char *name, const char *type)
+{
+	t->cols = xrealloc(t->cols, (t->ncols + 1) * sizeof(*t->cols));
+	wh_column_t *c = &t->cols[t->ncols];
+	c->name = xstrdup(name);
+	c->ident = wh_ident(conn, name);
+	if (!c->ident)
+		c->ident = xstrdup("\"?\"");  /* unreachable for valid UTF-8; DDL would fail */
+	c->type = xstrdup(type);
+	c->seen_type = xstrdup(type);
+	return t->ncols++;
+}
+
+static bool
+relation_exists(PGconn *conn, wh_schema_t *s, const char *name, PGresult **res)
+{
+	const char *params[2] = {s->schema, name};
+	*res = PQexecParams(conn,
+			    "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+			    " WHERE n.nspname = $1 AND c.relname = $2",
+			    2, NULL, params, NULL, NULL, 0);
+	return PQresultStatus(*res) == PGRES_TUPLES_OK && PQntuples(*res) > 0;
+}
+
+/* Read a table's columns and key from the catalog into a new cache entry. */
+static wh_status_t
+load_table(PGconn *conn, wh_schema_t *s, const char *base, wh_table_t **out, char *err,
+	   size_t errlen)
+{
+	wh_status_t st = WH_OK;
+	PGresult *res = NULL;
+	char hist[WH_NAME_MAX + 1];
+	wh_table_t *t = xcalloc(1, sizeof(*t));
+	t->base = xstrdup(base);
+	wh_name_fit(base, "__history", hist);
+	char *qm = wh_ident(conn, base), *qh = wh_ident(conn, hist);
+	if (!qm || !qh) {
+		snprintf(err, errlen, "invalid warehouse table name \"%s\" (not retriable)", base);
+		st = WH_FATAL;
+		free(qm);
+		free(qh);
+		goto out;
+	}
+	t->mirror_qname = xasprintf("%s.%s", s->qschema, qm);
+	t->history_qname = xasprintf("%s.%s", s->qschema, qh);
+	free(qm);
+	free(qh);
+
+	const char *params[2] = {s->schema, base};
+	res = PQexecParams(conn,
+			   "SELECT a.attname, format_type(a.atttypid, a.atttypmod),"
+			   "       coalesce(a.attnum = ANY(i.indkey), false)"
+			   "  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+			   "  JOIN pg_attribute a ON a.attrelid = c.oid"
+			   "  LEFT JOIN pg_index i ON i.indrelid = c.oid AND i.indisprimary"
+			   " WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0"
+			   "   AND NOT a.attisdropped ORDER BY a.attnum",
+			   2, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		st = wh_pg_error(conn, res, "could not read warehouse table columns", err, errlen);
+		goto out;
+	}
+	t->has_mirror = PQntuples(res) > 0;
+	for (int r = 0; r < PQntuples(res); r++) {
+		const char *name = PQgetvalue(res, r, 0);
+		if (strncmp(name, "_steward_", 9) == 0)
+			continue;
+		size_t i = add_column(t, conn, name, PQgetvalue(res, r, 1));
+		if (strcmp(PQgetvalue(res, r, 2), "t") == 0) {
+			t->key = xrealloc(t->key, (t->nkey + 1) * sizeof(*t->key));
+			t->key[t->nkey++] = i;
+		}
+	}
+	PQclear(res);
+	t->has_history = relation_exists(conn, s, hist, &res);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		st = wh_pg_error(conn, res, "could not look up history table", err, errlen);
+		goto out;
+	}
+out:
+	PQclear(res);
+	if (st != WH_OK) {
+		table_free(t);
+		return st;
+	}
+	s->tables = xrealloc(s->tables, (s->ntables + 1) * sizeof(*s->tables));
+	s->tables[s->ntables++] = t;
+	s->last = t;
+	*out = t;
+	return WH_OK;
+}
+
+wh_status_t
+wh_schema_lookup(PGconn *conn, wh_schema_t *s, const char *base, wh_table_t **out,
+		 char *err, size_t errlen)
+{
+	*out = find_table(s, base);
+	if (*out)
+		return WH_OK;
+	wh_status_t st = load_table(conn, s, base, out, err, errlen);
+	if (st == WH_OK && !(*out)->has_mirror && !(*out)->has_history)
+		*out = NULL;
+	return st;
+}
+
+static const wh_value_t *
+find_value(const wh_change_t *c, const char *name)
+{
+	for (size_t i = 0; i < c->nafter; i++)
+		if (strcmp(c->after[i].name, name) == 0)
+			return &c->after[i];
+	for (size_t i = 0; i < c->nbefore; i++)
+		if (strcmp(c->before[i].name, name) == 0)
+			return &c->before[i];
+	return NULL;
+}
+
+static wh_status_t
+create_mirror(PGconn *conn, wh_table_t *t, const wh_change_t *c, char *err, size_t errlen)
+{
+	buf_t sql = BUF_INIT;
+	wh_status_t st = WH_OK;
+	/* Columns: the key first, then every other column of the images. */
+	for (size_t k = 0; k < c->nkey; k++) {
+		const wh_value_t *v = find_value(c, c->key[k]);
+		add_column(t, conn, c->key[k], v && v->type ? v->type : "text");
+		t->key = xrealloc(t->key, (t->nkey + 1) * sizeof(*t->key));
+		t->key[t->nkey++] = t->ncols - 1;
+	}
+	const wh_value_t *img = c->nafter ? c->after : c->before;
+	size_t nimg = c->nafter ? c->nafter : c->nbefore;
+	for (size_t i = 0; i < nimg; i++) {
+		bool known = false;
+		for (size_t j = 0; j < t->ncols && !known; j++)
+			known = strcmp(t->cols[j].name, img[i].name) == 0;
+		if (!known)
+			add_column(t, conn, img[i].name, img[i].type ? img[i].type : "text");
+	}
+	buf_printf(&sql, "CREATE TABLE IF NOT EXISTS %s (", t->mirror_qname);
+	for (size_t j = 0; j < t->ncols; j++)
+		buf_printf(&sql, "%s %s, ", t->cols[j].ident, t->cols[j].type);
+	buf_append_str(&sql, "_steward_deleted boolean NOT NULL DEFAULT false,"
+			     " _steward_deleted_at timestamptz,"
+			     " _steward_position text,"
+			     " _steward_commit_ts timestamptz,"
+			     " PRIMARY KEY (");
+	for (size_t k = 0; k < t->nkey; k++)
+		buf_printf(&sql, "%s%s", k ? ", " : "", t->cols[t->key[k]].ident);
+	buf_append_str(&sql, "))");
+	st = wh_exec(conn, sql.data, "could not create mirror table", err, errlen);
+	if (st == WH_OK) {
+		t->has_mirror = true;
+		log_info("warehouse", "created mirror table %s", t->mirror_qname);
+	}
+	buf_free(&sql);
+	return st;
+}
+
+static wh_status_t
+ensure_history(PGconn *conn, wh_schema_t *s, wh_table_t *t, char *err, size_t errlen)
+{
+	buf_t sql = BUF_INIT;
+	buf_printf(&sql,
+		   "CREATE TABLE IF NOT EXISTS %s ("
+		   " op text NOT NULL,"
+		   " source text NOT NULL,"
+		   " position_text text NOT NULL,"
+		   " position bytea NOT NULL,"
+		   " commit_ts timestamptz,"
+		   " txid text,"
+		   " correlation_id text NOT NULL,"
+		   " key jsonb,"
+		   " before jsonb,"
+		   " after jsonb)",
+		   t->history_qname);
+	if (s->scd2) {
+		char idx[WH_NAME_MAX + 1];
+		wh_name_fit(t->base, "__history_open", idx);
+		char *qidx = wh_ident(conn, idx);
+		buf_printf(&sql,
+			   "; ALTER TABLE %s ADD COLUMN IF NOT EXISTS valid_from timestamptz,"
+			   " ADD COLUMN IF NOT EXISTS valid_to timestamptz"
+			   "; CREATE INDEX IF NOT EXISTS %s ON %s (key) WHERE valid_to IS NULL",
+			   t->history_qname, qidx ? qidx : "\"?\"", t->history_qname);
+		free(qidx);
+	}
+	wh_status_t st = wh_exec(conn, sql.data, "could not create history table", err, errlen);
+	if (st == WH_OK) {
+		t->has_history = true;
+		t->history_ready = true;
+		log_debug("warehouse", "history table %s ready", t->history_qname);
+	}
+	buf_free(&sql);
+	return st;
+}
+
+/* Find (or add) the column for value v and check its type. */
+static wh_status_t
+resolve_value(PGconn *conn, wh_table_t *t, const wh_value_t *v, size_t i, size_t *idx,
+	      char *err, size_t errlen)
+{
+	wh_status_t st = WH_OK;
+	buf_t sql = BUF_INIT;
+	size_t j = SIZE_MAX;
+	if (i < t->nhint && t->hint[i] < t->ncols && strcmp(t->cols[t->hint[i]].name, v->name) == 0)
+		j = t->hint[i];
+	for (size_t k = 0; j == SIZE_MAX && k < t->ncols; k++)
+		if (strcmp(t->cols[k].name, v->name) == 0)
+			j = k;
+	const char *type = v->type ? v->type : "text";
+	if (v->unchanged)
+		goto out;  /* no value, so nothing to add or check */
+	if (j == SIZE_MAX) {
+		j = add_column(t, conn, v->name, type);
+		buf_printf(&sql, "ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", t->mirror_qname,
+			   t->cols[j].ident, type);
+		st = wh_exec(conn, sql.data, "could not add column", err, errlen);
+		if (st == WH_OK)
+			log_info("warehouse", "added column %s %s to %s", t->cols[j].ident, type,
+				 t->mirror_qname);
+		goto out;
+	}
+	wh_column_t *col = &t->cols[j];
+	if (strcmp(col->seen_type, type) == 0)
+		goto out;
+	if (wh_type_accepts(col->type, type)) {
+		free(col->seen_type);
+		col->seen_type = xstrdup(type);
+		goto out;
+	}
+	if (wh_type_accepts(type, col->type)) {
+		buf_printf(&sql, "ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s::%s",
+			   t->mirror_qname, col->ident, type, col->ident, type);
+		st = wh_exec(conn, sql.data, "could not widen column", err, errlen);
+		if (st == WH_OK) {
+			log_info("warehouse", "widened column %s of %s from %s to %s", col->ident,
+				 t->mirror_qname, col->type, type);
+			free(col->type);
+			free(col->seen_type);
+			col->type = xstrdup(type);
+			col->seen_type = xstrdup(type);
+		}
+		goto out;
+	}
+	snprintf(err, errlen,
+		 "incompatible type change in warehouse table %s column %s: the source now sends"
+		 " %s but the column is %s; alter or drop the column"
+		 " (ALTER TABLE %s ALTER COLUMN %s TYPE …) and run apply again (not retriable)",
+		 t->mirror_qname, col->ident, type, col->type, t->mirror_qname, col->ident);
+	st = WH_SCHEMA;
+out:
+	*idx = j;
+	if (i >= t->nhint) {
+		t->hint = xrealloc(t->hint, (i + 1) * sizeof(*t->hint));
+		for (size_t k = t->nhint; k <= i; k++)
+			t->hint[k] = SIZE_MAX;
+		t->nhint = i + 1;
+	}
+	t->hint[i] = j;
+	buf_free(&sql);
+	return st;
+}
+
+wh_status_t
+wh_schema_prepare(PGconn *conn, wh_schema_t *s, const wh_change_t *c, wh_table_t **out,
+		  size_t *idx_after, size_t *idx_before, char *err, size_t errlen)
+{
+	wh_status_t st = WH_OK;
+	wh_table_t *t = find_table(s, c->target);
+	if (!t && (st = load_table(conn, s, c->target, &t, err, errlen)) != WH_OK)
+		return st;
+	*out = t;
+	if ((s->modes & WH_MODE_HISTORY) && !t->history_ready &&
+	    (st = ensure_history(conn, s, t, err, errlen)) != WH_OK)
+		return st;
+	if ((s->modes & WH_MODE_MIRROR) && !t->has_mirror) {
+		if (c->nkey == 0) {
+			if (!t->warned_no_key)
+				log_warn("warehouse", "table %s has no key columns: no mirror table"
+					 " (history only)", t->base);
+			t->warned_no_key = true;
+		} else if ((st = create_mirror(conn, t, c, err, errlen)) != WH_OK) {
+			return st;
+		}
+	}
+	bool mirror = (s->modes & WH_MODE_MIRROR) && t->has_mirror;
+	for (size_t i = 0; i < c->nafter; i++) {
+		idx_after[i] = SIZE_MAX;
+		if (mirror && (st = resolve_value(conn, t, &c->after[i], i, &idx_after[i], err,
+						  errlen)) != WH_OK)
+			return st;
+	}
+	for (size_t i = 0; i < c->nbefore; i++) {
+		idx_before[i] = SIZE_MAX;
+		if (mirror && (st = resolve_value(conn, t, &c->before[i], i, &idx_before[i], err,
+						  errlen)) != WH_OK)
+			return st;
+	}
+	return WH_OK;
+}

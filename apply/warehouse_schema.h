@@ -1,0 +1,110 @@
+/*
+ * warehouse_schema.h — the warehouse's tables: creating them, evolving
+ * them as source columns appear or widen, and the Steward state table
+ * that holds each source's applied position.
+ *
+ * A wh_schema_t caches, per base table name, the columns the warehouse
+ * has, so the catalog is read once per table and DDL is issued only when a
+ * change brings a column or type the table has not seen.  All DDL runs in
+ * the caller's open transaction (PostgreSQL DDL is transactional): if the
+ * batch rolls back, call wh_schema_invalidate so the cache is re-read.
+ *
+ * Names are quoted with PQescapeIdentifier only; type strings come from
+ * wh_type_map, which admits nothing but plain type spellings.
+ */
+#ifndef STEWARD_APPLY_WAREHOUSE_SCHEMA_H
+#define STEWARD_APPLY_WAREHOUSE_SCHEMA_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "position.h"
+#include "warehouse_rows.h"
+
+#define WH_STATE_TABLE "_steward_apply_state"
+
+typedef struct wh_column {
+	char *name;          /* column name (raw) */
+	char *ident;         /* quoted identifier */
+	char *type;          /* the warehouse column's type (catalog spelling) */
+	char *seen_type;     /* last incoming type found acceptable (fast path) */
+} wh_column_t;
+
+/* One source table (or entity) in the warehouse.  Owned by the wh_schema_t. */
+typedef struct wh_table {
+	char *base;            /* base name, e.g. erp__customers */
+	char *mirror_qname;    /* "schema"."erp__customers" */
+	char *history_qname;   /* "schema"."erp__customers__history" */
+	bool has_mirror;       /* the mirror table exists (has a key) */
+	bool has_history;
+	bool history_ready;    /* ensured this run (SCD2 columns included) */
+	wh_column_t *cols;     /* mirror data columns (no _steward_* columns) */
+	size_t ncols;
+	size_t *key;           /* indexes into cols of the primary key */
+	size_t nkey;
+	size_t *hint;          /* hint[i]: column of the i-th value last time */
+	size_t nhint;
+	bool warned_no_key;
+} wh_table_t;
+
+typedef struct wh_schema wh_schema_t;
+
+typedef struct wh_schema_options {
+	const char *schema;    /* warehouse schema name */
+	unsigned modes;        /* WH_MODE_* */
+	bool scd2;             /* history tables carry valid_from/valid_to */
+} wh_schema_options_t;
+
+/* opts->schema is copied. */
+wh_schema_t *wh_schema_create(const wh_schema_options_t *opts);
+void wh_schema_free(wh_schema_t *s);         /* accepts NULL */
+/* Forget everything cached (after a rollback or reconnect). */
+void wh_schema_invalidate(wh_schema_t *s);
+/* The quoted schema name, valid until wh_schema_free. */
+const char *wh_schema_qname(const wh_schema_t *s);
+
+/*
+ * Create the schema and the state table if missing, and take the
+ * session advisory lock that keeps a second `steward apply` off this
+ * warehouse schema (WH_FATAL if someone holds it).  Outside a transaction.
+ */
+wh_status_t wh_schema_bootstrap(PGconn *conn, wh_schema_t *s, char *err, size_t errlen);
+
+/*
+ * Make the tables for c->target exist with every column of c's images,
+ * adding columns (ALTER TABLE … ADD COLUMN) and widening types as needed.
+ * On WH_OK *out is the table and idx_after[i] / idx_before[i] the column
+ * of c->after[i] / c->before[i] (SIZE_MAX when the table has no mirror).
+ * WH_SCHEMA: an incompatible type change; err names table, column and
+ * both types.  Runs inside the caller's transaction.
+ */
+wh_status_t wh_schema_prepare(PGconn *conn, wh_schema_t *s, const wh_change_t *c,
+			      wh_table_t **out, size_t *idx_after, size_t *idx_before,
+			      char *err, size_t errlen);
+
+/*
+ * Find a table already known or existing in the warehouse (for truncate);
+ * *out NULL when the warehouse has no table of that name.
+ */
+wh_status_t wh_schema_lookup(PGconn *conn, wh_schema_t *s, const char *base,
+			     wh_table_t **out, char *err, size_t errlen);
+
+/* Stored position of source; *found false when none.  Any time. */
+wh_status_t wh_state_load(PGconn *conn, wh_schema_t *s, const char *source,
+			  position_t *pos, bool *found, char *err, size_t errlen);
+
+/*
+ * Classify a failed result (res may be NULL for a connection failure) and
+ * write "what: server message (retriable|not retriable)" to err.
+ */
+wh_status_t wh_pg_error(PGconn *conn, const PGresult *res, const char *what,
+			char *err, size_t errlen);
+
+/* Run a command with no parameters; WH_OK when its status is ok. */
+wh_status_t wh_exec(PGconn *conn, const char *sql, const char *what, char *err, size_t errlen);
+
+/* PQescapeIdentifier into an xmalloc'd string (caller frees). */
+char *wh_ident(PGconn *conn, const char *name);
+
+#endif

@@ -1,0 +1,571 @@
+/*
+ * warehouse_types.c — type mapping, value conversion, names and escaping
+ * for the warehouse target; see warehouse_types.h.
+ */
+#include "warehouse_types.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- parsing type strings ---- */
+
+/*
+ * A type string split into base name (typmod and "[]" removed, spaces
+ * kept), the typmod numbers, and array dimensions.
+ * "timestamp(3) with time zone[]" → base "timestamp with time zone",
+ * args {3}, array 1.
+ */
+typedef struct parsed_type {
+	char base[WH_TYPE_MAX];
+	long args[2];
+	int nargs;
+	int array;
+	bool has_paren;
+	char paren[WH_TYPE_MAX]; /* text between the parentheses */
+	char after[WH_TYPE_MAX]; /* text after ')' (MySQL "unsigned zerofill") */
+} parsed_type_t;
+
+static void
+parse_type(const char *s, bool lower, parsed_type_t *p)
+{
+	memset(p, 0, sizeof(*p));
+	size_t n = strlen(s);
+	while (n >= 2 && s[n - 2] == '[' && s[n - 1] == ']') {
+		p->array++;
+		n -= 2;
+	}
+	size_t bi = 0, pi = 0, ai = 0;
+	int depth = 0;
+	bool seen_close = false;
+	for (size_t i = 0; i < n; i++) {
+		char c = lower ? (char) tolower((unsigned char) s[i]) : s[i];
+		if (c == '(' && depth++ == 0) {
+			p->has_paren = true;
+			continue;
+		}
+		if (c == ')' && depth > 0 && --depth == 0) {
+			seen_close = true;
+			continue;
+		}
+		if (depth > 0) {
+			if (pi + 1 < sizeof(p->paren))
+				p->paren[pi++] = c;
+			continue;
+		}
+		if (seen_close && ai + 1 < sizeof(p->after))
+			p->after[ai++] = c;
+		if (bi + 1 < sizeof(p->base))
+			p->base[bi++] = c;
+	}
+	/* Collapse the double space left by "timestamp(3) with time zone". */
+	char *w = p->base;
+	for (const char *r = p->base; *r; r++)
+		if (!(*r == ' ' && (w == p->base || w[-1] == ' ')))
+			*w++ = *r;
+	while (w > p->base && w[-1] == ' ')
+		w--;
+	*w = '\0';
+	if (p->has_paren) {
+		char *end = p->paren;
+		while (p->nargs < 2 && *end) {
+			char *next;
+			long v = strtol(end, &next, 10);
+			if (next == end)
+				break;
+			p->args[p->nargs++] = v;
+			end = next;
+			while (*end == ',' || *end == ' ')
+				end++;
+		}
+	}
+}
+
+static bool
+in_list(const char *s, const char *const *list)
+{
+	for (; *list; list++)
+		if (strcmp(s, *list) == 0)
+			return true;
+	return false;
+}
+
+static void
+set_type(wh_type_t *out, wh_conv_t conv, const char *fmt_base, const char *typmod, int array)
+{
+	char arr[16] = "";
+	for (int i = 0; i < array && i < 6; i++)
+		strcat(arr, "[]");
+	out->conv = conv;
+	if (typmod && *typmod)
+		snprintf(out->name, sizeof(out->name), "%s(%s)%s", fmt_base, typmod, arr);
+	else
+		snprintf(out->name, sizeof(out->name), "%s%s", fmt_base, arr);
+}
+
+/* PostgreSQL types whose format_type spelling we keep verbatim. */
+static const char *const pg_keep[] = {
+	"smallint", "integer", "bigint", "real", "double precision", "numeric",
+	"boolean", "text", "character varying", "character", "bytea", "date",
+	"time without time zone", "time with time zone",
+	"timestamp without time zone", "timestamp with time zone",
+	"uuid", "jsonb", "inet", "cidr", "macaddr", "macaddr8", "bit",
+	"bit varying", "xml", "tsvector", "point", NULL,
+};
+
+static void
+map_pg(const char *src, wh_type_t *out)
+{
+	parsed_type_t p;
+	parse_type(src, false, &p);
+	if (in_list(p.base, pg_keep)) {
+		/* Verbatim, keeping typmod placement ("timestamp(3) with time zone"). */
+		out->conv = WH_CONV_NONE;
+		snprintf(out->name, sizeof(out->name), "%s", src);
+		return;
+	}
+	if (strncmp(p.base, "interval", 8) == 0) {
+		snprintf(out->name, sizeof(out->name), "%s", src);
+		out->conv = WH_CONV_NONE;
+		return;
+	}
+	if (strcmp(p.base, "json") == 0) {
+		set_type(out, WH_CONV_NONE, "jsonb", NULL, p.array);
+		return;
+	}
+	if (strcmp(p.base, "oid") == 0 || strcmp(p.base, "xid8") == 0) {
+		set_type(out, WH_CONV_NONE, "bigint", NULL, p.array);
+		return;
+	}
+	/* Enums, domains, composites, extension types, money, "char", name… */
+	set_type(out, WH_CONV_NONE, "text", NULL, p.array);
+}
+
+static void
+map_mysql(const char *src, wh_type_t *out)
+{
+	parsed_type_t p;
+	parse_type(src, true, &p);
+	/* base still holds trailing words ("int unsigned zerofill"): take the first. */
+	char word[WH_TYPE_MAX];
+	size_t wl = strcspn(p.base, " ");
+	snprintf(word, sizeof(word), "%.*s", (int) wl, p.base);
+	bool is_unsigned = strstr(p.base, "unsigned") != NULL;
+	char typmod[64] = "";
+
+	if (strcmp(word, "tinyint") == 0 || strcmp(word, "year") == 0 ||
+	    strcmp(word, "bool") == 0 || strcmp(word, "boolean") == 0) {
+		set_type(out, WH_CONV_NONE, "smallint", NULL, 0);
+	} else if (strcmp(word, "smallint") == 0) {
+		set_type(out, WH_CONV_NONE, is_unsigned ? "integer" : "smallint", NULL, 0);
+	} else if (strcmp(word, "mediumint") == 0) {
+		set_type(out, WH_CONV_NONE, "integer", NULL, 0);
+	} else if (strcmp(word, "int") == 0 || strcmp(word, "integer") == 0) {
+		set_type(out, WH_CONV_NONE, is_unsigned ? "bigint" : "integer", NULL, 0);
+	} else if (strcmp(word, "bigint") == 0) {
+		if (is_unsigned)
+			set_type(out, WH_CONV_NONE, "numeric", "20,0", 0);
+		else
+			set_type(out, WH_CONV_NONE, "bigint", NULL, 0);
+	} else if (strcmp(word, "decimal") == 0 || strcmp(word, "numeric") == 0 ||
+		   strcmp(word, "fixed") == 0 || strcmp(word, "dec") == 0) {
+		long prec = p.nargs >= 1 ? p.args[0] : 10, scale = p.nargs >= 2 ? p.args[1] : 0;
+		if (prec < 1 || prec > 1000 || scale < 0 || scale > prec) {
+			set_type(out, WH_CONV_NONE, "numeric", NULL, 0);
+		} else {
+			snprintf(typmod, sizeof(typmod), "%ld,%ld", prec, scale);
+			set_type(out, WH_CONV_NONE, "numeric", typmod, 0);
+		}
+	} else if (strcmp(word, "float") == 0) {
+		/* float(p) with p > 24 is a double in MySQL. */
+		bool dbl = p.nargs >= 1 && p.args[0] > 24;
+		set_type(out, WH_CONV_NONE, dbl ? "double precision" : "real", NULL, 0);
+	} else if (strcmp(word, "double") == 0 || strcmp(word, "real") == 0) {
+		set_type(out, WH_CONV_NONE, "double precision", NULL, 0);
+	} else if (strcmp(word, "bit") == 0) {
+		long n = p.nargs >= 1 ? p.args[0] : 1;
+		snprintf(typmod, sizeof(typmod), "%ld", n < 1 ? 1 : n > 64 ? 64 : n);
+		set_type(out, WH_CONV_BITS, "bit varying", typmod, 0);
+	} else if (strcmp(word, "date") == 0) {
+		set_type(out, WH_CONV_ZERO_DATE, "date", NULL, 0);
+	} else if (strcmp(word, "datetime") == 0 || strcmp(word, "timestamp") == 0) {
+		/* TIMESTAMP is a UTC instant; DATETIME is a wall-clock value. */
+		const char *zone = word[0] == 't' ? "with time zone" : "without time zone";
+		long fsp = p.nargs >= 1 ? p.args[0] : 0;
+		snprintf(out->name, sizeof(out->name), "timestamp(%ld) %s", fsp < 0 ? 0 : fsp > 6 ? 6 : fsp, zone);
+		out->conv = WH_CONV_ZERO_DATE;
+	} else if (strcmp(word, "time") == 0) {
+		/* MySQL TIME spans -838:59:59..838:59:59: an interval, not a time of day. */
+		set_type(out, WH_CONV_NONE, "interval", NULL, 0);
+	} else if (strcmp(word, "char") == 0 || strcmp(word, "varchar") == 0 ||
+		   strcmp(word, "tinytext") == 0 || strcmp(word, "text") == 0 ||
+		   strcmp(word, "mediumtext") == 0 || strcmp(word, "longtext") == 0 ||
+		   strcmp(word, "enum") == 0 || strcmp(word, "set") == 0) {
+		set_type(out, WH_CONV_NONE, "text", NULL, 0);
+	} else if (strcmp(word, "binary") == 0 || strcmp(word, "varbinary") == 0 ||
+		   strcmp(word, "tinyblob") == 0 || strcmp(word, "blob") == 0 ||
+		   strcmp(word, "mediumblob") == 0 || strcmp(word, "longblob") == 0) {
+		set_type(out, WH_CONV_BYTES, "bytea", NULL, 0);
+	} else if (strcmp(word, "json") == 0) {
+		set_type(out, WH_CONV_NONE, "jsonb", NULL, 0);
+	} else if (strcmp(word, "geometry") == 0 || strcmp(word, "point") == 0 ||
+		   strcmp(word, "linestring") == 0 || strcmp(word, "polygon") == 0 ||
+		   strcmp(word, "multipoint") == 0 || strcmp(word, "multilinestring") == 0 ||
+		   strcmp(word, "multipolygon") == 0 || strcmp(word, "geometrycollection") == 0 ||
+		   strcmp(word, "geomcollection") == 0) {
+		set_type(out, WH_CONV_HEX_BYTES, "bytea", NULL, 0);
+	} else {
+		set_type(out, WH_CONV_NONE, "text", NULL, 0);
+	}
+}
+
+/*
+ * Type strings end up in DDL, so only the shapes we produce pass: words of
+ * [a-z0-9 ], at most one "(digits[,digits])" group, then "[]"s.  Anything
+ * else becomes text.
+ */
+static bool
+type_is_safe(const char *t)
+{
+	int parens = 0;
+	bool inside = false;
+	for (const char *c = t; *c; c++) {
+		if (*c == '(') {
+			if (inside || parens++)
+				return false;
+			inside = true;
+		} else if (*c == ')') {
+			if (!inside)
+				return false;
+			inside = false;
+		} else if (inside) {
+			if (!isdigit((unsigned char) *c) && *c != ',' && *c != ' ')
+				return false;
+		} else if (*c == '[') {
+			if (c[1] != ']')
+				return false;
+			c++;
+		} else if (!(islower((unsigned char) *c) || isdigit((unsigned char) *c) || *c == ' ')) {
+			return false;
+		}
+	}
+	return !inside && *t;
+}
+
+static void
+map_any(Steward__SourceKind kind, const char *source_type, wh_type_t *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!source_type || !*source_type) {
+		set_type(out, WH_CONV_NONE, "text", NULL, 0);
+		return;
+	}
+	switch (kind) {
+	case STEWARD__SOURCE_KIND__SOURCE_KIND_MYSQL:
+		map_mysql(source_type, out);
+		break;
+	case STEWARD__SOURCE_KIND__SOURCE_KIND_POSTGRESQL:
+		map_pg(source_type, out);
+		break;
+	default:
+		/* Already a warehouse type (canonical entity fields). */
+		snprintf(out->name, sizeof(out->name), "%s", source_type);
+		out->conv = WH_CONV_NONE;
+		break;
+	}
+}
+
+void
+wh_type_map(Steward__SourceKind kind, const char *source_type, wh_type_t *out)
+{
+	map_any(kind, source_type, out);
+	if (!type_is_safe(out->name))
+		set_type(out, WH_CONV_NONE, "text", NULL, 0);
+}
+
+/* ---- compatibility ---- */
+
+static int
+int_rank(const char *base)
+{
+	if (strcmp(base, "smallint") == 0)
+		return 1;
+	if (strcmp(base, "integer") == 0)
+		return 2;
+	if (strcmp(base, "bigint") == 0)
+		return 3;
+	return 0;
+}
+
+static const int int_digits[] = {0, 5, 10, 19};
+
+/* Precision of a time-like type: its typmod, or PostgreSQL's default 6. */
+static long
+time_precision(const parsed_type_t *p)
+{
+	return p->nargs >= 1 ? p->args[0] : 6;
+}
+
+bool
+wh_type_accepts(const char *existing, const char *incoming)
+{
+	if (strcmp(existing, incoming) == 0)
+		return true;
+	parsed_type_t e, i;
+	parse_type(existing, false, &e);
+	parse_type(incoming, false, &i);
+	/* text takes any input form; text[] any array of as many dimensions. */
+	if (strcmp(e.base, "text") == 0)
+		return e.array == 0 || e.array == i.array;
+	if (e.array != i.array)
+		return false;
+	int er = int_rank(e.base), ir = int_rank(i.base);
+	if (er && ir)
+		return er >= ir;
+	if (strcmp(e.base, "numeric") == 0) {
+		if (e.nargs == 0)
+			return ir > 0 || strcmp(i.base, "numeric") == 0;
+		long eint = e.args[0] - (e.nargs > 1 ? e.args[1] : 0);
+		long escale = e.nargs > 1 ? e.args[1] : 0;
+		if (ir)
+			return eint >= int_digits[ir];
+		if (strcmp(i.base, "numeric") == 0 && i.nargs > 0) {
+			long iscale = i.nargs > 1 ? i.args[1] : 0;
+			return escale >= iscale && eint >= i.args[0] - iscale;
+		}
+		return false;
+	}
+	if (strcmp(e.base, "double precision") == 0)
+		return strcmp(i.base, "real") == 0 || (ir > 0 && ir < 3);
+	if (strcmp(e.base, "real") == 0)
+		return ir == 1;
+	if (strcmp(e.base, "character varying") == 0) {
+		bool ichar = strcmp(i.base, "character varying") == 0 || strcmp(i.base, "character") == 0;
+		if (e.nargs == 0)
+			return ichar || strcmp(i.base, "text") == 0;
+		return ichar && i.nargs > 0 && i.args[0] <= e.args[0];
+	}
+	if (strcmp(e.base, "jsonb") == 0)
+		return strcmp(i.base, "json") == 0;
+	if (strcmp(e.base, "bit varying") == 0) {
+		bool ibit = strcmp(i.base, "bit") == 0 || strcmp(i.base, "bit varying") == 0;
+		if (e.nargs == 0)
+			return ibit;
+		return ibit && i.nargs > 0 && i.args[0] <= e.args[0];
+	}
+	if (strcmp(e.base, i.base) == 0 &&
+	    (strncmp(e.base, "time", 4) == 0 || strncmp(e.base, "interval", 8) == 0)) {
+		if (strncmp(e.base, "interval", 8) == 0 && strcmp(e.base, "interval") != 0)
+			return false;  /* a fields-restricted interval takes only its own kind */
+		return time_precision(&e) >= time_precision(&i);
+	}
+	return false;
+}
+
+/* ---- value conversion ---- */
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static bool
+all_hex(const char *s, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (hexval(s[k]) < 0)
+			return false;
+	return true;
+}
+
+static void
+hex_encode(buf_t *out, const char *s, size_t n)
+{
+	static const char digits[] = "0123456789abcdef";
+	buf_append(out, "\\x", 2);
+	buf_reserve(out, n * 2);
+	for (size_t k = 0; k < n; k++) {
+		unsigned char c = (unsigned char) s[k];
+		out->data[out->len++] = digits[c >> 4];
+		out->data[out->len++] = digits[c & 15];
+	}
+	out->data[out->len] = '\0';
+}
+
+void
+wh_value_convert(wh_conv_t conv, const char *text, size_t len, buf_t *out,
+		 const char **res, size_t *reslen, bool *is_null)
+{
+	*res = text;
+	*reslen = len;
+	*is_null = false;
+	switch (conv) {
+	case WH_CONV_NONE:
+		return;
+	case WH_CONV_ZERO_DATE:
+		/* "0000-00-00", "2020-00-10": MySQL's zero dates have no PostgreSQL form. */
+		if ((len >= 4 && memcmp(text, "0000", 4) == 0) ||
+		    (len >= 7 && memcmp(text + 4, "-00", 3) == 0) ||
+		    (len >= 10 && memcmp(text + 7, "-00", 3) == 0))
+			*is_null = true;
+		return;
+	case WH_CONV_BYTES:
+		if (len >= 2 && text[0] == '\\' && text[1] == 'x' && (len - 2) % 2 == 0 &&
+		    all_hex(text + 2, len - 2))
+			return;
+		buf_reset(out);
+		hex_encode(out, text, len);
+		break;
+	case WH_CONV_HEX_BYTES: {
+		const char *h = text;
+		size_t hl = len;
+		if (hl >= 2 && (memcmp(h, "\\x", 2) == 0 || memcmp(h, "0x", 2) == 0 ||
+				memcmp(h, "0X", 2) == 0)) {
+			h += 2;
+			hl -= 2;
+		}
+		buf_reset(out);
+		if (hl % 2 == 0 && all_hex(h, hl)) {
+			buf_append(out, "\\x", 2);
+			buf_append(out, h, hl);
+		} else {
+			hex_encode(out, text, len);
+		}
+		break;
+	}
+	case WH_CONV_BITS: {
+		buf_reset(out);
+		if (len >= 3 && (text[0] == 'b' || text[0] == 'B') && text[1] == '\'' &&
+		    text[len - 1] == '\'') {
+			buf_append(out, text + 2, len - 3);
+		} else if (len > 2 && text[0] == '0' && (text[1] == 'x' || text[1] == 'X') &&
+			   all_hex(text + 2, len - 2)) {
+			for (size_t k = 2; k < len; k++) {
+				int v = hexval(text[k]);
+				for (int bit = 3; bit >= 0; bit--)
+					buf_append_char(out, (v >> bit) & 1 ? '1' : '0');
+			}
+		} else {
+			return;
+		}
+		break;
+	}
+	}
+	*res = out->data ? out->data : "";
+	*reslen = out->len;
+}
+
+/* ---- escaping ---- */
+
+void
+wh_copy_escape(buf_t *out, const char *text, size_t len)
+{
+	/* Worst case every byte doubles; reserve once and write directly. */
+	buf_reserve(out, len * 2);
+	char *w = out->data + out->len;
+	for (size_t k = 0; k < len; k++) {
+		char c = text[k];
+		switch (c) {
+		case '\\': *w++ = '\\'; *w++ = '\\'; break;
+		case '\n': *w++ = '\\'; *w++ = 'n'; break;
+		case '\r': *w++ = '\\'; *w++ = 'r'; break;
+		case '\t': *w++ = '\\'; *w++ = 't'; break;
+		case '\b': *w++ = '\\'; *w++ = 'b'; break;
+		case '\f': *w++ = '\\'; *w++ = 'f'; break;
+		case '\v': *w++ = '\\'; *w++ = 'v'; break;
+		default: *w++ = c; break;
+		}
+	}
+	out->len = (size_t) (w - out->data);
+	out->data[out->len] = '\0';
+}
+
+void
+wh_json_string(buf_t *out, const char *text, size_t len)
+{
+	static const char digits[] = "0123456789abcdef";
+	buf_reserve(out, len * 6 + 2);
+	char *w = out->data + out->len;
+	*w++ = '"';
+	for (size_t k = 0; k < len; k++) {
+		unsigned char c = (unsigned char) text[k];
+		if (c == '"' || c == '\\') {
+			*w++ = '\\';
+			*w++ = (char) c;
+		} else if (c == '\n') {
+			*w++ = '\\'; *w++ = 'n';
+		} else if (c == '\r') {
+			*w++ = '\\'; *w++ = 'r';
+		} else if (c == '\t') {
+			*w++ = '\\'; *w++ = 't';
+		} else if (c < 0x20 || c == 0x7f) {
+			memcpy(w, "\\u00", 4);
+			w += 4;
+			*w++ = digits[c >> 4];
+			*w++ = digits[c & 15];
+		} else {
+			*w++ = (char) c;
+		}
+	}
+	*w++ = '"';
+	out->len = (size_t) (w - out->data);
+	out->data[out->len] = '\0';
+}
+
+/* ---- names ---- */
+
+static uint32_t
+fnv1a(const char *s, const char *t)
+{
+	uint32_t h = 2166136261u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char) *s) * 16777619u;
+	for (; *t; t++)
+		h = (h ^ (unsigned char) *t) * 16777619u;
+	return h;
+}
+
+void
+wh_name_fit(const char *name, const char *suffix, char *out)
+{
+	size_t nl = strlen(name), sl = strlen(suffix);
+	if (nl + sl <= WH_NAME_MAX) {
+		memcpy(out, name, nl);
+		memcpy(out + nl, suffix, sl + 1);
+		return;
+	}
+	/* name[..cut] + "_" + 8 hex + suffix; cut back to a UTF-8 lead byte. */
+	size_t cut = WH_NAME_MAX - sl - 9;
+	if (sl > WH_NAME_MAX - 9)
+		cut = 0;
+	while (cut > 0 && ((unsigned char) name[cut] & 0xC0) == 0x80)
+		cut--;
+	memcpy(out, name, cut);
+	snprintf(out + cut, WH_NAME_MAX + 1 - cut, "_%08x%s", fnv1a(name, suffix), suffix);
+}
+
+void
+wh_table_name(const char *source, const char *schema, const char *database,
+	      const char *table, const char *suffix, char *out)
+{
+	buf_t b = BUF_INIT;
+	buf_append_str(&b, source && *source ? source : "source");
+	buf_append_str(&b, "__");
+	if (schema && *schema && strcmp(schema, "public") != 0 &&
+	    !(database && strcmp(schema, database) == 0)) {
+		buf_append_str(&b, schema);
+		buf_append_str(&b, "__");
+	}
+	buf_append_str(&b, table ? table : "");
+	wh_name_fit(b.data, suffix ? suffix : "", out);
+	buf_free(&b);
+}

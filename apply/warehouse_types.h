@@ -1,0 +1,86 @@
+/*
+ * warehouse_types.h — the pure part of the warehouse target: how source
+ * column types become warehouse column types, how source text forms become
+ * PostgreSQL input forms, how names become warehouse table names, and the
+ * byte-exact escaping of COPY text format and JSON strings.
+ *
+ * No I/O and no libpq: everything here is unit-tested on strings
+ * (tests/unit/test_warehouse_types.c).  Type strings on both sides are
+ * spelled as PostgreSQL's format_type() prints them, so a mapped type can
+ * be compared with the catalog's type of an existing column.
+ */
+#ifndef STEWARD_APPLY_WAREHOUSE_TYPES_H
+#define STEWARD_APPLY_WAREHOUSE_TYPES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buf.h"
+#include "steward.pb-c.h"
+
+#define WH_TYPE_MAX 128      /* longest warehouse type string we produce */
+#define WH_NAME_MAX 63       /* PostgreSQL's NAMEDATALEN - 1 (bytes) */
+
+/* How a source value's text is turned into the warehouse column's input. */
+typedef enum wh_conv {
+	WH_CONV_NONE = 0,      /* the text is already valid input */
+	WH_CONV_ZERO_DATE,     /* MySQL date/datetime: "0000-00-00…" becomes NULL */
+	WH_CONV_BYTES,         /* bytea: "\x…" hex kept, anything else hex-encoded */
+	WH_CONV_HEX_BYTES,     /* hex digits (WKB), "\x"/"0x" optional → bytea */
+	WH_CONV_BITS,          /* MySQL BIT: b'0101' / 0x.. / digits → bit string */
+} wh_conv_t;
+
+typedef struct wh_type {
+	char name[WH_TYPE_MAX]; /* warehouse column type, format_type spelling */
+	wh_conv_t conv;
+} wh_type_t;
+
+/*
+ * Map a source column type to a warehouse column type.  kind selects the
+ * dialect of source_type: PostgreSQL format_type() strings, MySQL
+ * COLUMN_TYPE strings, or SOURCE_KIND_UNSPECIFIED for types that are
+ * already warehouse types (canonical entities).  Never fails: an unknown
+ * or empty type maps to "text" (arrays of unknown types to "text[]").
+ */
+void wh_type_map(Steward__SourceKind kind, const char *source_type, wh_type_t *out);
+
+/*
+ * Whether a column of type `existing` can store every value of type
+ * `incoming` without loss (both format_type spellings): equal types,
+ * text, integer and numeric widening, longer varchar, json into jsonb,
+ * higher time precision.  Used both ways by schema evolution: existing
+ * accepts incoming → nothing to do; incoming accepts existing → widen the
+ * column; neither → an incompatible change.
+ */
+bool wh_type_accepts(const char *existing, const char *incoming);
+
+/*
+ * Convert a value's source text (len bytes) for column conversion conv.
+ * Sets *is_null when the value becomes NULL (zero dates).  The result is
+ * written to out (reset first) unless conv needs no change, in which case
+ * *res and *reslen point at the input and out is untouched.
+ */
+void wh_value_convert(wh_conv_t conv, const char *text, size_t len, buf_t *out,
+		      const char **res, size_t *reslen, bool *is_null);
+
+/* Append text as one COPY text-format field (backslash escapes). */
+void wh_copy_escape(buf_t *out, const char *text, size_t len);
+/* Append text as a JSON string literal, quotes included. */
+void wh_json_string(buf_t *out, const char *text, size_t len);
+
+/*
+ * The base warehouse table name for a source table: "<source>__<table>",
+ * or "<source>__<schema>__<table>" when schema is neither "public" nor the
+ * source database's name (MySQL reports the database as schema).  Then
+ * suffix (e.g. "__history", or "") is appended and the whole fitted into
+ * WH_NAME_MAX bytes: a name too long is cut at a UTF-8 boundary and ends
+ * in "_" + 8 hex digits of a hash of the full name, so distinct long
+ * names stay distinct.  out must hold WH_NAME_MAX + 1 bytes.
+ */
+void wh_table_name(const char *source, const char *schema, const char *database,
+		   const char *table, const char *suffix, char *out);
+
+/* Fit an arbitrary name + suffix into WH_NAME_MAX bytes as above. */
+void wh_name_fit(const char *name, const char *suffix, char *out);
+
+#endif

@@ -1,0 +1,200 @@
+/*
+ * cmd_apply.c — `steward apply`: change logs into targets.
+ *
+ *   steward apply --log DIR [--log DIR …] --warehouse DSN [options]
+ *
+ * Structure, for those who add targets: one option table (apply_opts)
+ * holds the options common to every target and those of each target,
+ * grouped; the `targets` table maps a selecting option (--warehouse) to a
+ * function that builds that target's configuration from the parsed
+ * options and runs it.  A new target (HTTP, the ownership-resolved apply
+ * service) adds its options to apply_opts, a run_<target> function and one
+ * line in `targets`.  Signals, logging options and --log are handled
+ * here once for all of them.  docs/warehouse.md documents the options;
+ * keep it in step with this table.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "exitcodes.h"
+#include "log.h"
+#include "opts.h"
+#include "warehouse.h"
+#include "warehouse_rows.h"
+
+static const opt_spec_t apply_opts[] = {
+	/* common */
+	{"log", 'l', OPT_MULTI, "DIR", NULL, 0, 0,
+	 "Change log directory to apply (repeat for several sources)."},
+	{"once", 0, OPT_FLAG, NULL, NULL, 0, 0,
+	 "Apply what the logs hold now, then exit (default: keep tailing)."},
+	{"batch", 'b', OPT_INT, "N", "10000", 1, 10000000,
+	 "Changes per target transaction."},
+	{"poll-ms", 0, OPT_INT, "MS", "200", 10, 60000,
+	 "While tailing, how long to wait when every log is caught up."},
+	{"retries", 0, OPT_INT, "N", NULL, 0, 1000000,
+	 "Consecutive retriable failures before giving up, 0 = never"
+	 " (default: 5 with --once, 0 otherwise)."},
+	{"log-level", 0, OPT_STRING, "LEVEL", "info", 0, 0, "error, warn, info or debug."},
+	{"log-format", 0, OPT_STRING, "FORMAT", "logfmt", 0, 0, "logfmt or json."},
+	{"log-debug", 0, OPT_STRING, "AREAS", NULL, 0, 0,
+	 "Comma-separated areas with debug output (e.g. warehouse, all)."},
+	/* warehouse target */
+	{"warehouse", 'w', OPT_STRING, "DSN", NULL, 0, 0,
+	 "PostgreSQL warehouse to write (libpq conninfo or URI)."},
+	{"warehouse-schema", 0, OPT_STRING, "NAME", "steward", 0, 0,
+	 "Warehouse schema for the tables and the state table (created if missing)."},
+	{"mode", 'm', OPT_STRING, "MODE", "both", 0, 0,
+	 "mirror (current state), history (every change) or both."},
+	{"hard-delete", 0, OPT_FLAG, NULL, NULL, 0, 0,
+	 "Mirror: delete rows instead of flagging them _steward_deleted."},
+	{"scd2", 0, OPT_FLAG, NULL, NULL, 0, 0,
+	 "History: maintain valid_from / valid_to (slowly changing dimension type 2)."},
+	{NULL, 0, 0, NULL, NULL, 0, 0, NULL},
+};
+
+static const char usage_line[] = "steward apply --log DIR [--log DIR ...] --warehouse DSN [OPTIONS]";
+static const char description[] =
+	"Apply change logs to a target, exactly once, resuming from the position the\n"
+	"target stored.  Target: a PostgreSQL warehouse (--warehouse) with a mirror\n"
+	"table (current state) and a history table (every change) per source table.\n"
+	"Exit codes: 0 done or stopped by a signal, 2 usage, 65 incompatible schema\n"
+	"change or corrupt log (the change waits in the log), 69 target unreachable,\n"
+	"74 log unreadable, 78 configuration, 1 other.  See docs/warehouse.md.";
+
+/* Settings every target shares, from the common options. */
+typedef struct apply_common {
+	const char *const *logs;
+	size_t nlogs;
+	bool once;
+	size_t batch;
+	int poll_ms;
+	int retries;
+} apply_common_t;
+
+static volatile sig_atomic_t stop_requested;
+
+static void
+on_signal(int sig)
+{
+	(void) sig;
+	stop_requested = 1;
+}
+
+static int
+run_warehouse(const opts_t *o, const apply_common_t *c)
+{
+	const char *mode = opts_get(o, "mode");
+	unsigned modes;
+	if (strcmp(mode, "mirror") == 0)
+		modes = WH_MODE_MIRROR;
+	else if (strcmp(mode, "history") == 0)
+		modes = WH_MODE_HISTORY;
+	else if (strcmp(mode, "both") == 0)
+		modes = WH_MODE_MIRROR | WH_MODE_HISTORY;
+	else {
+		fprintf(stderr, "steward apply: invalid --mode \"%s\": expected mirror, history or both\n",
+			mode);
+		return STEWARD_EXIT_USAGE;
+	}
+	const char *schema = opts_get(o, "warehouse-schema");
+	if (!*schema) {
+		fprintf(stderr, "steward apply: --warehouse-schema must not be empty\n");
+		return STEWARD_EXIT_USAGE;
+	}
+	warehouse_config_t cfg = {
+		.log_dirs = c->logs,
+		.nlogs = c->nlogs,
+		.dsn = opts_get(o, "warehouse"),
+		.schema = schema,
+		.modes = modes,
+		.hard_delete = opts_flag(o, "hard-delete"),
+		.scd2 = opts_flag(o, "scd2"),
+		.once = c->once,
+		.batch_size = c->batch,
+		.poll_ms = c->poll_ms,
+		.retries = c->retries,
+		.stop = &stop_requested,
+	};
+	return warehouse_run(&cfg);
+}
+
+/* Targets, selected by the option that names them.  One per line. */
+static const struct apply_target {
+	const char *option;
+	int (*run)(const opts_t *o, const apply_common_t *c);
+} targets[] = {
+	{"warehouse", run_warehouse},
+	{NULL, NULL},
+};
+
+int
+cmd_apply(int argc, char **argv)
+{
+	char err[512];
+	opts_t *o = NULL;
+	int rc = STEWARD_EXIT_OK;
+	opts_status_t ps = opts_parse(apply_opts, argc, argv, 1, &o, err, sizeof(err));
+	if (ps == OPTS_HELP) {
+		opts_print_help(stdout, usage_line, description, apply_opts);
+		goto out;
+	}
+	if (ps != OPTS_OK) {
+		fprintf(stderr, "steward apply: %s\n", err);
+		rc = STEWARD_EXIT_USAGE;
+		goto out;
+	}
+	if (!log_set_level_name(opts_get(o, "log-level")) ||
+	    !log_set_format_name(opts_get(o, "log-format"))) {
+		fprintf(stderr, "steward apply: invalid --log-level or --log-format\n");
+		rc = STEWARD_EXIT_USAGE;
+		goto out;
+	}
+	if (opts_get(o, "log-debug"))
+		log_set_debug_areas(opts_get(o, "log-debug"));
+	apply_common_t common = {0};
+	common.nlogs = opts_get_multi(o, "log", &common.logs);
+	common.once = opts_flag(o, "once");
+	common.batch = (size_t) opts_get_int(o, "batch");
+	common.poll_ms = (int) opts_get_int(o, "poll-ms");
+	common.retries = opts_given(o, "retries") ? (int) opts_get_int(o, "retries")
+						  : (common.once ? 5 : 0);
+	if (common.nlogs == 0 || opts_npositional(o) > 0) {
+		fprintf(stderr, "steward apply: %s\nUsage: %s\n",
+			common.nlogs ? "unexpected argument" : "at least one --log DIR is required",
+			usage_line);
+		rc = STEWARD_EXIT_USAGE;
+		goto out;
+	}
+	const struct apply_target *target = NULL;
+	for (const struct apply_target *t = targets; t->option; t++) {
+		if (!opts_get(o, t->option))
+			continue;
+		if (target) {
+			fprintf(stderr, "steward apply: give one target, not --%s and --%s\n",
+				target->option, t->option);
+			rc = STEWARD_EXIT_USAGE;
+			goto out;
+		}
+		target = t;
+	}
+	if (!target) {
+		fprintf(stderr, "steward apply: no target: give --warehouse DSN\nUsage: %s\n",
+			usage_line);
+		rc = STEWARD_EXIT_USAGE;
+		goto out;
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	rc = target->run(o, &common);
+out:
+	opts_free(o);
+	return rc;
+}
