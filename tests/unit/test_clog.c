@@ -1,0 +1,829 @@
+/*
+ * test_clog.c — the change log: round trips across segments, recovery of a
+ * torn tail at every byte, corruption reported with file and offset (never
+ * skipped), reading from a position, tailing a frame being written,
+ * checkpoints and gc, decompression bombs, and CRC32C.
+ */
+#define _GNU_SOURCE 1
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "clog.h"
+#include "crc32c.h"
+#include "log.h"
+#include "xalloc.h"
+
+/* ---- helpers ---- */
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void) st;
+	(void) flag;
+	(void) ftw;
+	return remove(path);
+}
+
+/* A fresh directory; on tmpfs when there is one, so fsync costs nothing. */
+static char *
+make_tmpdir(void)
+{
+	struct stat st;
+	const char *base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) &&
+				   access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+	char *tmpl = xasprintf("%s/steward-clog-test-XXXXXX", base);
+	assert_non_null(mkdtemp(tmpl));
+	return tmpl;
+}
+
+static void
+remove_tree(char *dir)
+{
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	free(dir);
+}
+
+static char *
+seg_path(const char *dir, uint64_t seq)
+{
+	return xasprintf("%s/segments/%020llu.seg", dir, (unsigned long long) seq);
+}
+
+static void
+test_pos(position_t *p, uint64_t i)
+{
+	/* Ten changes per transaction: distinct, increasing positions. */
+	position_pg(p, 0x1000 + (i / 10) * 0x100, POSITION_PHASE_STREAM, i % 10);
+}
+
+/* Append change number i (id = i, a text column, a NULL column). */
+static clog_status_t
+append_one(clog_writer_t *w, uint64_t i, char *err, size_t errlen)
+{
+	Steward__Change c = STEWARD__CHANGE__INIT;
+	Steward__Value id = STEWARD__VALUE__INIT, name = STEWARD__VALUE__INIT,
+		       note = STEWARD__VALUE__INIT;
+	Steward__Value *after[3] = {&id, &name, &note};
+	char *key[1] = {"id"};
+	char idtext[32], nametext[64], postext[64];
+	position_t p;
+	test_pos(&p, i);
+	snprintf(idtext, sizeof(idtext), "%llu", (unsigned long long) i);
+	snprintf(nametext, sizeof(nametext), "customer %llu \xf0\x9f\x98\x80", (unsigned long long) i);
+	snprintf(postext, sizeof(postext), "0/%llX:%llu", (unsigned long long) i / 10,
+		 (unsigned long long) i % 10);
+	id.name = "id";
+	id.type_name = "integer";
+	id.text = idtext;
+	name.name = "name";
+	name.type_name = "text";
+	name.text = nametext;
+	note.name = "note";
+	note.type_name = "text";
+	note.has_is_null = true;
+	note.is_null = true;
+	c.has_version = true;
+	c.version = 1;
+	c.source = "erp";
+	c.schema = "public";
+	c.table = "customers";
+	c.has_op = true;
+	c.op = STEWARD__OP__OP_INSERT;
+	c.has_position = true;
+	c.position.data = p.bytes;
+	c.position.len = p.len;
+	c.position_text = postext;
+	c.n_key = 1;
+	c.key = key;
+	c.n_after = 3;
+	c.after = after;
+	return clog_writer_append(w, &c, err, errlen);
+}
+
+static clog_writer_t *
+open_writer(const char *dir, size_t segment_bytes, size_t batch_bytes)
+{
+	char err[512] = "";
+	clog_options_t o = {segment_bytes, batch_bytes, 1};
+	clog_writer_t *w = NULL;
+	clog_status_t rc = clog_writer_open(dir, &o, &w, err, sizeof(err));
+	if (rc != CLOG_OK)
+		fail_msg("clog_writer_open: %s", err);
+	return w;
+}
+
+/* Append [from, to] and flush after every `per_frame` records (one frame each). */
+static void
+write_range(clog_writer_t *w, uint64_t from, uint64_t to, uint64_t per_frame)
+{
+	char err[512];
+	for (uint64_t i = from; i <= to; i++) {
+		clog_status_t rc = append_one(w, i, err, sizeof(err));
+		if (rc != CLOG_OK)
+			fail_msg("append %llu: %d %s", (unsigned long long) i, rc, err);
+		if (per_frame && (i - from + 1) % per_frame == 0)
+			assert_int_equal(clog_writer_flush(w, err, sizeof(err)), CLOG_OK);
+	}
+	assert_int_equal(clog_writer_flush(w, err, sizeof(err)), CLOG_OK);
+}
+
+/*
+ * Read everything after `after_i` (0 = from the start) and check the
+ * records are exactly after_i+1 .. after_i+n in order with their content.
+ * Returns n; *end_rc gets the status that stopped the loop.
+ */
+static uint64_t
+read_check(const char *dir, uint64_t after_i, clog_status_t *end_rc, char *err, size_t errlen)
+{
+	clog_reader_t *r;
+	position_t after = {0};
+	if (after_i)
+		test_pos(&after, after_i);
+	assert_int_equal(clog_reader_open(dir, &after, &r, err, errlen), CLOG_OK);
+	uint64_t n = 0;
+	const Steward__Change *c;
+	clog_status_t rc;
+	while ((rc = clog_reader_next(r, &c, err, errlen)) == CLOG_OK) {
+		uint64_t want = after_i + n + 1;
+		char idtext[32];
+		position_t p;
+		snprintf(idtext, sizeof(idtext), "%llu", (unsigned long long) want);
+		test_pos(&p, want);
+		assert_int_equal(c->position.len, p.len);
+		assert_memory_equal(c->position.data, p.bytes, p.len);
+		assert_int_equal(c->n_after, 3);
+		assert_string_equal(c->after[0]->text, idtext);
+		assert_true(c->after[2]->is_null);
+		assert_null(c->after[2]->text);
+		assert_string_equal(c->table, "customers");
+		n++;
+	}
+	*end_rc = rc;
+	clog_reader_close(r);
+	return n;
+}
+
+static uint8_t *
+read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	uint8_t *data = xmalloc((size_t) n + 1);
+	assert_int_equal(fread(data, 1, (size_t) n, f), (size_t) n);
+	fclose(f);
+	*len = (size_t) n;
+	return data;
+}
+
+static void
+write_file(const char *path, const uint8_t *data, size_t len, const char *mode)
+{
+	FILE *f = fopen(path, mode);
+	assert_non_null(f);
+	if (len)
+		assert_int_equal(fwrite(data, 1, len, f), len);
+	fclose(f);
+}
+
+static uint64_t
+file_size(const char *path)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	return (uint64_t) st.st_size;
+}
+
+/* Offsets of the frames in a segment, from their headers. */
+static size_t
+frame_offsets(const uint8_t *data, size_t len, uint64_t *offs, size_t max)
+{
+	size_t n = 0;
+	uint64_t off = 0;
+	while (off + 96 <= len && n < max) {
+		uint32_t plen = (uint32_t) data[off + 8] | (uint32_t) data[off + 9] << 8 |
+				(uint32_t) data[off + 10] << 16 | (uint32_t) data[off + 11] << 24;
+		offs[n++] = off;
+		off += 96 + plen;
+	}
+	return n;
+}
+
+/* ---- round trips ---- */
+
+static void
+records_round_trip_across_many_segments(void **state)
+{
+	char *dir = make_tmpdir();
+	char err[512];
+	clog_writer_t *w = open_writer(dir, 16 * 1024, 2048);
+	write_range(w, 1, 20000, 0);
+	position_t last, want;
+	assert_true(clog_writer_last_position(w, &last));
+	test_pos(&want, 20000);
+	assert_int_equal(position_cmp(&last, &want), 0);
+	assert_int_equal(clog_writer_pending_bytes(w), 0);
+	clog_writer_close(w);
+
+	clog_scan_t s;
+	assert_int_equal(clog_scan(dir, true, &s, err, sizeof(err)), CLOG_OK);
+	assert_true(s.segments >= 5);
+	assert_int_equal(s.records, 20000);
+	assert_false(s.torn_tail);
+	assert_int_equal(s.bytes, clog_size_bytes(dir));
+
+	clog_status_t rc;
+	assert_int_equal(read_check(dir, 0, &rc, err, sizeof(err)), 20000);
+	assert_int_equal(rc, CLOG_END);
+	remove_tree(dir);
+}
+
+static void
+reopened_writer_skips_duplicates_and_continues(void **state)
+{
+	char *dir = make_tmpdir();
+	char err[512];
+	clog_writer_t *w = open_writer(dir, 0, 0);
+	write_range(w, 1, 100, 30);
+	clog_writer_close(w);
+
+	w = open_writer(dir, 0, 0);
+	position_t last, want;
+	assert_true(clog_writer_last_position(w, &last));
+	test_pos(&want, 100);
+	assert_int_equal(position_cmp(&last, &want), 0);
+	/* A restarted source re-sends 50..100: dropped; 101..150 appended. */
+	for (uint64_t i = 50; i <= 100; i++)
+		assert_int_equal(append_one(w, i, err, sizeof(err)), CLOG_DUPLICATE);
+	write_range(w, 101, 150, 0);
+	assert_int_equal(append_one(w, 150, err, sizeof(err)), CLOG_DUPLICATE);
+	clog_writer_close(w);
+
+	clog_status_t rc;
+	assert_int_equal(read_check(dir, 0, &rc, err, sizeof(err)), 150);
+	assert_int_equal(rc, CLOG_END);
+	remove_tree(dir);
+}
+
+static void
+nothing_is_durable_until_flush(void **state)
+{
+	char *dir = make_tmpdir();
+	char err[512];
+	clog_writer_t *w = open_writer(dir, 0, 0);
+	position_t last;
+	assert_false(clog_writer_last_position(w, &last));
+	assert_int_equal(append_one(w, 1, err, sizeof(err)), CLOG_OK);
+	assert_true(clog_writer_pending_bytes(w) > 0);
+	assert_false(clog_writer_last_position(w, &last));
+	assert_int_equal(clog_writer_flush(w, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_writer_pending_bytes(w), 0);
+	assert_true(clog_writer_last_position(w, &last));
+	clog_writer_close(w);
+	remove_tree(dir);
+}
+
+static void
+second_writer_is_refused(void **state)
+{
+	char *dir = make_tmpdir();
+	char err[512] = "";
+	clog_writer_t *w = open_writer(dir, 0, 0), *w2 = NULL;
+	assert_int_equal(clog_writer_open(dir, NULL, &w2, err, sizeof(err)), CLOG_ERROR);
+	assert_non_null(strstr(err, "locked"));
+	clog_writer_close(w);
+	assert_int_equal(clog_writer_open(dir, NULL, &w2, err, sizeof(err)), CLOG_OK);
+	clog_writer_close(w2);
+	remove_tree(dir);
+}
+
+static void
+change_without_position_is_rejected(void **state)
+{
+	char *dir = make_tmpdir();
+	char err[512] = "";
+	clog_writer_t *w = open_writer(dir, 0, 0);
+	Steward__Change c = STEWARD__CHANGE__INIT;
+	c.table = "t";
+	assert_int_equal(clog_writer_append(w, &c, err, sizeof(err)), CLOG_ERROR);
+	assert_non_null(strstr(err, "position"));
+	clog_writer_close(w);
+	remove_tree(dir);
+}
+
+/* ---- recovery and corruption ---- */
+
+static void
+torn_tail_at_every_offset_is_truncated_keeping_earlier_records(void **state)
+{
+	char *golden = make_tmpdir();
+	char err[512];
+	clog_writer_t *w = open_writer(golden, 0, 0);
+	write_range(w, 1, 30, 10);  /* three frames of ten records */
+	clog_writer_close(w);
+	char *gpath = seg_path(golden, 1);
+	size_t len;
+	uint8_t *data = read_file(gpath, &len);
+	uint64_t offs[8];
+	assert_int_equal(frame_offsets(data, len, offs, 8), 3);
+	uint64_t last_start = offs[2];
+
+	log_level_t saved = log_min_level;
+	log_set_level(LOG_LEVEL_ERROR);  /* one truncation warning per offset */
+	for (uint64_t cut = last_start + 1; cut < len; cut++) {
+		char *dir = make_tmpdir();
+		char *segdir = xasprintf("%s/segments", dir);
+		char *path = seg_path(dir, 1);
+		assert_int_equal(mkdir(segdir, 0755), 0);
+		write_file(path, data, cut, "wb");
+
+		/* A reader before recovery sees the 20 whole records, then END. */
+		clog_status_t rc;
+		assert_int_equal(read_check(dir, 0, &rc, err, sizeof(err)), 20);
+		assert_int_equal(rc, CLOG_END);
+
+		clog_writer_t *rw = NULL;
+		rc = clog_writer_open(dir, NULL, &rw, err, sizeof(err));
+		if (rc != CLOG_OK)
+			fail_msg("cut at %llu: %s", (unsigned long long) cut, err);
+		assert_int_equal(file_size(path), last_start);
+		position_t last, want;
+		assert_true(clog_writer_last_position(rw, &last));
+		test_pos(&want, 20);
+		assert_int_equal(position_cmp(&last, &want), 0);
+		/* The lost frame can be written again after recovery. */
+		write_range(rw, 21, 30, 0);
+		clog_writer_close(rw);
+		assert_int_equal(read_check(dir, 0, &rc, err, sizeof(err)), 30);
+		assert_int_equal(rc, CLOG_END);
+
+		free(path);
+		free(segdir);
+		remove_tree(dir);
+	}
+	log_set_level(saved);
+	free(data);
+	free(gpath);
+	remove_tree(golden);
+}
+
+/* Build a 3-frame log, flip one byte at frame 2 + delta, return the path. */
+static char *
+log_with_flipped_byte(char *dir, uint64_t delta, uint64_t *frame2_off)
+{
+	clog_writer_t *w = open_writer(dir, 0, 0);
+	write_range(w, 1, 30, 10);
+	clog_writer_close(w);
+	char *path = seg_path(dir, 1);
+	size_t len;
+	uint8_t *data = read_file(path, &len);
+	uint64_t offs[8];
+	assert_int_equal(frame_offsets(data, len, offs, 8), 3);
+	*frame2_off = offs[1];
+	data[offs[1] + delta] ^= 0x40;
+	write_file(path, data, len, "wb");
+	free(data);
+	return path;
+}
+
+static void
+assert_names_file_and_offset(const char *err, const char *path, uint64_t off)
+{
+	char want[64];
+	snprintf(want, sizeof(want), "offset %llu", (unsigned long long) off);
+	if (strstr(err, path) == NULL || strstr(err, want) == NULL)
+		fail_msg("error \"%s\" does not name \"%s\" and \"%s\"", err, path, want);
+}
+
+static void
+flipped_byte_in_middle_frame_is_corruption_not_truncation(void **state)
+{
+	/* 100: in the payload; 9: the payload length in the header. */
+	const uint64_t deltas[] = {100, 9, 30};
+	for (size_t k = 0; k < sizeof(deltas) / sizeof(deltas[0]); k++) {
+		char *dir = make_tmpdir();
+		char err[512] = "";
+		uint64_t off2;
+		char *path = log_with_flipped_byte(dir, deltas[k], &off2);
+		uint64_t size = file_size(path);
+
+		clog_writer_t *w = NULL;
+		assert_int_equal(clog_writer_open(dir, NULL, &w, err, sizeof(err)), CLOG_CORRUPT);
+		assert_names_file_and_offset(err, path, off2);
+		assert_int_equal(file_size(path), size);  /* nothing truncated */
+
+		/* The reader returns frame 1, then stops at frame 2 and stays there. */
+		clog_status_t rc;
+		err[0] = '\0';
+		assert_int_equal(read_check(dir, 0, &rc, err, sizeof(err)), 10);
+		assert_int_equal(rc, CLOG_CORRUPT);
+		assert_names_file_and_offset(err, path, off2);
+
+		clog_reader_t *r;
+		const Steward__Change *c;
+		position_t after;
+		test_pos(&after, 10);
+		assert_int_equal(clog_reader_open(dir, &after, &r, err, sizeof(err)), CLOG_OK);
+		assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_CORRUPT);
+		assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_CORRUPT);
+		clog_reader_close(r);
+
+		clog_scan_t s;
+		assert_int_equal(clog_scan(dir, true, &s, err, sizeof(err)), CLOG_CORRUPT);
+		assert_names_file_and_offset(err, path, off2);
+		free(path);
+		remove_tree(dir);
+	}
+}
+
+static void
+bad_frame_in_sealed_segment_is_corruption(void **state)
+{
+	char *dir = make_tmpdir();
+	char err[512] = "";
+	clog_writer_t *w = open_writer(dir, 4096, 1024);
+	write_range(w, 1, 2000, 0);
+	clog_writer_close(w);
+	/* Cut the first segment's last frame short: it is sealed, so not a torn tail. */
+	char *path = seg_path(dir, 1);
+	size_t len;
+	uint8_t *data = read_file(path, &len);
+	uint64_t offs[64];
+	size_t nf = frame_offsets(data, len, offs, 64);
+	assert_true(nf >= 2);
+	assert_int_equal(truncate(path, (off_t) (len - 5)), 0);
+
+	clog_status_t rc;
+	read_check(dir, 0, &rc, err, sizeof(err));
+	assert_int_equal(rc, CLOG_CORRUPT);
+	assert_names_file_and_offset(err, path, offs[nf - 1]);
+	clog_scan_t s;
+	assert_int_equal(clog_scan(dir, true, &s, err, sizeof(err)), CLOG_CORRUPT);
+	free(data);
+	free(path);
+	remove_tree(dir);
+}
+
+/* ---- reading ---- */
+
+static void
+reader_starts_after_a_position(void **state)
+{
+	char *dir = make_tmpdir();
+	char err[512];
+	clog_writer_t *w = open_writer(dir, 8192, 1024);
+	write_range(w, 1, 1000, 0);
+	clog_writer_close(w);
+	const uint64_t starts[] = {1, 9, 10, 11, 500, 999};
+	for (size_t k = 0; k < sizeof(starts) / sizeof(starts[0]); k++) {
+		clog_status_t rc;
+		assert_int_equal(read_check(dir, starts[k], &rc, err, sizeof(err)), 1000 - starts[k]);
+		assert_int_equal(rc, CLOG_END);
+	}
+	/* After everything: nothing, and no error. */
+	clog_status_t rc;
+	assert_int_equal(read_check(dir, 1000, &rc, err, sizeof(err)), 0);
+	assert_int_equal(rc, CLOG_END);
+	remove_tree(dir);
+}
+
+static void
+reader_waits_for_a_half_written_frame(void **state)
+{
+	char *golden = make_tmpdir();
+	char *dir = make_tmpdir();
+	char err[512];
+	clog_writer_t *w = open_writer(golden, 0, 0);
+	write_range(w, 1, 20, 10);
+	clog_writer_close(w);
+	char *gpath = seg_path(golden, 1);
+	size_t len;
+	uint8_t *data = read_file(gpath, &len);
+	uint64_t offs[4];
+	assert_int_equal(frame_offsets(data, len, offs, 4), 2);
+
+	char *segdir = xasprintf("%s/segments", dir);
+	char *path = seg_path(dir, 1);
+	assert_int_equal(mkdir(segdir, 0755), 0);
+	write_file(path, data, offs[1], "wb");
+
+	clog_reader_t *r;
+	const Steward__Change *c;
+	assert_int_equal(clog_reader_open(dir, NULL, &r, err, sizeof(err)), CLOG_OK);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_END);
+	/* Part of the header, then part of the payload: still END, never corrupt. */
+	uint64_t cuts[] = {offs[1] + 40, offs[1] + 96, len - 1};
+	uint64_t done = offs[1];
+	for (size_t k = 0; k < 3; k++) {
+		write_file(path, data + done, cuts[k] - done, "ab");
+		done = cuts[k];
+		assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_END);
+	}
+	write_file(path, data + done, len - done, "ab");
+	for (int i = 11; i <= 20; i++) {
+		assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_OK);
+		char idtext[8];
+		snprintf(idtext, sizeof(idtext), "%d", i);
+		assert_string_equal(c->after[0]->text, idtext);
+	}
+	assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_END);
+	clog_reader_close(r);
+	free(data);
+	free(path);
+	free(segdir);
+	free(gpath);
+	remove_tree(dir);
+	remove_tree(golden);
+}
+
+static void
+reader_tails_a_live_writer_across_segments(void **state)
+{
+	char *dir = make_tmpdir();
+	char err[512];
+	clog_writer_t *w = open_writer(dir, 4096, 512);
+	clog_reader_t *r;
+	const Steward__Change *c;
+	assert_int_equal(clog_reader_open(dir, NULL, &r, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_END);
+	uint64_t seen = 0;
+	for (uint64_t round = 0; round < 20; round++) {
+		write_range(w, round * 100 + 1, round * 100 + 100, 0);
+		clog_status_t rc;
+		while ((rc = clog_reader_next(r, &c, err, sizeof(err))) == CLOG_OK) {
+			char idtext[32];
+			snprintf(idtext, sizeof(idtext), "%llu", (unsigned long long) ++seen);
+			assert_string_equal(c->after[0]->text, idtext);
+		}
+		assert_int_equal(rc, CLOG_END);
+		assert_int_equal(seen, round * 100 + 100);
+	}
+	clog_reader_close(r);
+	clog_writer_close(w);
+	remove_tree(dir);
+}
+
+/* ---- checkpoints and gc ---- */
+
+static void
+checkpoints_are_saved_and_loaded(void **state)
+{
+	char *dir = make_tmpdir();
+	char err[512];
+	position_t p, q;
+	assert_int_equal(clog_checkpoint_load(dir, "apply", &q, err, sizeof(err)), CLOG_END);
+	test_pos(&p, 12345);
+	assert_int_equal(clog_checkpoint_save(dir, "apply", &p, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_checkpoint_load(dir, "apply", &q, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(position_cmp(&p, &q), 0);
+	test_pos(&p, 99999);
+	assert_int_equal(clog_checkpoint_save(dir, "apply", &p, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_checkpoint_load(dir, "apply", &q, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(position_cmp(&p, &q), 0);
+	assert_int_equal(clog_checkpoint_save(dir, "../evil", &p, err, sizeof(err)), CLOG_ERROR);
+
+	char **names;
+	size_t n;
+	assert_int_equal(clog_checkpoint_list(dir, &names, &n, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "apply");
+	clog_checkpoint_list_free(names, n);
+
+	char *path = xasprintf("%s/readers/broken", dir);
+	write_file(path, (const uint8_t *) "garbage\n", 8, "wb");
+	assert_int_equal(clog_checkpoint_load(dir, "broken", &q, err, sizeof(err)), CLOG_CORRUPT);
+	free(path);
+	remove_tree(dir);
+}
+
+/* Last position in segment seq, from its last frame header. */
+static uint64_t
+segment_count(const char *dir)
+{
+	clog_scan_t s;
+	char err[512];
+	assert_int_equal(clog_scan(dir, false, &s, err, sizeof(err)), CLOG_OK);
+	return s.segments;
+}
+
+static void
+gc_removes_only_fully_consumed_sealed_segments(void **state)
+{
+	char *dir = make_tmpdir();
+	char err[512];
+	clog_writer_t *w = open_writer(dir, 4096, 1024);
+	write_range(w, 1, 3000, 0);
+	uint64_t nseg = segment_count(dir);
+	assert_true(nseg >= 6);
+
+	size_t removed = 99;
+	assert_int_equal(clog_gc(dir, &removed, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(removed, 0);  /* no checkpoint: keep everything */
+
+	/* Checkpoint in the middle of the log: find which segments end at or before it. */
+	position_t cp;
+	test_pos(&cp, 1500);
+	assert_int_equal(clog_checkpoint_save(dir, "apply", &cp, err, sizeof(err)), CLOG_OK);
+	position_t low;
+	test_pos(&low, 300);
+	assert_int_equal(clog_checkpoint_save(dir, "search", &low, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_gc(dir, &removed, err, sizeof(err)), CLOG_OK);
+	uint64_t after_low = segment_count(dir);
+	assert_int_equal(after_low, nseg - removed);
+	/* Everything after the slowest reader is still readable. */
+	clog_status_t rc;
+	assert_int_equal(read_check(dir, 300, &rc, err, sizeof(err)), 2700);
+	assert_int_equal(rc, CLOG_END);
+
+	/* The slow reader catches up: more goes, but nothing past 1500. */
+	assert_int_equal(clog_checkpoint_save(dir, "search", &cp, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_gc(dir, &removed, err, sizeof(err)), CLOG_OK);
+	assert_true(removed > 0);
+	assert_int_equal(read_check(dir, 1500, &rc, err, sizeof(err)), 1500);
+	assert_int_equal(rc, CLOG_END);
+	clog_reader_t *r;
+	const Steward__Change *c;
+	assert_int_equal(clog_reader_open(dir, NULL, &r, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_OK);
+	position_t first;
+	position_set(&first, c->position.data, c->position.len);
+	assert_true(position_cmp(&first, &cp) <= 0);  /* the segment holding 1500 stayed */
+	clog_reader_close(r);
+
+	/* Everyone has everything: all but the last segment go; the writer still knows its end. */
+	test_pos(&cp, 3000);
+	assert_int_equal(clog_checkpoint_save(dir, "apply", &cp, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_checkpoint_save(dir, "search", &cp, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_gc(dir, &removed, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(segment_count(dir), 1);
+	clog_writer_close(w);
+	w = open_writer(dir, 4096, 1024);
+	assert_int_equal(append_one(w, 3000, err, sizeof(err)), CLOG_DUPLICATE);
+	write_range(w, 3001, 3010, 0);
+	clog_writer_close(w);
+	assert_int_equal(read_check(dir, 3000, &rc, err, sizeof(err)), 10);
+	remove_tree(dir);
+}
+
+/* ---- hostile frames ---- */
+
+static void
+put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t) v;
+	p[1] = (uint8_t) (v >> 8);
+	p[2] = (uint8_t) (v >> 16);
+	p[3] = (uint8_t) (v >> 24);
+}
+
+/* Write a one-frame segment with the given payload and header fields (valid CRC). */
+static char *
+write_crafted_frame(const char *dir, uint8_t compression, const void *payload, uint32_t plen,
+		    uint32_t raw_len, uint32_t count)
+{
+	uint8_t *frame = xcalloc(1, 96 + plen);
+	position_t p;
+	test_pos(&p, 1);
+	memcpy(frame, "STWF", 4);
+	frame[4] = 1;
+	frame[5] = compression;
+	put32(frame + 8, plen);
+	put32(frame + 12, raw_len);
+	put32(frame + 16, count);
+	frame[20] = p.len;
+	memcpy(frame + 21, p.bytes, p.len);
+	frame[53] = p.len;
+	memcpy(frame + 54, p.bytes, p.len);
+	memcpy(frame + 96, payload, plen);
+	uint32_t crc = clog_crc32c(0, frame, 88);
+	crc = clog_crc32c(crc, frame + 96, plen);
+	put32(frame + 88, crc);
+	char *segdir = xasprintf("%s/segments", dir);
+	mkdir(segdir, 0755);
+	char *path = seg_path(dir, 1);
+	write_file(path, frame, 96 + plen, "wb");
+	free(segdir);
+	free(frame);
+	return path;
+}
+
+static void
+decompression_bomb_is_rejected(void **state)
+{
+	char *dir = make_tmpdir();
+	char err[512] = "";
+	/* 64 MiB of zeros compresses to a few KiB; the header claims 100 bytes. */
+	size_t big = 64u * 1024 * 1024;
+	uint8_t *zeros = xcalloc(1, big);
+	size_t bound = ZSTD_compressBound(big);
+	uint8_t *z = xmalloc(bound);
+	size_t zlen = ZSTD_compress(z, bound, zeros, big, 1);
+	assert_false(ZSTD_isError(zlen));
+	char *path = write_crafted_frame(dir, 1, z, (uint32_t) zlen, 100, 1);
+
+	clog_reader_t *r;
+	const Steward__Change *c;
+	assert_int_equal(clog_reader_open(dir, NULL, &r, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_CORRUPT);
+	assert_names_file_and_offset(err, path, 0);
+	assert_non_null(strstr(err, "content size"));
+	clog_reader_close(r);
+
+	/* A raw length above the cap is refused from the header alone. */
+	free(path);
+	path = write_crafted_frame(dir, 1, z, (uint32_t) zlen, CLOG_MAX_RAW + 1, 1);
+	clog_scan_t s;
+	assert_int_equal(clog_scan(dir, true, &s, err, sizeof(err)), CLOG_OK);
+	assert_true(s.torn_tail);  /* the only frame: indistinguishable from a torn tail */
+	assert_int_equal(s.records, 0);
+
+	/* Garbage that is not a zstd frame, with a valid checksum. */
+	free(path);
+	path = write_crafted_frame(dir, 1, "not zstd at all", 15, 15, 1);
+	assert_int_equal(clog_reader_open(dir, NULL, &r, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_CORRUPT);
+	clog_reader_close(r);
+	free(path);
+	free(z);
+	free(zeros);
+	remove_tree(dir);
+}
+
+/* ---- CRC32C ---- */
+
+static void
+crc32c_matches_known_values(void **state)
+{
+	assert_int_equal(clog_crc32c(0, "123456789", 9), 0xE3069283u);
+	assert_int_equal(crc32c_sw(0, "123456789", 9), 0xE3069283u);
+	assert_int_equal(clog_crc32c(0, "", 0), 0);
+	uint8_t zeros[32] = {0};
+	assert_int_equal(crc32c_sw(0, zeros, 32), 0x8A9136AAu);  /* RFC 3720 B.4 */
+	uint8_t ones[32];
+	memset(ones, 0xff, sizeof(ones));
+	assert_int_equal(crc32c_sw(0, ones, 32), 0x62A8AB43u);
+	/* Continuing from a previous value equals one pass. */
+	const char *text = "The quick brown fox jumps over the lazy dog";
+	uint32_t whole = clog_crc32c(0, text, strlen(text));
+	assert_int_equal(clog_crc32c(clog_crc32c(0, text, 10), text + 10, strlen(text) - 10), whole);
+}
+
+static void
+crc32c_hardware_and_table_agree(void **state)
+{
+	if (!crc32c_hw_available()) {
+		print_message("no SSE4.2 here: hardware path not tested\n");
+		skip();
+	}
+	uint8_t buf[1100];
+	uint32_t seed = 12345;
+	for (size_t i = 0; i < sizeof(buf); i++) {
+		seed = seed * 1103515245u + 12345u;
+		buf[i] = (uint8_t) (seed >> 16);
+	}
+	for (size_t start = 0; start < 9; start++)
+		for (size_t len = 0; len + start <= sizeof(buf); len += (len < 70 ? 1 : 97))
+			assert_int_equal(crc32c_hw(0, buf + start, len), crc32c_sw(0, buf + start, len));
+	assert_int_equal(crc32c_hw(0xdeadbeef, buf, 333), crc32c_sw(0xdeadbeef, buf, 333));
+	assert_int_equal(crc32c_hw(0, "123456789", 9), 0xE3069283u);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(records_round_trip_across_many_segments),
+		cmocka_unit_test(reopened_writer_skips_duplicates_and_continues),
+		cmocka_unit_test(nothing_is_durable_until_flush),
+		cmocka_unit_test(second_writer_is_refused),
+		cmocka_unit_test(change_without_position_is_rejected),
+		cmocka_unit_test(torn_tail_at_every_offset_is_truncated_keeping_earlier_records),
+		cmocka_unit_test(flipped_byte_in_middle_frame_is_corruption_not_truncation),
+		cmocka_unit_test(bad_frame_in_sealed_segment_is_corruption),
+		cmocka_unit_test(reader_starts_after_a_position),
+		cmocka_unit_test(reader_waits_for_a_half_written_frame),
+		cmocka_unit_test(reader_tails_a_live_writer_across_segments),
+		cmocka_unit_test(checkpoints_are_saved_and_loaded),
+		cmocka_unit_test(gc_removes_only_fully_consumed_sealed_segments),
+		cmocka_unit_test(decompression_bomb_is_rejected),
+		cmocka_unit_test(crc32c_matches_known_values),
+		cmocka_unit_test(crc32c_hardware_and_table_agree),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
