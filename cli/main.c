@@ -17,6 +17,7 @@ static const struct command commands[] = {
 	{"log", cmd_log, "Inspect a change log (dump, verify, gc)"},
 	{"rules", cmd_rules, "Check and explain ownership rules (check, explain)"},
 	{"apply", cmd_apply, "Apply change logs to a target (PostgreSQL warehouse)"},
+	{"dlq", cmd_dlq, "Inspect and replay the apply dead-letter queue (list, show, retry, drop)"},
 	{NULL, NULL, NULL},
 };
 
