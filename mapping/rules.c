@@ -21,8 +21,7 @@ rules_load_string(const char *text, size_t len, const char *name, rules_t **out,
 	rules_status_t st = rules_parse(text, len, name, &r, diags);
 	if (st != RULES_OK)
 		goto out;
-	if (diags->nerrors == before)
-		rules_validate(r, diags);
+	rules_validate(r, diags); /* also after parse errors: report everything at once */
 	if (diags->nerrors != before) {
 		rules_free(r);
 		r = NULL;

@@ -243,6 +243,20 @@ void rules_mapped_free(rules_mapped_t *m); /* accepts NULL */
  */
 rules_map_status_t rules_map(const rules_t *r, const Steward__Change *change,
 			     rules_mapped_t *m, char *err, size_t errlen);
+/*
+ * A table may feed several entities (billing's payments feed payment and
+ * settle invoice): after rules_map, rules_map_next maps the same change
+ * with the next source mapping of that table into m, RULES_MAP_SKIP when
+ * there is none.  Apply handles each mapping as its own decision:
+ *
+ *     for (st = rules_map(r, c, m, ...); st != RULES_MAP_SKIP;
+ *          st = rules_map_next(r, c, m, ...)) { ... }
+ *
+ * A null key column also gives RULES_MAP_SKIP (the row is not that
+ * entity; err says why); on RULES_MAP_ERROR keep calling rules_map_next.
+ */
+rules_map_status_t rules_map_next(const rules_t *r, const Steward__Change *change,
+				  rules_mapped_t *m, char *err, size_t errlen);
 /* Replace a field's value (copied into m); value NULL = null. */
 void rules_mapped_set(rules_mapped_t *m, int field, const char *value);
 
@@ -390,7 +404,8 @@ void rules_decision_free(rules_decision_t *d); /* accepts NULL */
  * unknown).  Pure and allocation-free once d has grown.  Guarantees:
  *   - a field is accepted only from its owner in golden's current state
  *     (or from the fallback owner while the value is null or the
- *     fallback's own);
+ *     fallback's own; or, when the change creates the entity, from the
+ *     creator for a field that has no value yet);
  *   - a value equal to the golden one is an echo, from anyone;
  *   - a change at or before the last position seen from its system for
  *     this entity is a replay: an echo with no writes;

@@ -8,6 +8,7 @@
  */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rules_internal.h"
@@ -151,8 +152,27 @@ map_field(const rules_t *r, const struct rsource *src, const struct rcolmap *cm,
 	return true;
 }
 
+static rules_map_status_t map_from(const rules_t *r, const Steward__Change *c, size_t from,
+				   rules_mapped_t *m, char *err, size_t errlen);
+
 rules_map_status_t
 rules_map(const rules_t *r, const Steward__Change *c, rules_mapped_t *m, char *err, size_t errlen)
+{
+	return map_from(r, c, 0, m, err, errlen);
+}
+
+rules_map_status_t
+rules_map_next(const rules_t *r, const Steward__Change *c, rules_mapped_t *m, char *err,
+	       size_t errlen)
+{
+	if (m->source < 0)
+		return RULES_MAP_SKIP;
+	return map_from(r, c, (size_t)m->source + 1, m, err, errlen);
+}
+
+static rules_map_status_t
+map_from(const rules_t *r, const Steward__Change *c, size_t from, rules_mapped_t *m, char *err,
+	 size_t errlen)
 {
 	struct rules_mapped_priv *p = m->priv;
 	arena_reset(p->arena);
@@ -179,7 +199,7 @@ rules_map(const rules_t *r, const Steward__Change *c, rules_mapped_t *m, char *e
 	buf_reset(&p->tmp);
 	buf_printf(&p->tmp, "%s.%s", c->schema ? c->schema : "", c->table);
 	const struct rsource *src = NULL;
-	for (size_t i = 0; i < r->nsources; i++)
+	for (size_t i = from; i < r->nsources; i++)
 		if (r->sources[i].system == sys && strcmp(r->sources[i].table, p->tmp.data) == 0) {
 			src = &r->sources[i];
 			break;
@@ -216,9 +236,16 @@ rules_map(const rules_t *r, const Steward__Change *c, rules_mapped_t *m, char *e
 		const Steward__Value *v = image_find(img, nimg, src->key[k]);
 		if (v == NULL)
 			v = image_find(del ? c->after : c->before, del ? c->n_after : c->n_before, src->key[k]);
-		if (v == NULL || value_is_null(v)) {
-			snprintf(err, errlen, "key column %s of %s is missing or null", src->key[k], src->table);
+		if (v == NULL) {
+			snprintf(err, errlen, "key column %s of %s is missing from the change", src->key[k],
+				 src->table);
 			return RULES_MAP_ERROR;
+		}
+		if (value_is_null(v)) {
+			/* e.g. a payment without an invoice: the row is not that entity */
+			snprintf(err, errlen, "key column %s of %s is null: not a %s", src->key[k], src->table,
+				 e->name);
+			return RULES_MAP_SKIP;
 		}
 		if (k)
 			buf_append_char(&p->tmp, '|');

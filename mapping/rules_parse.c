@@ -644,9 +644,10 @@ parse_sources(struct pctx *c, const yaml_node_t *n)
 		if (src->system < 0 || src->entity < 0)
 			continue;
 		for (size_t j = 0; j < r->nsources; j++)
-			if (r->sources[j].system == src->system && strcmp(r->sources[j].table, t) == 0)
-				perr(c, tab, "map each table once", "table %s of %s is mapped twice", t,
-				     r->systems[src->system]);
+			if (r->sources[j].system == src->system && r->sources[j].entity == src->entity &&
+			    strcmp(r->sources[j].table, t) == 0)
+				perr(c, tab, "map each table once per entity", "table %s of %s is mapped to %s twice", t,
+				     r->systems[src->system], r->entities[src->entity].name);
 		if (is_scalar(key)) {
 			src->nkey = 1;
 			src->key = arena_calloc(r->arena, sizeof(char *));

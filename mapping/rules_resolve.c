@@ -126,6 +126,10 @@ decide_fields(const rules_t *r, const struct rentity *e, const rules_golden_t *g
 		} else if (o && S == o->fallback && (gf->value == NULL || gf->owner == S)) {
 			out->verdict = RULES_ACCEPTED;
 			out->via_fallback = true;
+		} else if (creating && gf->owner < 0) {
+			/* The creator seeds fields nobody has set; owners take over from there. */
+			out->verdict = RULES_ACCEPTED;
+			out->rule = &e->create_rule;
 		} else {
 			out->verdict = RULES_CONFLICT;
 		}

@@ -175,7 +175,7 @@ rules_validate(const rules_t *r, rules_diags_t *d)
 					if (!o->wildcard || first_sharing(e, f))
 						vwarn(r, d, o->rule.line, o->rule.col,
 						      "add a sources: entry for this system and entity",
-						      "%s owns %s.%s but no source maps a %s table to %s",
+						      "%s owns %s.%s but no source maps a table of %s to %s",
 						      r->systems[o->system], e->name, f->name, r->systems[o->system], e->name);
 				} else if (!source_feeds(src, (int)fi)) {
 					vwarn(r, d, o->rule.line, o->rule.col,
@@ -189,7 +189,7 @@ rules_validate(const rules_t *r, rules_diags_t *d)
 			if (rules_mask_has(e->create_mask, (int)s) && !source_for(r, (int)s, (int)ei))
 				vwarn(r, d, e->create_rule.line, e->create_rule.col,
 				      "add a sources: entry for this system and entity",
-				      "%s may create %s but no source maps a %s table to it", r->systems[s],
+				      "%s may create %s but no source maps a table of %s to it", r->systems[s],
 				      e->name, r->systems[s]);
 	}
 	for (size_t i = 0; i < r->nsources; i++) {
