@@ -10,6 +10,7 @@ int cmd_log(int argc, char **argv);      /* cli/cmd_log.c */
 int cmd_rules(int argc, char **argv);    /* cli/cmd_rules.c */
 int cmd_apply(int argc, char **argv);    /* cli/cmd_apply.c */
 int cmd_dlq(int argc, char **argv);      /* cli/cmd_dlq.c */
+int cmd_capture(int argc, char **argv);  /* cli/cmd_capture.c */
 
 /* Add one line per subcommand, and its entry in main.c's table. */
 

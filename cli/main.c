@@ -14,6 +14,7 @@ struct command {
 };
 
 static const struct command commands[] = {
+	{"capture", cmd_capture, "Capture row changes from a source database into a change log"},
 	{"log", cmd_log, "Inspect a change log (dump, verify, gc)"},
 	{"rules", cmd_rules, "Check and explain ownership rules (check, explain)"},
 	{"apply", cmd_apply, "Apply change logs to a target (PostgreSQL warehouse)"},
