@@ -538,7 +538,7 @@ reader_waits_for_a_half_written_frame(void **state)
 	write_file(path, data + done, len - done, "ab");
 	for (int i = 11; i <= 20; i++) {
 		assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_OK);
-		char idtext[8];
+		char idtext[16];
 		snprintf(idtext, sizeof(idtext), "%d", i);
 		assert_string_equal(c->after[0]->text, idtext);
 	}
