@@ -1,0 +1,844 @@
+/*
+ * mysql_stream.c — the binlog stream: replication connection, transaction
+ * boundaries, table maps, rows events to change records in the change log.
+ *
+ * A transaction's rows events are kept (raw, in memory up to
+ * TXN_MEM_LIMIT, then in DIR/mysql-txn.spill) until its XID/COMMIT: only
+ * then is its end offset — the position every record of it carries — known.
+ * Records are appended as the buffered events are decoded, one arena reset
+ * per record, so memory stays bounded for any transaction size.
+ *
+ * Durability promise, kept in stream_flush: the resume file
+ * (DIR/mysql-resume) is rewritten only after clog_writer_flush returned,
+ * and names the end of the last transaction whose records were all
+ * appended before that flush.  A restart reads the binlog from there; any
+ * record already durable is dropped by the writer as a duplicate.  So
+ * kill -9 at any moment loses nothing and duplicates nothing.
+ */
+#include "mysql_capture.h"
+
+#include <errno.h>
+#include <mariadb_rpl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "exitcodes.h"
+#include "log.h"
+#include "xalloc.h"
+
+#define TXN_MEM_LIMIT (16u * 1024 * 1024)
+#define FLUSH_PENDING_BYTES (8u * 1024 * 1024)
+#define HEADER_LEN 19
+#define RECONNECT_GIVE_UP_S 300
+
+typedef struct stream {
+	const mysql_stream_opts_t *o;
+	clog_writer_t *w;
+	MYSQL *m;
+	MARIADB_RPL *rpl;
+	MYSQL *meta;                   /* information_schema lookups (lazy) */
+	char *file;                    /* binlog file being read */
+	char *committed_file;          /* resume point: after the last whole transaction */
+	uint64_t committed_end;
+	char *flushed_file;            /* resume point last written to disk */
+	uint64_t flushed_end;
+	mysql_table_t **tables;        /* current table maps, by table id */
+	size_t ntables;
+	char **names_cache_key;        /* "schema.table" whose names came from the catalog */
+	mysql_table_t **names_cache;
+	size_t nnames;
+	bool in_txn, standalone;
+	char txid[96];
+	buf_t txn;                     /* framed raw events: type(1) len(4) body */
+	FILE *spill;
+	uint64_t spill_bytes;
+	arena_t *arena;
+	struct timespec last_flush;
+	char *end_file;                /* --endpos */
+	uint64_t end_off;
+	uint64_t records;
+} stream_t;
+
+static double
+since(const struct timespec *t)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double) (now.tv_sec - t->tv_sec) + (double) (now.tv_nsec - t->tv_nsec) / 1e9;
+}
+
+/* ---- resume file ---- */
+
+bool
+mysql_resume_load(const char *dir, char **file, uint64_t *pos)
+{
+	char path[4096], name[512];
+	unsigned long long off;
+	snprintf(path, sizeof(path), "%s/mysql-resume", dir);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool ok = fscanf(f, "%511s %llu", name, &off) == 2;
+	fclose(f);
+	if (ok) {
+		*file = xstrdup(name);
+		*pos = off;
+	}
+	return ok;
+}
+
+bool
+mysql_resume_save(const char *dir, const char *file, uint64_t pos, char *err, size_t errlen)
+{
+	char path[4096], tmp[4096];
+	snprintf(path, sizeof(path), "%s/mysql-resume", dir);
+	snprintf(tmp, sizeof(tmp), "%s/mysql-resume.tmp", dir);
+	FILE *f = fopen(tmp, "w");
+	if (!f) {
+		snprintf(err, errlen, "could not create file \"%s\": %s", tmp, strerror(errno));
+		return false;
+	}
+	fprintf(f, "%s %llu\n", file, (unsigned long long) pos);
+	bool ok = fflush(f) == 0 && fdatasync(fileno(f)) == 0;
+	ok = fclose(f) == 0 && ok;
+	if (!ok || rename(tmp, path) != 0) {
+		snprintf(err, errlen, "could not write file \"%s\": %s", path, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+/* Make everything appended durable, then move the resume point. */
+static int
+stream_flush(stream_t *s, char *err, size_t errlen)
+{
+	if (clog_writer_flush(s->w, err, errlen) != CLOG_OK)
+		return STEWARD_EXIT_IOERR;
+	clock_gettime(CLOCK_MONOTONIC, &s->last_flush);
+	if (!s->committed_file)
+		return STEWARD_EXIT_OK;
+	if (s->flushed_file && !strcmp(s->flushed_file, s->committed_file) &&
+	    s->flushed_end == s->committed_end)
+		return STEWARD_EXIT_OK;
+	if (!mysql_resume_save(s->o->data_dir, s->committed_file, s->committed_end, err, errlen))
+		return STEWARD_EXIT_IOERR;
+	free(s->flushed_file);
+	s->flushed_file = xstrdup(s->committed_file);
+	s->flushed_end = s->committed_end;
+	return STEWARD_EXIT_OK;
+}
+
+/* ---- table maps and column names ---- */
+
+static mysql_table_t *
+table_find(stream_t *s, uint64_t id)
+{
+	for (size_t i = 0; i < s->ntables; i++)
+		if (s->tables[i]->table_id == id)
+			return s->tables[i];
+	return NULL;
+}
+
+static void
+table_put(stream_t *s, mysql_table_t *t)
+{
+	for (size_t i = 0; i < s->ntables; i++)
+		if (s->tables[i]->table_id == t->table_id) {
+			mysql_table_free(s->tables[i]);
+			s->tables[i] = t;
+			return;
+		}
+	s->tables = xrealloc(s->tables, (s->ntables + 1) * sizeof(*s->tables));
+	s->tables[s->ntables++] = t;
+}
+
+static void
+names_cache_clear(stream_t *s)
+{
+	for (size_t i = 0; i < s->nnames; i++) {
+		free(s->names_cache_key[i]);
+		mysql_table_free(s->names_cache[i]);
+	}
+	free(s->names_cache_key);
+	free(s->names_cache);
+	s->names_cache_key = NULL;
+	s->names_cache = NULL;
+	s->nnames = 0;
+}
+
+/*
+ * The map carries no names (binlog_row_metadata=MINIMAL): take them from
+ * information_schema, cached per table until a DDL statement or a map of
+ * another shape.  A column count that disagrees is an error: never attach a
+ * value to the wrong column.
+ */
+static bool
+table_name_columns(stream_t *s, mysql_table_t *t, char *err, size_t errlen)
+{
+	char key[600];
+	snprintf(key, sizeof(key), "%s.%s", t->schema, t->name);
+	for (size_t i = 0; i < s->nnames; i++) {
+		mysql_table_t *c = s->names_cache[i];
+		if (strcmp(s->names_cache_key[i], key) || c->ncols != t->ncols)
+			continue;
+		bool same = true;
+		for (size_t k = 0; k < t->ncols; k++)
+			same &= c->cols[k].binlog_type == t->cols[k].binlog_type &&
+				c->cols[k].meta == t->cols[k].meta;
+		if (same) {
+			char **names = xcalloc(t->ncols, sizeof(char *));
+			for (size_t k = 0; k < t->ncols; k++)
+				names[k] = c->cols[k].name;
+			mysql_table_set_names(t, names, t->ncols);
+			free(names);
+			return true;
+		}
+	}
+	if (!s->meta && !(s->meta = mysql_conn_open(s->o->dsn, 30, err, errlen)))
+		return false;
+	char schema[520], table[520], sql[1400];  /* names are at most 255 bytes */
+	mysql_real_escape_string(s->meta, schema, t->schema, (unsigned long) strlen(t->schema));
+	mysql_real_escape_string(s->meta, table, t->name, (unsigned long) strlen(t->name));
+	snprintf(sql, sizeof(sql),
+		 "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '%s' "
+		 "AND TABLE_NAME = '%s' ORDER BY ORDINAL_POSITION", schema, table);
+	if (mysql_query(s->meta, sql) != 0) {
+		snprintf(err, errlen, "could not read columns of \"%s\": %s", key, mysql_error(s->meta));
+		return false;
+	}
+	MYSQL_RES *r = mysql_store_result(s->meta);
+	bool ok = false;
+	if (!r) {
+		snprintf(err, errlen, "could not read columns of \"%s\": %s", key, mysql_error(s->meta));
+		return false;
+	}
+	if (mysql_num_rows(r) != t->ncols) {
+		snprintf(err, errlen,
+			 "table map of \"%s\" has %zu columns but the catalog now has %llu: cannot "
+			 "name its columns safely; set binlog_row_metadata=FULL on the server",
+			 key, t->ncols, (unsigned long long) mysql_num_rows(r));
+		goto out;
+	}
+	char **names = xcalloc(t->ncols, sizeof(char *));
+	MYSQL_ROW row;
+	for (size_t k = 0; (row = mysql_fetch_row(r)) != NULL && k < t->ncols; k++)
+		names[k] = row[0] ? row[0] : "";
+	mysql_table_set_names(t, names, t->ncols);
+	free(names);
+	s->names_cache_key = xrealloc(s->names_cache_key, (s->nnames + 1) * sizeof(char *));
+	s->names_cache = xrealloc(s->names_cache, (s->nnames + 1) * sizeof(mysql_table_t *));
+	s->names_cache_key[s->nnames] = xstrdup(key);
+	s->names_cache[s->nnames++] = mysql_table_dup(t);
+	ok = true;
+out:
+	mysql_free_result(r);
+	return ok;
+}
+
+/* ---- transaction buffer ---- */
+
+static void
+txn_reset(stream_t *s)
+{
+	buf_reset(&s->txn);
+	if (s->spill) {
+		fclose(s->spill);
+		s->spill = NULL;
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/mysql-txn.spill", s->o->data_dir);
+		unlink(path);
+	}
+	s->spill_bytes = 0;
+	s->in_txn = false;
+	s->standalone = false;
+	s->txid[0] = '\0';
+}
+
+static bool
+txn_add(stream_t *s, uint8_t type, const uint8_t *a, size_t alen, const uint8_t *b, size_t blen,
+	char *err, size_t errlen)
+{
+	uint8_t hdr[5] = {type};
+	uint32_t n = (uint32_t) (alen + blen);
+	memcpy(hdr + 1, &n, 4);
+	buf_append(&s->txn, hdr, 5);
+	buf_append(&s->txn, a, alen);
+	if (blen)
+		buf_append(&s->txn, b, blen);
+	if (s->txn.len < TXN_MEM_LIMIT)
+		return true;
+	if (!s->spill) {
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/mysql-txn.spill", s->o->data_dir);
+		if (!(s->spill = fopen(path, "w+"))) {
+			snprintf(err, errlen, "could not create file \"%s\": %s", path, strerror(errno));
+			return false;
+		}
+	}
+	if (fwrite(s->txn.data, 1, s->txn.len, s->spill) != s->txn.len) {
+		snprintf(err, errlen, "could not write transaction spill file: %s", strerror(errno));
+		return false;
+	}
+	s->spill_bytes += s->txn.len;
+	buf_reset(&s->txn);
+	return true;
+}
+
+/* ---- records ---- */
+
+static Steward__Value **
+build_image(stream_t *s, const mysql_table_t *t, const mysql_value_t *vals, size_t *n)
+{
+	Steward__Value **out = arena_alloc(s->arena, t->ncols * sizeof(*out));
+	size_t k = 0;
+	for (size_t i = 0; i < t->ncols; i++) {
+		if (!vals[i].present)
+			continue;
+		Steward__Value *v = arena_alloc(s->arena, sizeof(*v));
+		steward__value__init(v);
+		v->name = t->cols[i].name;
+		v->has_type_id = true;
+		v->type_id = t->cols[i].type;
+		v->type_name = t->cols[i].type_name;
+		if (vals[i].is_null) {
+			v->has_is_null = true;
+			v->is_null = true;
+		} else {
+			v->text = (char *) vals[i].text;
+		}
+		out[k++] = v;
+	}
+	*n = k;
+	return out;
+}
+
+typedef struct commit_info {
+	uint64_t file_no, end;
+	int64_t ts_us;
+	uint32_t seq;
+} commit_info_t;
+
+static int
+emit_row(stream_t *s, const mysql_table_t *t, Steward__Op op, const mysql_value_t *before,
+	 const mysql_value_t *after, commit_info_t *ci, char *err, size_t errlen)
+{
+	Steward__Change ch = STEWARD__CHANGE__INIT;
+	position_t pos;
+	char ptext[700];
+	position_mysql(&pos, ci->file_no, ci->end, POSITION_PHASE_STREAM, ci->seq);
+	mysql_position_text(s->file, ci->end, POSITION_PHASE_STREAM, ci->seq, ptext, sizeof(ptext));
+	ch.has_version = true;
+	ch.version = 1;
+	ch.source = (char *) s->o->src->source_name;
+	ch.has_source_kind = true;
+	ch.source_kind = STEWARD__SOURCE_KIND__SOURCE_KIND_MYSQL;
+	ch.database = t->schema;
+	ch.schema = t->schema;
+	ch.table = t->name;
+	ch.has_op = true;
+	ch.op = op;
+	ch.txid = s->txid;
+	ch.has_commit_ts_us = true;
+	ch.commit_ts_us = ci->ts_us;
+	ch.has_position = true;
+	ch.position.len = pos.len;
+	ch.position.data = pos.bytes;
+	ch.position_text = ptext;
+	ch.has_seq = true;
+	ch.seq = ci->seq;
+	char **key = arena_alloc(s->arena, (t->npk + 1) * sizeof(char *));
+	for (size_t i = 0; i < t->npk; i++)
+		key[i] = t->cols[t->pk[i]].name;
+	ch.key = key;
+	ch.n_key = t->npk;
+	if (before)
+		ch.before = build_image(s, t, before, &ch.n_before);
+	if (after)
+		ch.after = build_image(s, t, after, &ch.n_after);
+	clog_status_t cs = clog_writer_append(s->w, &ch, err, errlen);
+	arena_reset(s->arena);
+	ci->seq++;
+	if (cs == CLOG_DUPLICATE)
+		return STEWARD_EXIT_OK;  /* already durable before a restart */
+	if (cs != CLOG_OK)
+		return STEWARD_EXIT_IOERR;
+	s->records++;
+	return STEWARD_EXIT_OK;
+}
+
+/* Decode one buffered rows event and append its rows. */
+static int
+replay_rows(stream_t *s, uint8_t type, const uint8_t *body, size_t len, commit_info_t *ci,
+	    mysql_value_t *vals, size_t nvals, char *err, size_t errlen)
+{
+	mysql_rows_t rows;
+	if (mysql_rows_parse(type, body, len, 8, &rows, err, errlen) != MYDEC_OK)
+		return STEWARD_EXIT_DATAERR;
+	mysql_table_t *t = table_find(s, rows.table_id);
+	if (!t) {
+		snprintf(err, errlen, "rows event for unknown table id %llu at %s",
+			 (unsigned long long) rows.table_id, s->file);
+		return STEWARD_EXIT_DATAERR;
+	}
+	if (rows.ncols != t->ncols || 2 * t->ncols > nvals) {
+		snprintf(err, errlen, "rows event for \"%s.%s\" has %zu columns but its table map has %zu",
+			 t->schema, t->name, rows.ncols, t->ncols);
+		return STEWARD_EXIT_DATAERR;
+	}
+	const uint8_t *p = rows.rows, *end = rows.rows + rows.rows_len;
+	mysql_value_t *one = vals, *two = vals + t->ncols;
+	while (p < end) {
+		int rc;
+		if (mysql_row_decode(t, rows.present, &p, end, s->arena, one, err, errlen) != MYDEC_OK)
+			return STEWARD_EXIT_DATAERR;
+		switch (rows.kind) {
+		case MYSQL_ROWS_WRITE:
+			rc = emit_row(s, t, STEWARD__OP__OP_INSERT, NULL, one, ci, err, errlen);
+			break;
+		case MYSQL_ROWS_DELETE:
+			rc = emit_row(s, t, STEWARD__OP__OP_DELETE, one, NULL, ci, err, errlen);
+			break;
+		default:
+			if (mysql_row_decode(t, rows.present_after, &p, end, s->arena, two, err,
+					     errlen) != MYDEC_OK)
+				return STEWARD_EXIT_DATAERR;
+			rc = emit_row(s, t, STEWARD__OP__OP_UPDATE, one, two, ci, err, errlen);
+			break;
+		}
+		if (rc != STEWARD_EXIT_OK)
+			return rc;
+	}
+	return STEWARD_EXIT_OK;
+}
+
+static int
+replay_frames(stream_t *s, const uint8_t *p, size_t len, commit_info_t *ci, mysql_value_t *vals,
+	      size_t nvals, char *err, size_t errlen)
+{
+	while (len >= 5) {
+		uint32_t n;
+		memcpy(&n, p + 1, 4);
+		if (n > len - 5) {
+			snprintf(err, errlen, "transaction buffer is damaged");
+			return STEWARD_EXIT_FAILURE;
+		}
+		int rc = replay_rows(s, p[0], p + 5, n, ci, vals, nvals, err, errlen);
+		if (rc != STEWARD_EXIT_OK)
+			return rc;
+		p += 5 + n;
+		len -= 5 + n;
+	}
+	return STEWARD_EXIT_OK;
+}
+
+/* XID or COMMIT at end offset `end`: the transaction's records go to the log. */
+static int
+txn_commit(stream_t *s, uint64_t end, uint32_t ts, char *err, size_t errlen)
+{
+	int rc = STEWARD_EXIT_OK;
+	commit_info_t ci = {mysql_binlog_file_no(s->file), end, (int64_t) ts * 1000000, 0};
+	size_t nvals = 8192;
+	mysql_value_t *vals = xcalloc(nvals, sizeof(*vals));
+	if (s->spill) {
+		/* replay the spilled part in slices; frames never straddle a slice end */
+		if (fflush(s->spill) != 0 || fseek(s->spill, 0, SEEK_SET) != 0) {
+			snprintf(err, errlen, "could not read transaction spill file: %s", strerror(errno));
+			rc = STEWARD_EXIT_IOERR;
+			goto out;
+		}
+		buf_t chunk = BUF_INIT;
+		uint8_t hdr[5];
+		while (rc == STEWARD_EXIT_OK && fread(hdr, 1, 5, s->spill) == 5) {
+			uint32_t n;
+			memcpy(&n, hdr + 1, 4);
+			buf_reset(&chunk);
+			buf_append(&chunk, hdr, 5);
+			buf_reserve(&chunk, n);
+			if (fread(chunk.data + 5, 1, n, s->spill) != n) {
+				snprintf(err, errlen, "transaction spill file is truncated");
+				rc = STEWARD_EXIT_IOERR;
+				break;
+			}
+			chunk.len += n;
+			rc = replay_frames(s, (const uint8_t *) chunk.data, chunk.len, &ci, vals, nvals,
+					   err, errlen);
+		}
+		buf_free(&chunk);
+		if (rc != STEWARD_EXIT_OK)
+			goto out;
+	}
+	rc = replay_frames(s, (const uint8_t *) s->txn.data, s->txn.len, &ci, vals, nvals, err, errlen);
+	if (rc != STEWARD_EXIT_OK)
+		goto out;
+	free(s->committed_file);
+	s->committed_file = xstrdup(s->file);
+	s->committed_end = end;
+	txn_reset(s);
+	if (since(&s->last_flush) * 1000 >= s->o->flush_interval_ms ||
+	    clog_writer_pending_bytes(s->w) >= FLUSH_PENDING_BYTES)
+		rc = stream_flush(s, err, errlen);
+out:
+	free(vals);
+	return rc;
+}
+
+/* ---- events ---- */
+
+static bool
+starts_with_word(const char *s, size_t n, const char *word)
+{
+	size_t i = 0, wl = strlen(word);
+	while (i < n && (s[i] == ' ' || s[i] == '\n' || s[i] == '\t' || s[i] == '('))
+		i++;
+	return n - i >= wl && strncasecmp(s + i, word, wl) == 0 &&
+	       (n - i == wl || !((s[i + wl] | 32) >= 'a' && (s[i + wl] | 32) <= 'z'));
+}
+
+static int
+on_query(stream_t *s, MARIADB_RPL_EVENT *ev, char *err, size_t errlen)
+{
+	const char *q = ev->event.query.statement.str;
+	size_t n = ev->event.query.statement.length;
+	if (!q)
+		return STEWARD_EXIT_OK;
+	if (starts_with_word(q, n, "BEGIN")) {
+		s->in_txn = true;
+		return STEWARD_EXIT_OK;
+	}
+	if (starts_with_word(q, n, "COMMIT"))
+		return txn_commit(s, ev->next_event_pos, ev->timestamp, err, errlen);
+	if (starts_with_word(q, n, "ROLLBACK")) {
+		txn_reset(s);
+		return STEWARD_EXIT_OK;
+	}
+	static const char *const dml[] = {"INSERT", "UPDATE", "DELETE", "REPLACE", "LOAD"};
+	for (size_t i = 0; i < sizeof(dml) / sizeof(dml[0]); i++) {
+		if (!starts_with_word(q, n, dml[i]))
+			continue;
+		const char *db = ev->event.query.database.str ? ev->event.query.database.str : "";
+		char dbz[256];
+		snprintf(dbz, sizeof(dbz), "%.*s", (int) ev->event.query.database.length, db);
+		if (!s->o->src->database || !*s->o->src->database || !strcmp(dbz, s->o->src->database)) {
+			snprintf(err, errlen,
+				 "statement-format event in binlog %s at %u (database \"%s\"): row changes "
+				 "cannot be captured from SQL text; set binlog_format=ROW on the server "
+				 "(SET GLOBAL binlog_format = 'ROW') and take a new snapshot",
+				 s->file, ev->next_event_pos, dbz);
+			return STEWARD_EXIT_DATAERR;
+		}
+		return STEWARD_EXIT_OK;
+	}
+	/* DDL: catalog names may have changed; standalone groups end here */
+	names_cache_clear(s);
+	if (!s->in_txn || s->standalone) {
+		txn_reset(s);
+		free(s->committed_file);
+		s->committed_file = xstrdup(s->file);
+		s->committed_end = ev->next_event_pos;
+	}
+	return STEWARD_EXIT_OK;
+}
+
+static int
+on_table_map(stream_t *s, const uint8_t *body, size_t len, char *err, size_t errlen)
+{
+	mysql_table_t *t = NULL;
+	if (mysql_table_map_parse(body, len, 8, &t, err, errlen) != MYDEC_OK)
+		return STEWARD_EXIT_DATAERR;
+	if (!mysql_source_wants(s->o->src, t->schema, t->name)) {
+		mysql_table_free(t);
+		return STEWARD_EXIT_OK;
+	}
+	if (!t->has_names && !table_name_columns(s, t, err, errlen)) {
+		mysql_table_free(t);
+		return STEWARD_EXIT_FAILURE;
+	}
+	table_put(s, t);
+	return STEWARD_EXIT_OK;
+}
+
+static int
+on_rows(stream_t *s, MARIADB_RPL_EVENT *ev, const uint8_t *body, size_t len, char *err, size_t errlen)
+{
+	mysql_rows_t rows;
+	unsigned type = ev->event_type;
+	if (mysql_rows_parse(type, body, len, 8, &rows, err, errlen) != MYDEC_OK)
+		return STEWARD_EXIT_DATAERR;
+	if (!table_find(s, rows.table_id))
+		return STEWARD_EXIT_OK;  /* a table we do not capture */
+	if (!s->in_txn)
+		s->in_txn = true;
+	if (!rows.compressed)
+		return txn_add(s, (uint8_t) type, body, len, NULL, 0, err, errlen) ? STEWARD_EXIT_OK
+										   : STEWARD_EXIT_IOERR;
+	/* keep the header, substitute the rows the library inflated */
+	if (!ev->event.rows.row_data) {
+		snprintf(err, errlen, "could not inflate compressed rows event in %s at %u",
+			 s->file, ev->next_event_pos);
+		return STEWARD_EXIT_DATAERR;
+	}
+	unsigned plain = type >= 169 ? type - 169 + 30 : type - 166 + 23;
+	return txn_add(s, (uint8_t) plain, body, (size_t) (rows.rows - body),
+		       ev->event.rows.row_data, ev->event.rows.row_data_size, err, errlen)
+		       ? STEWARD_EXIT_OK : STEWARD_EXIT_IOERR;
+}
+
+static int
+on_event(stream_t *s, MARIADB_RPL_EVENT *ev, char *err, size_t errlen)
+{
+	const uint8_t *raw = ev->raw_data + ev->raw_data_ofs;
+	size_t len = ev->event_length;
+	size_t crc = s->rpl->use_checksum ? 4 : 0;
+	if (len < HEADER_LEN + crc || ev->raw_data_ofs + len > ev->raw_data_size) {
+		snprintf(err, errlen, "malformed binlog event in %s (length %zu)", s->file, len);
+		return STEWARD_EXIT_DATAERR;
+	}
+	const uint8_t *body = raw + HEADER_LEN;
+	size_t blen = len - HEADER_LEN - crc;
+	switch ((int) ev->event_type) {
+	case ROTATE_EVENT: {
+		char *name = xstrndup(ev->event.rotate.filename.str, ev->event.rotate.filename.length);
+		free(s->file);
+		s->file = name;
+		if (!s->in_txn) {
+			free(s->committed_file);
+			s->committed_file = xstrdup(name);
+			s->committed_end = ev->event.rotate.position;
+		}
+		return STEWARD_EXIT_OK;
+	}
+	case GTID_EVENT:  /* MariaDB: domain-server-seq; begins a group */
+		txn_reset(s);
+		s->in_txn = true;
+		s->standalone = (ev->event.gtid.flags & FL_STANDALONE) != 0;
+		snprintf(s->txid, sizeof(s->txid), "%u-%u-%llu", ev->event.gtid.domain_id,
+			 ev->server_id, (unsigned long long) ev->event.gtid.sequence_nr);
+		return STEWARD_EXIT_OK;
+	case GTID_LOG_EVENT: {  /* MySQL: uuid:n */
+		const unsigned char *u = (const unsigned char *) ev->event.gtid_log.source_id;
+		txn_reset(s);
+		snprintf(s->txid, sizeof(s->txid),
+			 "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x:%llu",
+			 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+			 u[13], u[14], u[15], (unsigned long long) ev->event.gtid_log.sequence_nr);
+		return STEWARD_EXIT_OK;
+	}
+	case ANONYMOUS_GTID_LOG_EVENT:
+		txn_reset(s);
+		return STEWARD_EXIT_OK;
+	case QUERY_EVENT:
+	case QUERY_COMPRESSED_EVENT:
+		return on_query(s, ev, err, errlen);
+	case XID_EVENT:
+		return txn_commit(s, ev->next_event_pos, ev->timestamp, err, errlen);
+	case TABLE_MAP_EVENT:
+		return on_table_map(s, body, blen, err, errlen);
+	default:
+		if (mysql_is_rows_event(ev->event_type))
+			return on_rows(s, ev, body, blen, err, errlen);
+		return STEWARD_EXIT_OK;  /* FDE, heartbeat, GTID list, annotate, ... */
+	}
+}
+
+/* ---- connection ---- */
+
+static void
+stream_close(stream_t *s)
+{
+	if (s->rpl)
+		mariadb_rpl_close(s->rpl);
+	s->rpl = NULL;
+	if (s->m)
+		mysql_close(s->m);
+	s->m = NULL;
+}
+
+static int
+stream_open(stream_t *s, const char *file, uint64_t pos, char *err, size_t errlen)
+{
+	/* heartbeat every second; a read that sees nothing for 30 s is a lost connection */
+	if (!(s->m = mysql_conn_open(s->o->dsn, 30, err, errlen)))
+		return STEWARD_EXIT_UNAVAILABLE;
+	static const char *const setup[] = {
+		"SET @master_binlog_checksum = @@global.binlog_checksum",
+		"SET @source_binlog_checksum = @@global.binlog_checksum",
+		"SET @mariadb_slave_capability = 4",
+		"SET @master_heartbeat_period = 1000000000",
+	};
+	for (size_t i = 0; i < sizeof(setup) / sizeof(setup[0]); i++)
+		(void) mysql_query(s->m, setup[i]);  /* each flavour ignores the other's variables */
+	s->rpl = mariadb_rpl_init(s->m);
+	if (!s->rpl) {
+		snprintf(err, errlen, "could not start replication: %s", mysql_error(s->m));
+		return STEWARD_EXIT_FAILURE;
+	}
+	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_SERVER_ID, (unsigned) s->o->server_id);
+	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_FILENAME, file, strlen(file));
+	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_START, (unsigned long) pos);
+	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_FLAGS, (unsigned) 0);
+	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_VERIFY_CHECKSUM, (unsigned) 1);
+	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_UNCOMPRESS, (unsigned) 1);
+	if (mariadb_rpl_open(s->rpl) != 0) {
+		snprintf(err, errlen, "could not start binlog stream at %s:%llu: %s", file,
+			 (unsigned long long) pos, mysql_error(s->m));
+		return mysql_conn_error_is_lost(mysql_errno(s->m)) ? STEWARD_EXIT_UNAVAILABLE
+								  : STEWARD_EXIT_FAILURE;
+	}
+	free(s->file);
+	s->file = xstrdup(file);
+	log_info("capture", "streaming binlog from %s:%llu as replica server id %u", file,
+		 (unsigned long long) pos, s->o->server_id);
+	return STEWARD_EXIT_OK;
+}
+
+static bool
+endpos_reached(const stream_t *s)
+{
+	if (!s->end_file || !s->committed_file)
+		return false;
+	uint64_t a = mysql_binlog_file_no(s->committed_file), b = mysql_binlog_file_no(s->end_file);
+	return a > b || (a == b && s->committed_end >= s->end_off);
+}
+
+static bool
+parse_endpos(stream_t *s, const char *endpos, char *err, size_t errlen)
+{
+	const char *colon = endpos ? strrchr(endpos, ':') : NULL;
+	char *end;
+	if (!endpos)
+		return true;
+	if (!colon || colon == endpos || !colon[1] ||
+	    (s->end_off = strtoull(colon + 1, &end, 10), *end)) {
+		snprintf(err, errlen, "invalid end position \"%s\": expected FILE:OFFSET, e.g. "
+			 "mysql-bin.000003:4177", endpos);
+		return false;
+	}
+	s->end_file = xstrndup(endpos, (size_t) (colon - endpos));
+	return true;
+}
+
+static int
+stream_loop(stream_t *s, char *err, size_t errlen)
+{
+	MARIADB_RPL_EVENT *ev = NULL;
+	int rc = STEWARD_EXIT_OK;
+	while (!mysql_capture_stop) {
+		if (endpos_reached(s)) {
+			rc = stream_flush(s, err, errlen);
+			if (rc == STEWARD_EXIT_OK)
+				log_info("capture", "end position %s:%llu reached", s->end_file,
+					 (unsigned long long) s->end_off);
+			break;
+		}
+		ev = mariadb_rpl_fetch(s->rpl, ev);
+		if (!ev) {
+			unsigned e = mysql_errno(s->m);
+			const char *msg = mysql_error(s->m);
+			if (e == 0 || mysql_conn_error_is_lost(e)) {
+				snprintf(err, errlen, "lost binlog connection at %s:%llu: %s",
+					 s->committed_file ? s->committed_file : "?",
+					 (unsigned long long) s->committed_end, e ? msg : "end of stream");
+				rc = STEWARD_EXIT_UNAVAILABLE;
+			} else if (e == 1236 || strstr(msg, "purged") || strstr(msg, "first log file")) {
+				snprintf(err, errlen,
+					 "binlog position %s:%llu is no longer on the server (%s); the "
+					 "binlog was purged before it was captured: start over with an "
+					 "empty --data-dir to take a new snapshot",
+					 s->committed_file ? s->committed_file : "?",
+					 (unsigned long long) s->committed_end, msg);
+				rc = STEWARD_EXIT_FAILURE;
+			} else {
+				snprintf(err, errlen, "could not read binlog at %s: %s (error %u)",
+					 s->file ? s->file : "?", msg, e);
+				rc = STEWARD_EXIT_FAILURE;
+			}
+			break;
+		}
+		rc = on_event(s, ev, err, errlen);
+		if (rc != STEWARD_EXIT_OK)
+			break;
+		if (!s->in_txn && since(&s->last_flush) * 1000 >= s->o->flush_interval_ms) {
+			rc = stream_flush(s, err, errlen);
+			if (rc != STEWARD_EXIT_OK)
+				break;
+		}
+	}
+	if (ev)
+		mariadb_free_rpl_event(ev);
+	return rc;
+}
+
+int
+mysql_stream_run(const mysql_stream_opts_t *o, clog_writer_t *w, const char *file, uint64_t pos,
+		 char *err, size_t errlen)
+{
+	stream_t s = {.o = o, .w = w};
+	int rc = STEWARD_EXIT_OK;
+	double backoff = 0.5;
+	struct timespec lost_since = {0, 0};
+	s.arena = arena_create(64 * 1024);
+	clock_gettime(CLOCK_MONOTONIC, &s.last_flush);
+	s.committed_file = xstrdup(file);
+	s.committed_end = pos;
+	if (!parse_endpos(&s, o->endpos, err, errlen)) {
+		rc = STEWARD_EXIT_USAGE;
+		goto out;
+	}
+	for (;;) {
+		rc = stream_open(&s, s.committed_file, s.committed_end, err, errlen);
+		if (rc == STEWARD_EXIT_OK) {
+			rc = stream_loop(&s, err, errlen);
+			if (rc == STEWARD_EXIT_OK)
+				break;
+		}
+		stream_close(&s);
+		txn_reset(&s);  /* the partial transaction is read again from its start */
+		if (rc != STEWARD_EXIT_UNAVAILABLE || mysql_capture_stop)
+			break;
+		int frc = stream_flush(&s, err + strlen(err), errlen - strlen(err));
+		if (frc != STEWARD_EXIT_OK) {
+			rc = frc;
+			break;
+		}
+		if (lost_since.tv_sec == 0)
+			clock_gettime(CLOCK_MONOTONIC, &lost_since);
+		else if (since(&lost_since) > RECONNECT_GIVE_UP_S)
+			break;
+		log_warn("capture", "%s; reconnecting in %.1f s", err, backoff);
+		struct timespec ts = {(time_t) backoff, (long) ((backoff - (double) (time_t) backoff) * 1e9)};
+		nanosleep(&ts, NULL);
+		backoff = backoff * 2 > 10 ? 10 : backoff * 2;
+		err[0] = '\0';
+		/* a stream that ran for a while resets the backoff */
+		if (s.records)
+			lost_since.tv_sec = 0;
+	}
+	if (rc == STEWARD_EXIT_OK || mysql_capture_stop) {
+		char ferr[512];
+		int frc = stream_flush(&s, ferr, sizeof(ferr));
+		if (frc != STEWARD_EXIT_OK && rc == STEWARD_EXIT_OK) {
+			snprintf(err, errlen, "%s", ferr);
+			rc = frc;
+		}
+	}
+out:
+	stream_close(&s);
+	if (s.meta)
+		mysql_close(s.meta);
+	txn_reset(&s);
+	buf_free(&s.txn);
+	for (size_t i = 0; i < s.ntables; i++)
+		mysql_table_free(s.tables[i]);
+	free(s.tables);
+	names_cache_clear(&s);
+	arena_destroy(s.arena);
+	free(s.file);
+	free(s.committed_file);
+	free(s.flushed_file);
+	free(s.end_file);
+	return rc;
+}
