@@ -32,6 +32,8 @@ static const opt_spec_t capture_opts[] = {
 	 "Stop once every change up to this position is durable (e.g. 0/16B3748)."},
 	{"check", 0, OPT_FLAG, NULL, NULL, 0, 0,
 	 "Check the server's configuration for capture, change nothing, and exit (3 = problems)."},
+	{"server-id", 0, OPT_INT, "N", "0", 0, 4294967295LL,
+	 "MySQL/MariaDB replica server id (default 0: derived from --data-dir, see docs/capture-mysql.md)."},
 	{"status-interval", 0, OPT_INT, "MS", "1000", 10, 3600000,
 	 "How often to flush the change log and acknowledge the position to the server."},
 	{"log-format", 0, OPT_STRING, "FORMAT", "logfmt", 0, 0, "Log line format: logfmt or json."},
@@ -51,6 +53,8 @@ static const char description[] =
 static int
 run_agent(const capture_config_t *cfg)
 {
+	if (capture_dsn_is_mysql(cfg->dsn))
+		return mysql_capture_run(cfg);
 	return pg_capture_run(cfg);
 }
 
@@ -82,6 +86,7 @@ cmd_capture(int argc, char **argv)
 	cfg.check = opts_flag(o, "check");
 	cfg.endpos = opts_get(o, "endpos");
 	cfg.status_interval_ms = (int) opts_get_int(o, "status-interval");
+	cfg.server_id = (int) (unsigned) opts_get_int(o, "server-id");
 	if (opts_npositional(o) > 0) {
 		fprintf(stderr, "steward capture: unexpected argument \"%s\" (see --help)\n",
 			opts_positional(o, 0));
