@@ -17,8 +17,23 @@
 #include "buf.h"
 #include "rules.h"
 
-#define EXAMPLES STEWARD_TEST_DATA "/../../../docs/examples"
-#define RULES_DATA STEWARD_TEST_DATA "/rules"
+/*
+ * Fixtures live beside this file (tests/unit/data/rules) and the shipped
+ * examples in docs/examples; both are found from this file's own path.
+ */
+static char *
+src_path(const char *rel)
+{
+	static char paths[8][512];
+	static int next;
+	char *p = paths[next++ % 8];
+	const char *slash = strrchr(__FILE__, '/');
+	int dirlen = slash ? (int)(slash - __FILE__) : 1;
+	snprintf(p, 512, "%.*s/%s", dirlen, slash ? __FILE__ : ".", rel);
+	return p;
+}
+
+#define RULES_DATA src_path("data/rules")
 
 /* ---- helpers --------------------------------------------------------- */
 
@@ -42,7 +57,7 @@ slurp(const char *path)
 static rules_t *
 load_estate(void)
 {
-	char *text = slurp(EXAMPLES "/estate.yaml");
+	char *text = slurp(src_path("../../docs/examples/estate.yaml"));
 	assert_non_null(text);
 	rules_diags_t d = RULES_DIAGS_INIT;
 	rules_t *r = NULL;
@@ -223,7 +238,7 @@ static void
 every_shipped_example_passes_rules_check(void **state)
 {
 	glob_t gl;
-	assert_int_equal(glob(EXAMPLES "/*.yaml", 0, NULL, &gl), 0);
+	assert_int_equal(glob(src_path("../../docs/examples/*.yaml"), 0, NULL, &gl), 0);
 	assert_true(gl.gl_pathc >= 1);
 	for (size_t i = 0; i < gl.gl_pathc; i++) {
 		rules_diags_t d = RULES_DIAGS_INIT;
@@ -261,7 +276,7 @@ broken_file_reports_every_error_with_its_line(void **state)
 {
 	rules_diags_t d = RULES_DIAGS_INIT;
 	rules_t *r = NULL;
-	assert_int_equal(rules_load(RULES_DATA "/bad.yaml", &r, &d), RULES_INVALID);
+	assert_int_equal(rules_load(src_path("data/rules/bad.yaml"), &r, &d), RULES_INVALID);
 	assert_null(r);
 	assert_diag(&d, 8, "unknown type \"strng\"");
 	assert_diag(&d, 8, "field customer.phone has no owner");
@@ -282,7 +297,7 @@ broken_file_reports_every_error_with_its_line(void **state)
 	}
 	buf_t b = BUF_INIT;
 	rules_diags_format(&d, &b);
-	assert_non_null(strstr(b.data, RULES_DATA "/bad.yaml:11:19: error: unknown system \"sap\"\n  hint: "));
+	assert_non_null(strstr(b.data, "bad.yaml:11:19: error: unknown system \"sap\"\n  hint: "));
 	buf_free(&b);
 	rules_diags_free(&d);
 }
@@ -394,7 +409,7 @@ text_that_is_not_yaml_is_unreadable(void **state)
 	rules_diags_free(&d);
 	assert_int_equal(load_text("- just\n- a list\n", &d), RULES_UNREADABLE);
 	rules_diags_free(&d);
-	assert_int_equal(rules_check(RULES_DATA "/does-not-exist.yaml", &d), RULES_UNREADABLE);
+	assert_int_equal(rules_check(src_path("data/rules/does-not-exist.yaml"), &d), RULES_UNREADABLE);
 	rules_diags_free(&d);
 }
 
@@ -834,7 +849,7 @@ explain_matches_golden(struct fixture *fx, struct tchange *t, bool next, const c
 		buf_t out = BUF_INIT;
 		rules_explain(fx->r, g, fx->m, fx->d, as_json, &out);
 		char path[512];
-		snprintf(path, sizeof path, RULES_DATA "/explain_%s.%s", name, as_json ? "json" : "txt");
+		snprintf(path, sizeof path, "%s/explain_%s.%s", RULES_DATA, name, as_json ? "json" : "txt");
 		if (getenv("STEWARD_UPDATE_GOLDEN")) {
 			FILE *f = fopen(path, "w");
 			assert_non_null(f);
