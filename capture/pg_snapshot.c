@@ -65,10 +65,10 @@ load_columns(pgcap_agent_t *ag, snap_table_t *t, const char *oid, const char *at
 	PGresult *res = PQexecParams(
 		ag->query,
 		"SELECT a.attname, a.atttypid, a.atttypmod, format_type(a.atttypid, a.atttypmod), "
-		"  c.relreplident = 'f' OR coalesce(a.attnum = ANY((SELECT i.indkey::int2[] "
-		"    FROM pg_index i WHERE i.indrelid = c.oid AND "
+		"  c.relreplident = 'f' OR EXISTS (SELECT 1 FROM pg_index i "
+		"    WHERE i.indrelid = c.oid AND a.attnum = ANY(i.indkey) AND "
 		"    ((c.relreplident = 'd' AND i.indisprimary) OR "
-		"     (c.relreplident = 'i' AND i.indisreplident)) LIMIT 1)), false) "
+		"     (c.relreplident = 'i' AND i.indisreplident))) "
 		"FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
 		"WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped "
 		"  AND a.attgenerated = '' AND ($2::name[] IS NULL OR a.attname = ANY($2::name[])) "

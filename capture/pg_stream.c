@@ -274,9 +274,11 @@ start_replication(pgcap_agent_t *ag, char *err, size_t errlen)
 	}
 	buf_append_char(&names, '"');
 	char *lit = PQescapeLiteral(ag->repl, names.data, names.len);
+	/* Logical decoding messages are sent only when asked for (14 and later). */
 	char *sql = xasprintf("START_REPLICATION SLOT \"%s\" LOGICAL 0/0 "
-			      "(proto_version '1', publication_names %s)",
-			      ag->slot, lit ? lit : "'\"steward\"'");
+			      "(proto_version '1', publication_names %s%s)",
+			      ag->slot, lit ? lit : "'\"steward\"'",
+			      PQserverVersion(ag->repl) >= 140000 ? ", messages 'true'" : "");
 	PGresult *res = PQexec(ag->repl, sql);
 	if (PQresultStatus(res) != PGRES_COPY_BOTH) {
 		char what[200];
