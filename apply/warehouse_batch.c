@@ -264,6 +264,16 @@ mirror_put(tpend_t *p, mrow_t *row)
 		if (old->hash != row->hash || old->keylen != row->keylen ||
 		    memcmp(old->key, row->key, row->keylen) != 0)
 			continue;
+		if (row->deleted && !old->deleted) {
+			/* A soft-deleted row keeps the last values this batch knew. */
+			for (size_t i = 0; i < old->ncols; i++) {
+				if (row->state[i] == CELL_ABSENT && old->state[i] != CELL_UNCHANGED) {
+					row->state[i] = old->state[i];
+					row->val[i] = old->val[i];
+					row->len[i] = old->len[i];
+				}
+			}
+		}
 		if (row->partial && !row->deleted && !old->deleted) {
 			row->partial = false;
 			for (size_t i = 0; i < row->ncols; i++) {
