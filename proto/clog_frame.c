@@ -1,0 +1,567 @@
+/*
+ * clog_frame.c — the change log's frames and segments: building and
+ * checking frame headers, reading frames with their CRC32C, telling a torn
+ * tail from corruption, listing and walking segment files, and decoding a
+ * frame's batch one record at a time.  Layout: proto/clog.h.
+ */
+#include "clog_frame.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "xalloc.h"
+
+#define SEGMENT_NAME_DIGITS 20
+#define SCAN_CHUNK (1024u * 1024)
+
+/* protobuf-c allocations follow the project's out-of-memory policy. */
+static void *
+pbc_alloc(void *data, size_t size)
+{
+	(void) data;
+	return xmalloc(size ? size : 1);
+}
+
+static void
+pbc_free(void *data, void *p)
+{
+	(void) data;
+	free(p);
+}
+
+ProtobufCAllocator clog_pbc_allocator = {pbc_alloc, pbc_free, NULL};
+
+void
+clog_put_le32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t) v;
+	p[1] = (uint8_t) (v >> 8);
+	p[2] = (uint8_t) (v >> 16);
+	p[3] = (uint8_t) (v >> 24);
+}
+
+static uint32_t
+get_le32(const uint8_t *p)
+{
+	return (uint32_t) p[0] | (uint32_t) p[1] << 8 | (uint32_t) p[2] << 16 |
+	       (uint32_t) p[3] << 24;
+}
+
+/* Fill hdr[0..96) for a frame; the CRC needs the payload and is set later. */
+void
+clog_frame_header_build(uint8_t *hdr, uint8_t compression, uint32_t payload_len,
+		   uint32_t raw_len, uint32_t count, const position_t *first,
+		   const position_t *last)
+{
+	memset(hdr, 0, FRAME_HDR_LEN);
+	memcpy(hdr + OFF_MAGIC, FRAME_MAGIC, 4);
+	hdr[OFF_VERSION] = FRAME_VERSION;
+	hdr[OFF_COMP] = compression;
+	clog_put_le32(hdr + OFF_PAYLOAD_LEN, payload_len);
+	clog_put_le32(hdr + OFF_RAW_LEN, raw_len);
+	clog_put_le32(hdr + OFF_COUNT, count);
+	hdr[OFF_FIRST] = first->len;
+	memcpy(hdr + OFF_FIRST + 1, first->bytes, first->len);
+	hdr[OFF_LAST] = last->len;
+	memcpy(hdr + OFF_LAST + 1, last->bytes, last->len);
+}
+
+static size_t
+payload_len_max(void)
+{
+	return ZSTD_compressBound(CLOG_MAX_RAW);
+}
+
+/* Decode and sanity-check a header; false with the reason in why. */
+bool
+clog_frame_header_parse(const uint8_t *hdr, frame_hdr_t *h, char *why, size_t whylen)
+{
+	static const uint8_t zero[8];
+	if (memcmp(hdr + OFF_MAGIC, FRAME_MAGIC, 4) != 0) {
+		snprintf(why, whylen, "bad frame magic");
+		return false;
+	}
+	if (hdr[OFF_VERSION] != FRAME_VERSION) {
+		snprintf(why, whylen, "unsupported frame version %u", hdr[OFF_VERSION]);
+		return false;
+	}
+	h->compression = hdr[OFF_COMP];
+	if (h->compression != FRAME_COMP_NONE && h->compression != FRAME_COMP_ZSTD) {
+		snprintf(why, whylen, "unknown compression %u", h->compression);
+		return false;
+	}
+	if (memcmp(hdr + 6, zero, 2) != 0 || memcmp(hdr + 86, zero, 2) != 0 ||
+	    memcmp(hdr + 92, zero, 4) != 0) {
+		snprintf(why, whylen, "reserved header bytes are not zero");
+		return false;
+	}
+	h->payload_len = get_le32(hdr + OFF_PAYLOAD_LEN);
+	h->raw_len = get_le32(hdr + OFF_RAW_LEN);
+	h->count = get_le32(hdr + OFF_COUNT);
+	h->crc = get_le32(hdr + OFF_CRC);
+	if (h->raw_len > CLOG_MAX_RAW) {
+		snprintf(why, whylen, "raw length %" PRIu32 " exceeds the cap of %u bytes",
+			 h->raw_len, CLOG_MAX_RAW);
+		return false;
+	}
+	if (h->payload_len > payload_len_max()) {
+		snprintf(why, whylen, "payload length %" PRIu32 " is too large", h->payload_len);
+		return false;
+	}
+	if (h->count == 0) {
+		snprintf(why, whylen, "frame holds no records");
+		return false;
+	}
+	if (hdr[OFF_FIRST] == 0 || hdr[OFF_FIRST] > POSITION_MAX ||
+	    hdr[OFF_LAST] == 0 || hdr[OFF_LAST] > POSITION_MAX) {
+		snprintf(why, whylen, "bad position length in frame header");
+		return false;
+	}
+	position_set(&h->first, hdr + OFF_FIRST + 1, hdr[OFF_FIRST]);
+	position_set(&h->last, hdr + OFF_LAST + 1, hdr[OFF_LAST]);
+	if (position_cmp(&h->first, &h->last) > 0) {
+		snprintf(why, whylen, "first position is after last position");
+		return false;
+	}
+	return true;
+}
+
+/* pread exactly n bytes unless EOF comes first; bytes read, or -1. */
+ssize_t
+clog_pread_full(int fd, void *buf, size_t n, uint64_t off)
+{
+	size_t done = 0;
+	while (done < n) {
+		ssize_t r = pread(fd, (char *) buf + done, n - done, (off_t) (off + done));
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			break;
+		done += (size_t) r;
+	}
+	return (ssize_t) done;
+}
+
+bool
+clog_write_full(int fd, const void *buf, size_t n)
+{
+	size_t done = 0;
+	while (done < n) {
+		ssize_t r = write(fd, (const char *) buf + done, n - done);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return false;
+		}
+		done += (size_t) r;
+	}
+	return true;
+}
+
+void
+clog_grow(uint8_t **p, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return;
+	size_t c = *cap ? *cap : 4096;
+	while (c < need)
+		c *= 2;
+	*p = xrealloc(*p, c);
+	*cap = c;
+}
+
+/*
+ * Read and check the frame at off in a file of size bytes.  On FRAME_OK
+ * *h is filled and (when payload is not NULL) the payload is in *payload.
+ * With check_crc false only the header is read (for quick walks).
+ */
+frame_status_t
+clog_frame_read(int fd, uint64_t off, uint64_t size, bool check_crc, frame_hdr_t *h,
+	   uint8_t **payload, size_t *payload_cap, char *why, size_t whylen)
+{
+	uint8_t hdr[FRAME_HDR_LEN];
+	if (off > size || size - off < FRAME_HDR_LEN) {
+		snprintf(why, whylen, "frame header cut short (%" PRIu64 " of %d bytes)",
+			 off > size ? 0 : size - off, FRAME_HDR_LEN);
+		return FRAME_SHORT;
+	}
+	ssize_t n = clog_pread_full(fd, hdr, FRAME_HDR_LEN, off);
+	if (n < 0) {
+		snprintf(why, whylen, "could not read: %s", strerror(errno));
+		return FRAME_IOERR;
+	}
+	if (n < FRAME_HDR_LEN) {
+		snprintf(why, whylen, "frame header cut short");
+		return FRAME_SHORT;
+	}
+	if (!clog_frame_header_parse(hdr, h, why, whylen))
+		return FRAME_BAD;
+	uint64_t avail = size - off - FRAME_HDR_LEN;
+	if (h->payload_len > avail) {
+		snprintf(why, whylen, "frame cut short (%" PRIu64 " of %" PRIu32 " payload bytes)",
+			 avail, h->payload_len);
+		return FRAME_SHORT;
+	}
+	if (!check_crc)
+		return FRAME_OK;
+	clog_grow(payload, payload_cap, h->payload_len ? h->payload_len : 1);
+	n = clog_pread_full(fd, *payload, h->payload_len, off + FRAME_HDR_LEN);
+	if (n < 0) {
+		snprintf(why, whylen, "could not read: %s", strerror(errno));
+		return FRAME_IOERR;
+	}
+	if ((size_t) n < h->payload_len) {
+		snprintf(why, whylen, "frame cut short");
+		return FRAME_SHORT;
+	}
+	uint32_t crc = clog_crc32c(0, hdr, CRC_COVERED);
+	crc = clog_crc32c(crc, *payload, h->payload_len);
+	if (crc != h->crc) {
+		snprintf(why, whylen, "checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32 ")",
+			 h->crc, crc);
+		return FRAME_BAD;
+	}
+	return FRAME_OK;
+}
+
+/*
+ * Is there a whole, checksummed frame starting anywhere in (from, size)?
+ * This tells a torn tail (nothing valid after the bad bytes) from
+ * corruption in the middle of a segment.
+ */
+bool
+clog_valid_frame_after(int fd, uint64_t from, uint64_t size)
+{
+	uint8_t *chunk = xmalloc(SCAN_CHUNK);
+	uint8_t *payload = NULL;
+	size_t payload_cap = 0;
+	bool found = false;
+	uint64_t pos = from + 1;
+	while (!found && pos + FRAME_HDR_LEN <= size) {
+		size_t want = size - pos < SCAN_CHUNK ? (size_t) (size - pos) : SCAN_CHUNK;
+		ssize_t n = clog_pread_full(fd, chunk, want, pos);
+		if (n < 4)
+			break;
+		for (size_t i = 0; i + 4 <= (size_t) n && !found; i++) {
+			if (memcmp(chunk + i, FRAME_MAGIC, 4) != 0)
+				continue;
+			frame_hdr_t h;
+			char why[160];
+			if (clog_frame_read(fd, pos + i, size, true, &h, &payload, &payload_cap, why,
+				       sizeof(why)) == FRAME_OK)
+				found = true;
+		}
+		/* Overlap by 3 bytes so a magic split across chunks is seen. */
+		pos += (uint64_t) n > 3 ? (uint64_t) n - 3 : 1;
+	}
+	free(payload);
+	free(chunk);
+	return found;
+}
+
+/* ---- segment files ---- */
+
+char *
+clog_segment_path(const char *segdir, uint64_t seq)
+{
+	return xasprintf("%s/%020" PRIu64 ".seg", segdir, seq);
+}
+
+static int
+cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *) a, y = *(const uint64_t *) b;
+	return (x > y) - (x < y);
+}
+
+static bool
+parse_segment_name(const char *name, uint64_t *seq)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < SEGMENT_NAME_DIGITS; i++) {
+		if (name[i] < '0' || name[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t) (name[i] - '0');
+	}
+	if (strcmp(name + SEGMENT_NAME_DIGITS, ".seg") != 0)
+		return false;
+	*seq = v;
+	return true;
+}
+
+/*
+ * Sorted sequence numbers of DIR/segments/NNN.seg into *out (caller frees).
+ * A missing directory is an empty list.
+ */
+clog_status_t
+clog_segment_list(const char *segdir, uint64_t **out, size_t *n, char *err, size_t errlen)
+{
+	*out = NULL;
+	*n = 0;
+	DIR *d = opendir(segdir);
+	if (d == NULL) {
+		if (errno == ENOENT)
+			return CLOG_OK;
+		snprintf(err, errlen, "could not open directory \"%s\": %s", segdir, strerror(errno));
+		return CLOG_ERROR;
+	}
+	size_t cap = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL) {
+		uint64_t seq;
+		if (!parse_segment_name(de->d_name, &seq))
+			continue;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			*out = xrealloc(*out, cap * sizeof(**out));
+		}
+		(*out)[(*n)++] = seq;
+	}
+	closedir(d);
+	if (*n > 1)
+		qsort(*out, *n, sizeof(**out), cmp_u64);
+	return CLOG_OK;
+}
+
+bool
+clog_fsync_dir(const char *path, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fsync(fd) != 0) {
+		snprintf(err, errlen, "could not fsync directory \"%s\": %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
+/* mkdir -p for one path; false with err set. */
+bool
+clog_make_dirs(const char *path, char *err, size_t errlen)
+{
+	char *p = xstrdup(path);
+	bool ok = true;
+	for (char *s = p + 1;; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char save = *s;
+		*s = '\0';
+		if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+			snprintf(err, errlen, "could not create directory \"%s\": %s", p, strerror(errno));
+			ok = false;
+			break;
+		}
+		*s = save;
+		if (save == '\0')
+			break;
+	}
+	free(p);
+	return ok;
+}
+
+/*
+ * Walk every frame of a segment.  A bad frame followed by a valid one is
+ * CLOG_CORRUPT; a bad or short tail is reported in out->tail (the caller
+ * decides whether that is a torn tail or corruption).  Frame positions must
+ * increase strictly.
+ */
+clog_status_t
+clog_segment_walk(const char *path, bool check_crc, seg_walk_t *out, char *err, size_t errlen)
+{
+	memset(out, 0, sizeof(*out));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "could not open change log segment \"%s\": %s", path,
+			 strerror(errno));
+		return CLOG_ERROR;
+	}
+	struct stat st;
+	if (fstat(fd, &st) != 0) {
+		snprintf(err, errlen, "could not stat change log segment \"%s\": %s", path,
+			 strerror(errno));
+		close(fd);
+		return CLOG_ERROR;
+	}
+	out->size = (uint64_t) st.st_size;
+	uint8_t *payload = NULL;
+	size_t payload_cap = 0;
+	clog_status_t rc = CLOG_OK;
+	uint64_t off = 0;
+	while (off < out->size) {
+		frame_hdr_t h;
+		char why[160];
+		frame_status_t fs = clog_frame_read(fd, off, out->size, check_crc, &h, &payload,
+					       &payload_cap, why, sizeof(why));
+		if (fs == FRAME_IOERR) {
+			snprintf(err, errlen, "could not read change log segment \"%s\" at offset %" PRIu64 ": %s",
+				 path, off, why);
+			rc = CLOG_ERROR;
+			break;
+		}
+		if (fs == FRAME_OK && out->has_frames && position_cmp(&h.first, &out->last) <= 0) {
+			snprintf(why, sizeof(why), "frame positions do not increase");
+			fs = FRAME_BAD;
+		}
+		if (fs != FRAME_OK) {
+			if (clog_valid_frame_after(fd, off, out->size)) {
+				snprintf(err, errlen,
+					 "change log segment \"%s\" is corrupt at offset %" PRIu64 ": %s",
+					 path, off, why);
+				rc = CLOG_CORRUPT;
+			} else {
+				out->tail = true;
+				snprintf(out->tail_why, sizeof(out->tail_why), "%s", why);
+			}
+			break;
+		}
+		if (!out->has_frames)
+			out->first = h.first;
+		out->has_frames = true;
+		out->last = h.last;
+		out->frames++;
+		out->records += h.count;
+		out->raw_bytes += h.raw_len;
+		off += FRAME_HDR_LEN + (uint64_t) h.payload_len;
+		out->valid_end = off;
+	}
+	free(payload);
+	close(fd);
+	return rc;
+}
+
+/*
+ * Decompress a checked frame's payload.  *data points at the packed Batch
+ * (in *raw, or in payload itself when uncompressed).  false with the reason
+ * in why when the payload does not match the header; raw_len is trusted
+ * only after checking it against zstd's own content size, and the output
+ * buffer is never larger than raw_len (<= CLOG_MAX_RAW).
+ */
+bool
+clog_frame_inflate(ZSTD_DCtx *dctx, const frame_hdr_t *h, const uint8_t *payload, uint8_t **raw,
+	      size_t *raw_cap, const uint8_t **data, char *why, size_t whylen)
+{
+	if (h->compression != FRAME_COMP_ZSTD) {
+		if (h->payload_len != h->raw_len) {
+			snprintf(why, whylen, "uncompressed payload length %" PRIu32 " differs from raw length %" PRIu32,
+				 h->payload_len, h->raw_len);
+			return false;
+		}
+		*data = payload;
+		return true;
+	}
+	unsigned long long content = ZSTD_getFrameContentSize(payload, h->payload_len);
+	if (content == ZSTD_CONTENTSIZE_ERROR || content == ZSTD_CONTENTSIZE_UNKNOWN) {
+		snprintf(why, whylen, "payload is not a zstd frame with a content size");
+		return false;
+	}
+	if (content != h->raw_len) {
+		snprintf(why, whylen, "zstd content size %llu does not match raw length %" PRIu32,
+			 content, h->raw_len);
+		return false;
+	}
+	clog_grow(raw, raw_cap, h->raw_len ? h->raw_len : 1);
+	size_t n = ZSTD_decompressDCtx(dctx, *raw, h->raw_len, payload, h->payload_len);
+	if (ZSTD_isError(n)) {
+		snprintf(why, whylen, "could not decompress payload: %s", ZSTD_getErrorName(n));
+		return false;
+	}
+	if (n != h->raw_len) {
+		snprintf(why, whylen, "payload decompressed to %zu bytes, header says %" PRIu32, n,
+			 h->raw_len);
+		return false;
+	}
+	*data = *raw;
+	return true;
+}
+
+void
+clog_batch_cursor_init(batch_cursor_t *bc, const frame_hdr_t *h, const uint8_t *data)
+{
+	memset(bc, 0, sizeof(*bc));
+	bc->data = data;
+	bc->len = h->raw_len;
+	bc->hdr = h;
+}
+
+/*
+ * Next record of the batch into *out, allocated with alloc.  Returns 1 for
+ * a record, 0 at the end (after checking the count), -1 on a malformed
+ * batch with the reason in why.  Positions must increase and lie within
+ * the header's [first, last].
+ */
+int
+clog_batch_cursor_next(batch_cursor_t *bc, ProtobufCAllocator *alloc, Steward__Change **out,
+		  position_t *pos, char *why, size_t whylen)
+{
+	if (bc->pos == bc->len) {
+		if (bc->index != bc->hdr->count) {
+			snprintf(why, whylen, "frame holds %" PRIu32 " records, header says %" PRIu32,
+				 bc->index, bc->hdr->count);
+			return -1;
+		}
+		return 0;
+	}
+	if (bc->data[bc->pos] != 0x0a) {
+		snprintf(why, whylen, "unexpected field tag 0x%02x in batch at byte %zu",
+			 bc->data[bc->pos], bc->pos);
+		return -1;
+	}
+	size_t p = bc->pos + 1;
+	uint64_t mlen = 0;
+	int shift = 0;
+	for (;;) {
+		if (p >= bc->len || shift > 63) {
+			snprintf(why, whylen, "bad record length in batch at byte %zu", bc->pos);
+			return -1;
+		}
+		uint8_t b = bc->data[p++];
+		mlen |= (uint64_t) (b & 0x7f) << shift;
+		shift += 7;
+		if (!(b & 0x80))
+			break;
+	}
+	if (mlen > bc->len - p) {
+		snprintf(why, whylen, "record %" PRIu32 " overruns the batch", bc->index);
+		return -1;
+	}
+	Steward__Change *c = steward__change__unpack(alloc, (size_t) mlen, bc->data + p);
+	if (c == NULL) {
+		snprintf(why, whylen, "could not decode record %" PRIu32 " of the batch", bc->index);
+		return -1;
+	}
+	if (!c->has_position || c->position.len == 0 ||
+	    !position_set(pos, c->position.data, c->position.len) ||
+	    (bc->index > 0 && position_cmp(pos, &bc->prev) <= 0) ||
+	    position_cmp(pos, &bc->hdr->first) < 0 || position_cmp(pos, &bc->hdr->last) > 0 ||
+	    (bc->index == 0 && position_cmp(pos, &bc->hdr->first) != 0)) {
+		snprintf(why, whylen, "record %" PRIu32 " has a missing or out-of-order position",
+			 bc->index);
+		steward__change__free_unpacked(c, alloc);
+		return -1;
+	}
+	if (bc->index + 1 == bc->hdr->count && position_cmp(pos, &bc->hdr->last) != 0) {
+		snprintf(why, whylen, "last record's position differs from the frame header");
+		steward__change__free_unpacked(c, alloc);
+		return -1;
+	}
+	bc->prev = *pos;
+	bc->pos = p + (size_t) mlen;
+	bc->index++;
+	*out = c;
+	return 1;
+}
