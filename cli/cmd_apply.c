@@ -2,6 +2,11 @@
  * cmd_apply.c — `steward apply`: change logs into targets.
  *
  *   steward apply --log DIR [--log DIR …] --warehouse DSN [options]
+ *   steward apply --log DIR [--log DIR …] --rules FILE --targets FILE --state FILE [options]
+ *
+ * The second form runs the apply service (apply/apply_service.h):
+ * ownership-resolved writes to the platforms' APIs.  Both forms together
+ * run both, the warehouse on its own thread.
  *
  * Structure, for those who add targets: one option table (apply_opts)
  * holds the options common to every target and those of each target,
@@ -13,11 +18,13 @@
  * here once for all of them.  docs/warehouse.md documents the options;
  * keep it in step with this table.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "apply_service.h"
 #include "commands.h"
 #include "exitcodes.h"
 #include "log.h"
@@ -53,14 +60,33 @@ static const opt_spec_t apply_opts[] = {
 	 "Mirror: delete rows instead of flagging them _steward_deleted."},
 	{"scd2", 0, OPT_FLAG, NULL, NULL, 0, 0,
 	 "History: maintain valid_from / valid_to (slowly changing dimension type 2)."},
+	/* apply service (HTTP targets) */
+	{"rules", 'r', OPT_STRING, "FILE", NULL, 0, 0,
+	 "Ownership rules (docs/ownership-rules.md); selects the apply service."},
+	{"targets", 't', OPT_STRING, "FILE", NULL, 0, 0,
+	 "Targets file: how each system's API is written (docs/apply.md)."},
+	{"state", 's', OPT_STRING, "FILE", NULL, 0, 0,
+	 "The apply service's SQLite state store (created if missing)."},
+	{"metrics-listen", 0, OPT_STRING, "HOST:PORT", NULL, 0, 0,
+	 "Serve /metrics and /status here (default address 127.0.0.1)."},
+	{"replay-from", 0, OPT_STRING, "POS", NULL, 0, 0,
+	 "Reapply the logs from this position (hex, as pos_hex in steward log dump)."},
+	{"reference-timeout", 0, OPT_INT, "S", "300", 1, 604800,
+	 "Seconds a write waits for a referenced entity before it is dead-lettered."},
+	{"concurrency", 'c', OPT_INT, "N", "0", 0, 256,
+	 "Cap on requests in flight per target (0 = as the targets file says)."},
 	{NULL, 0, 0, NULL, NULL, 0, 0, NULL},
 };
 
-static const char usage_line[] = "steward apply --log DIR [--log DIR ...] --warehouse DSN [OPTIONS]";
+static const char usage_line[] =
+	"steward apply --log DIR [--log DIR ...] (--warehouse DSN | --rules FILE --targets FILE"
+	" --state FILE) [OPTIONS]";
 static const char description[] =
 	"Apply change logs to a target, exactly once, resuming from the position the\n"
-	"target stored.  Target: a PostgreSQL warehouse (--warehouse) with a mirror\n"
-	"table (current state) and a history table (every change) per source table.\n"
+	"target stored.  Targets: a PostgreSQL warehouse (--warehouse) with a mirror\n"
+	"table (current state) and a history table (every change) per source table;\n"
+	"the platforms' APIs (--rules, --targets, --state): owner-approved,\n"
+	"idempotent writes (docs/apply.md).\n"
 	"Exit codes: 0 done or stopped by a signal, 2 usage, 65 incompatible schema\n"
 	"change or corrupt log (the change waits in the log), 69 target unreachable,\n"
 	"74 log unreadable, 78 configuration, 1 other.  See docs/warehouse.md.";
@@ -122,14 +148,55 @@ run_warehouse(const opts_t *o, const apply_common_t *c)
 	return warehouse_run(&cfg);
 }
 
+static int
+run_service(const opts_t *o, const apply_common_t *c)
+{
+	if (!opts_get(o, "targets") || !opts_get(o, "state")) {
+		fprintf(stderr, "steward apply: --rules needs --targets FILE and --state FILE\n");
+		return STEWARD_EXIT_USAGE;
+	}
+	apply_service_config_t cfg = {
+		.log_dirs = c->logs,
+		.nlogs = c->nlogs,
+		.rules_path = opts_get(o, "rules"),
+		.targets_path = opts_get(o, "targets"),
+		.state_path = opts_get(o, "state"),
+		.metrics_listen = opts_get(o, "metrics-listen"),
+		.replay_from = opts_get(o, "replay-from"),
+		.once = c->once,
+		.reference_timeout_s = (int) opts_get_int(o, "reference-timeout"),
+		.concurrency = (unsigned) opts_get_int(o, "concurrency"),
+		.batch = opts_given(o, "batch") ? c->batch : 500,
+		.poll_ms = c->poll_ms < 100 ? c->poll_ms : 100,
+		.stop = &stop_requested,
+	};
+	return apply_service_run(&cfg);
+}
+
 /* Targets, selected by the option that names them.  One per line. */
 static const struct apply_target {
 	const char *option;
 	int (*run)(const opts_t *o, const apply_common_t *c);
 } targets[] = {
 	{"warehouse", run_warehouse},
+	{"rules", run_service},
 	{NULL, NULL},
 };
+
+/* Both targets at once: the warehouse on a thread of its own. */
+struct wh_thread {
+	const opts_t *o;
+	const apply_common_t *c;
+	int rc;
+};
+
+static void *
+warehouse_thread(void *arg)
+{
+	struct wh_thread *w = arg;
+	w->rc = run_warehouse(w->o, w->c);
+	return NULL;
+}
 
 int
 cmd_apply(int argc, char **argv)
@@ -170,20 +237,16 @@ cmd_apply(int argc, char **argv)
 		goto out;
 	}
 	const struct apply_target *target = NULL;
+	size_t ntargets = 0;
 	for (const struct apply_target *t = targets; t->option; t++) {
 		if (!opts_get(o, t->option))
 			continue;
-		if (target) {
-			fprintf(stderr, "steward apply: give one target, not --%s and --%s\n",
-				target->option, t->option);
-			rc = STEWARD_EXIT_USAGE;
-			goto out;
-		}
+		ntargets++;
 		target = t;
 	}
 	if (!target) {
-		fprintf(stderr, "steward apply: no target: give --warehouse DSN\nUsage: %s\n",
-			usage_line);
+		fprintf(stderr, "steward apply: no target: give --warehouse DSN or --rules FILE"
+			" --targets FILE --state FILE\nUsage: %s\n", usage_line);
 		rc = STEWARD_EXIT_USAGE;
 		goto out;
 	}
@@ -193,6 +256,22 @@ cmd_apply(int argc, char **argv)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
+	if (ntargets > 1) {
+		struct wh_thread w = {o, &common, 0};
+		pthread_t th;
+		if (pthread_create(&th, NULL, warehouse_thread, &w) != 0) {
+			fprintf(stderr, "steward apply: could not start the warehouse thread\n");
+			rc = STEWARD_EXIT_FAILURE;
+			goto out;
+		}
+		rc = run_service(o, &common);
+		if (rc != STEWARD_EXIT_OK)
+			stop_requested = 1;
+		pthread_join(th, NULL);
+		if (rc == STEWARD_EXIT_OK)
+			rc = w.rc;
+		goto out;
+	}
 	rc = target->run(o, &common);
 out:
 	opts_free(o);
