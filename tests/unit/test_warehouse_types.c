@@ -1,0 +1,210 @@
+/*
+ * test_warehouse_types.c — source type → warehouse type mapping, schema
+ * evolution compatibility, value conversion, table names, and the COPY
+ * text and JSON string escaping the warehouse target relies on.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "warehouse_types.h"
+
+#define PGK STEWARD__SOURCE_KIND__SOURCE_KIND_POSTGRESQL
+#define MYK STEWARD__SOURCE_KIND__SOURCE_KIND_MYSQL
+
+static void
+expect_map(Steward__SourceKind kind, const char *src, const char *want, wh_conv_t conv)
+{
+	wh_type_t t;
+	wh_type_map(kind, src, &t);
+	if (strcmp(t.name, want) != 0)
+		fail_msg("%s → %s, want %s", src, t.name, want);
+	assert_int_equal(t.conv, conv);
+}
+
+static void
+pg_types_keep_their_meaning(void **state)
+{
+	(void) state;
+	expect_map(PGK, "integer", "integer", WH_CONV_NONE);
+	expect_map(PGK, "numeric(12,2)", "numeric(12,2)", WH_CONV_NONE);
+	expect_map(PGK, "numeric", "numeric", WH_CONV_NONE);
+	expect_map(PGK, "timestamp with time zone", "timestamp with time zone", WH_CONV_NONE);
+	expect_map(PGK, "timestamp(3) with time zone", "timestamp(3) with time zone", WH_CONV_NONE);
+	expect_map(PGK, "json", "jsonb", WH_CONV_NONE);
+	expect_map(PGK, "json[]", "jsonb[]", WH_CONV_NONE);
+	expect_map(PGK, "text[]", "text[]", WH_CONV_NONE);
+	expect_map(PGK, "integer[]", "integer[]", WH_CONV_NONE);
+	expect_map(PGK, "bytea", "bytea", WH_CONV_NONE);
+	expect_map(PGK, "uuid", "uuid", WH_CONV_NONE);
+	expect_map(PGK, "interval", "interval", WH_CONV_NONE);
+	expect_map(PGK, "character varying(255)", "character varying(255)", WH_CONV_NONE);
+	expect_map(PGK, "double precision", "double precision", WH_CONV_NONE);
+	expect_map(PGK, "mood", "text", WH_CONV_NONE);          /* enum */
+	expect_map(PGK, "public.mood[]", "text[]", WH_CONV_NONE);
+	expect_map(PGK, "money", "text", WH_CONV_NONE);
+	expect_map(PGK, "", "text", WH_CONV_NONE);
+	expect_map(PGK, "numeric(1); DROP TABLE x", "text", WH_CONV_NONE);
+}
+
+static void
+mysql_types_map_to_warehouse_types(void **state)
+{
+	(void) state;
+	expect_map(MYK, "int(11) unsigned", "bigint", WH_CONV_NONE);
+	expect_map(MYK, "int(11)", "integer", WH_CONV_NONE);
+	expect_map(MYK, "bigint(20) unsigned", "numeric(20,0)", WH_CONV_NONE);
+	expect_map(MYK, "tinyint(1)", "smallint", WH_CONV_NONE);
+	expect_map(MYK, "decimal(12,2)", "numeric(12,2)", WH_CONV_NONE);
+	expect_map(MYK, "datetime(6)", "timestamp(6) without time zone", WH_CONV_ZERO_DATE);
+	expect_map(MYK, "timestamp(3)", "timestamp(3) with time zone", WH_CONV_ZERO_DATE);
+	expect_map(MYK, "date", "date", WH_CONV_ZERO_DATE);
+	expect_map(MYK, "time(6)", "interval", WH_CONV_NONE);
+	expect_map(MYK, "json", "jsonb", WH_CONV_NONE);
+	expect_map(MYK, "enum('a','b,c')", "text", WH_CONV_NONE);
+	expect_map(MYK, "set('x','y')", "text", WH_CONV_NONE);
+	expect_map(MYK, "blob", "bytea", WH_CONV_BYTES);
+	expect_map(MYK, "varbinary(16)", "bytea", WH_CONV_BYTES);
+	expect_map(MYK, "geometry", "bytea", WH_CONV_HEX_BYTES);
+	expect_map(MYK, "bit(5)", "bit varying(5)", WH_CONV_BITS);
+	expect_map(MYK, "double", "double precision", WH_CONV_NONE);
+	expect_map(MYK, "float", "real", WH_CONV_NONE);
+	expect_map(MYK, "varchar(64)", "text", WH_CONV_NONE);
+	expect_map(MYK, "year(4)", "smallint", WH_CONV_NONE);
+	expect_map(MYK, "mediumint(8) unsigned", "integer", WH_CONV_NONE);
+	expect_map(MYK, "whatever", "text", WH_CONV_NONE);
+}
+
+static void
+evolution_accepts_only_lossless_changes(void **state)
+{
+	(void) state;
+	assert_true(wh_type_accepts("bigint", "integer"));
+	assert_false(wh_type_accepts("integer", "bigint"));
+	assert_true(wh_type_accepts("text", "boolean"));
+	assert_false(wh_type_accepts("bigint", "boolean"));
+	assert_true(wh_type_accepts("numeric", "bigint"));
+	assert_true(wh_type_accepts("numeric(14,2)", "numeric(12,2)"));
+	assert_false(wh_type_accepts("numeric(12,2)", "numeric(12,4)"));
+	assert_false(wh_type_accepts("numeric(12,2)", "numeric"));
+	assert_true(wh_type_accepts("numeric(20,0)", "bigint"));
+	assert_true(wh_type_accepts("character varying(20)", "character varying(10)"));
+	assert_false(wh_type_accepts("character varying(10)", "character varying(20)"));
+	assert_true(wh_type_accepts("jsonb", "json"));
+	assert_true(wh_type_accepts("timestamp with time zone", "timestamp(3) with time zone"));
+	assert_false(wh_type_accepts("timestamp(3) with time zone", "timestamp with time zone"));
+	assert_false(wh_type_accepts("timestamp with time zone", "timestamp without time zone"));
+	assert_true(wh_type_accepts("text[]", "integer[]"));
+	assert_false(wh_type_accepts("integer[]", "integer"));
+	assert_true(wh_type_accepts("double precision", "real"));
+}
+
+static void
+conv(wh_conv_t c, const char *in, size_t inlen, const char *want, bool want_null)
+{
+	buf_t out = BUF_INIT;
+	const char *res;
+	size_t reslen;
+	bool is_null;
+	wh_value_convert(c, in, inlen, &out, &res, &reslen, &is_null);
+	assert_int_equal(is_null, want_null);
+	if (!want_null) {
+		assert_int_equal(reslen, strlen(want));
+		assert_memory_equal(res, want, reslen);
+	}
+	buf_free(&out);
+}
+
+static void
+values_become_valid_input(void **state)
+{
+	(void) state;
+	conv(WH_CONV_ZERO_DATE, "0000-00-00 00:00:00", 19, NULL, true);
+	conv(WH_CONV_ZERO_DATE, "2020-00-10", 10, NULL, true);
+	conv(WH_CONV_ZERO_DATE, "2020-01-10 10:00:00.5", 21, "2020-01-10 10:00:00.5", false);
+	conv(WH_CONV_BYTES, "\\x00ff", 6, "\\x00ff", false);
+	conv(WH_CONV_BYTES, "a\0b", 3, "\\x610062", false);
+	conv(WH_CONV_HEX_BYTES, "0101000000", 10, "\\x0101000000", false);
+	conv(WH_CONV_HEX_BYTES, "0x01ff", 6, "\\x01ff", false);
+	conv(WH_CONV_BITS, "b'101'", 6, "101", false);
+	conv(WH_CONV_BITS, "0x5", 3, "0101", false);
+	conv(WH_CONV_BITS, "1100", 4, "1100", false);
+	conv(WH_CONV_NONE, "NaN", 3, "NaN", false);
+}
+
+static void
+copy_escape_round_trips_every_special_byte(void **state)
+{
+	(void) state;
+	buf_t b = BUF_INIT;
+	const char in[] = "a\\b\tc\nd\re\bf\fg\vh\\N'\"é";
+	wh_copy_escape(&b, in, sizeof(in) - 1);
+	assert_string_equal(b.data, "a\\\\b\\tc\\nd\\re\\bf\\fg\\vh\\\\N'\"é");
+	/* No raw tab, newline or CR may remain: they would split the field. */
+	assert_null(memchr(b.data, '\t', b.len));
+	assert_null(memchr(b.data, '\n', b.len));
+	assert_null(memchr(b.data, '\r', b.len));
+	buf_reset(&b);
+	wh_copy_escape(&b, "", 0);
+	assert_int_equal(b.len, 0);
+	buf_free(&b);
+}
+
+static void
+json_strings_are_escaped(void **state)
+{
+	(void) state;
+	buf_t b = BUF_INIT;
+	const char in[] = "q\"b\\n\nt\tc\x01 ü";
+	wh_json_string(&b, in, sizeof(in) - 1);
+	assert_string_equal(b.data, "\"q\\\"b\\\\n\\nt\\tc\\u0001 ü\"");
+	buf_free(&b);
+}
+
+static void
+table_names_are_predictable_and_fit(void **state)
+{
+	(void) state;
+	char out[WH_NAME_MAX + 1];
+	wh_table_name("erp", "public", "erp", "customers", "", out);
+	assert_string_equal(out, "erp__customers");
+	wh_table_name("erp", "public", "erp", "customers", "__history", out);
+	assert_string_equal(out, "erp__customers__history");
+	wh_table_name("crm", "crm", "crm", "accounts", "", out);   /* MySQL: schema = database */
+	assert_string_equal(out, "crm__accounts");
+	wh_table_name("erp", "sales", "erp", "orders", "", out);
+	assert_string_equal(out, "erp__sales__orders");
+	char a[WH_NAME_MAX + 1], b2[WH_NAME_MAX + 1];
+	const char *longa = "a_very_long_table_name_that_goes_on_and_on_and_on_and_on_forever_1";
+	const char *longb = "a_very_long_table_name_that_goes_on_and_on_and_on_and_on_forever_2";
+	wh_table_name("src", "public", "db", longa, "__history", a);
+	wh_table_name("src", "public", "db", longb, "__history", b2);
+	assert_true(strlen(a) <= WH_NAME_MAX);
+	assert_string_not_equal(a, b2);
+	assert_true(strstr(a, "__history") != NULL);
+	/* Cut on a UTF-8 boundary. */
+	wh_name_fit("ééééééééééééééééééééééééééééééééééééééééééééééééé", "", out);
+	assert_true(strlen(out) <= WH_NAME_MAX);
+	for (size_t i = 0; out[i]; i++)
+		if (out[i] == '_')
+			assert_true(i % 2 == 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(pg_types_keep_their_meaning),
+		cmocka_unit_test(mysql_types_map_to_warehouse_types),
+		cmocka_unit_test(evolution_accepts_only_lossless_changes),
+		cmocka_unit_test(values_become_valid_input),
+		cmocka_unit_test(copy_escape_round_trips_every_special_byte),
+		cmocka_unit_test(json_strings_are_escaped),
+		cmocka_unit_test(table_names_are_predictable_and_fit),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
