@@ -6,6 +6,7 @@
 #   sql ARGS...             mariadb client as root on that server
 #   end_pos                 current binlog FILE:OFFSET
 #   capture ARGS...         steward capture --dsn $DSN ARGS...
+#   capture_bg ARGS...      the same in the background (CAPTURE_PID)
 #   compare_state DIR DB    rebuild tables from `steward log dump`, compare to SELECT *
 set -euo pipefail
 
@@ -40,6 +41,14 @@ sql() { bash "$SERVER_SH" client "$SRV" "$@"; }
 end_pos() { sql -N -e "SHOW MASTER STATUS" | awk '{print $1 ":" $2}'; }
 
 capture() { "$STEWARD_BIN" capture --dsn "$DSN" "$@"; }
+
+# Start capture in the background; its pid is appended to CAPTURE_PIDS and
+# left in CAPTURE_PID (the steward process itself, so signals reach it).
+capture_bg() {
+  "$STEWARD_BIN" capture --dsn "$DSN" "$@" &
+  CAPTURE_PID=$!
+  CAPTURE_PIDS="${CAPTURE_PIDS:-} $CAPTURE_PID"
+}
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
