@@ -4,12 +4,12 @@
  * Implements mysql_capture_run from capture.h.
  *
  * Restart rules (docs/capture-mysql.md, "Restart"): DIR/mysql-resume names
- * the end of the last transaction known durable; without it (it is written
- * after the first flush) the last durable record's binlog file is read
- * again from its start and the writer drops what it already has; a log
- * whose last record is a snapshot read means the snapshot was cut short
- * and is taken again (positions repeat and are dropped as duplicates when
- * the binlog position did not move).
+ * the end of the last transaction known durable; without it the last
+ * durable record's binlog file is read again from its start and the writer
+ * drops what it already has.  A log whose last record is a snapshot read
+ * means the snapshot was cut short: it is taken again, labelled after the
+ * first attempt's records, and the stream replays every change since the
+ * first attempt's position (see mysql_snapshot_run).
  */
 #include "mysql_capture.h"
 
@@ -173,9 +173,19 @@ mysql_capture_run(const capture_config_t *cfg)
 		log_info("capture", "no snapshot: capturing changes after %s:%llu", file,
 			 (unsigned long long) pos);
 	} else {
-		if (have_last)
+		mysql_snapshot_label_t label = {NULL, last_off, last_seq + 1};
+		char *label_file = NULL;
+		if (have_last) {
 			log_warn("capture", "the previous snapshot did not finish; taking it again");
-		rc = mysql_snapshot_run(&dsn, &src, w, &file, &pos, err, sizeof(err));
+			if (!(label_file = binlog_name(&dsn, last_file, err, sizeof(err)))) {
+				rc = STEWARD_EXIT_FAILURE;
+				goto out;
+			}
+			label.file = label_file;
+		}
+		rc = mysql_snapshot_run(&dsn, &src, w, have_last ? &label : NULL, &file, &pos, err,
+					sizeof(err));
+		free(label_file);
 		if (rc != STEWARD_EXIT_OK)
 			goto out;
 	}

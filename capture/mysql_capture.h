@@ -81,13 +81,25 @@ void mysql_position_text(const char *file, uint64_t offset, int phase, uint64_t 
 /* ---- mysql_snapshot.c ---- */
 
 /*
- * Consistent initial snapshot: every wanted table's rows as OP_SNAPSHOT_READ
- * at the binlog position of the read view, appended to w and flushed.  On
- * success *file (heap) and *pos are where the stream starts.  Returns an
- * exit code (STEWARD_EXIT_OK on success) with the reason in err.
+ * Consistent initial snapshot: every wanted table's rows as OP_SNAPSHOT_READ,
+ * appended to w and flushed.  On success *file (heap) and *pos are the
+ * binlog position of the read view, where the stream starts.
+ *
+ * Retaking a snapshot that was cut short (label != NULL): records are
+ * labelled with label->file/pos and sequence numbers from label->seq, so
+ * they sort after what is already durable, and *file and *pos return the label:
+ * the stream then replays every change since the first attempt's position,
+ * which removes rows the first attempt saw that were deleted since.
+ * Returns an exit code (STEWARD_EXIT_OK on success) with the reason in err.
  */
+typedef struct mysql_snapshot_label {
+	const char *file;
+	uint64_t pos, seq;
+} mysql_snapshot_label_t;
+
 int mysql_snapshot_run(const mysql_dsn_t *d, const mysql_source_t *src, clog_writer_t *w,
-		       char **file, uint64_t *pos, char *err, size_t errlen);
+		       const mysql_snapshot_label_t *label, char **file, uint64_t *pos,
+		       char *err, size_t errlen);
 
 /* ---- mysql_stream.c ---- */
 

@@ -290,7 +290,8 @@ read_view_position(MYSQL *m, bool mariadb, char **file, uint64_t *pos, char *err
 
 int
 mysql_snapshot_run(const mysql_dsn_t *d, const mysql_source_t *src, clog_writer_t *w,
-		   char **file, uint64_t *pos, char *err, size_t errlen)
+		   const mysql_snapshot_label_t *label, char **file, uint64_t *pos,
+		   char *err, size_t errlen)
 {
 	int rc = STEWARD_EXIT_FAILURE;
 	snap_t s = {.w = w, .src = src};
@@ -310,6 +311,15 @@ mysql_snapshot_run(const mysql_dsn_t *d, const mysql_source_t *src, clog_writer_
 		goto out;
 	if (!mariadb && !mysql_conn_exec(s.m, "UNLOCK TABLES", err, errlen))
 		goto out;
+	if (label) {
+		log_info("capture", "read view at %s:%llu; records continue the interrupted snapshot "
+			 "at %s:%llu", *file, (unsigned long long) *pos, label->file,
+			 (unsigned long long) label->pos);
+		free(*file);
+		*file = xstrdup(label->file);
+		*pos = label->pos;
+		s.seq = label->seq;
+	}
 	s.file = *file;
 	s.file_no = mysql_binlog_file_no(*file);
 	s.pos = *pos;
