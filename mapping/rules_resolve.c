@@ -170,65 +170,107 @@ push_write(rules_decision_t *d, int system, int field, const char *value, bool f
 	w->rule = rule;
 }
 
+/* Systems that must hear about this change (before create/delete handling). */
+static uint64_t
+systems_touched(const struct rentity *e, const rules_golden_t *g, int S, const rules_decision_t *d)
+{
+	uint64_t mask = 0;
+	for (size_t i = 0; i < d->nfields; i++) {
+		const rules_field_decision_t *fd = &d->fields[i];
+		const struct rfield *f = &e->fields[fd->field];
+		if (fd->verdict == RULES_ACCEPTED) {
+			uint64_t m = f->target_mask & ~(UINT64_C(1) << S);
+			if (fd->owner >= 0)
+				m &= ~(UINT64_C(1) << fd->owner);
+			mask |= m;
+		} else if (fd->verdict == RULES_CONFLICT && rules_mask_has(f->target_mask, S) &&
+			   !rules_mask_has(f->fill_mask, S) && g->fields[fd->field].owner >= 0) {
+			mask |= UINT64_C(1) << S;
+		}
+	}
+	return mask;
+}
+
+/* A new record in system t gets every field it receives that has a value. */
+static void
+plan_create(const rules_t *r, const struct rentity *e, const rules_golden_t *g,
+	    const rules_mapped_t *m, rules_decision_t *d, int t)
+{
+	uint64_t bit = UINT64_C(1) << t;
+	for (size_t f = 0; f < e->nfields; f++) {
+		const struct rfield *fd = &e->fields[f];
+		if (!(fd->target_mask & bit))
+			continue;
+		const rules_field_decision_t *dec = m->present[f] ? decision_for(d, (int)f) : NULL;
+		const char *v = dec && dec->verdict == RULES_ACCEPTED ? dec->new_value : g->fields[f].value;
+		int owner;
+		if (dec) {
+			owner = dec->owner;
+		} else {
+			struct state st = {g, m, !(g->exists && !g->deleted)};
+			const struct rowner *o = rules_owner_for(fd, state_value, &st);
+			owner = o ? o->system : -1;
+		}
+		if (v != NULL && owner != t)
+			push_write(d, t, (int)f, v, (fd->fill_mask & bit) != 0, RULES_WRITE_PROPAGATE,
+				   fd->target_rule[t]);
+	}
+	(void)r;
+}
+
 static void
 plan_writes(const rules_t *r, const struct rentity *e, const rules_golden_t *g,
 	    const rules_mapped_t *m, rules_decision_t *d)
 {
 	int S = m->system;
+	const int *target_of = &r->target_of[(size_t)m->entity];
+	uint64_t touched = d->deletes ? ~UINT64_C(0) : systems_touched(e, g, S, d);
 	for (size_t t = 0; t < r->nsystems; t++) {
-		int ti = r->target_of[t * r->nentities + (size_t)m->entity];
+		int ti = target_of[t * r->nentities];
 		if (ti < 0)
 			continue;
 		const struct rtarget *tg = &r->targets[ti];
 		const char *key = g->keys[t];
+		if (key == NULL && (int)t == S)
+			key = m->key; /* the source's first change: its key is not recorded yet */
+		bool create = !d->deletes && key == NULL && (int)t != S && tg->create &&
+			      d->outcome == RULES_OUTCOME_APPLIED;
+		if (!create && !((touched >> t) & 1))
+			continue;
+		if (!create && key == NULL)
+			continue; /* no record there and not allowed to create one */
 		rules_target_set_t *ts = &d->targets[d->ntargets];
 		ts->system = (int)t;
 		ts->key = key;
 		ts->first = d->nwrites;
+		ts->count = 0;
 		if (d->deletes) {
-			if (tg->delete && key && (int)t != S) {
+			if (tg->delete && (int)t != S) {
 				ts->op = RULES_TARGET_DELETE;
-				ts->count = 0;
 				d->ntargets++;
 			}
 			continue;
 		}
-		bool create = key == NULL && (int)t != S;
-		if (create && (!tg->create || d->outcome != RULES_OUTCOME_APPLIED))
-			continue;
-		ts->op = create ? RULES_TARGET_CREATE : RULES_TARGET_UPDATE;
-		uint64_t bit = UINT64_C(1) << t;
-		for (size_t f = 0; f < e->nfields; f++) {
-			const struct rfield *fd = &e->fields[f];
-			if (!(fd->target_mask & bit))
-				continue;
-			bool fill = (fd->fill_mask & bit) != 0;
-			const rules_field_decision_t *dec = m->present[f] ? decision_for(d, (int)f) : NULL;
-			if (create) {
-				/* A new record gets every field it receives that has a value. */
-				const char *v = dec && dec->verdict == RULES_ACCEPTED ? dec->new_value
-										 : g->fields[f].value;
-				int owner = -1;
-				if (dec) {
-					owner = dec->owner;
-				} else {
-					struct state st = {g, m, !(g->exists && !g->deleted)};
-					const struct rowner *o = rules_owner_for(fd, state_value, &st);
-					owner = o ? o->system : -1;
-				}
-				if (v != NULL && owner != (int)t)
-					push_write(d, (int)t, (int)f, v, fill, RULES_WRITE_PROPAGATE, fd->target_rule[t]);
-				continue;
+		if (create) {
+			ts->op = RULES_TARGET_CREATE;
+			plan_create(r, e, g, m, d, (int)t);
+		} else {
+			ts->op = RULES_TARGET_UPDATE;
+			uint64_t bit = UINT64_C(1) << t;
+			for (size_t i = 0; i < d->nfields; i++) {
+				const rules_field_decision_t *dec = &d->fields[i];
+				const struct rfield *fd = &e->fields[dec->field];
+				if (!(fd->target_mask & bit))
+					continue;
+				bool fill = (fd->fill_mask & bit) != 0;
+				if (dec->verdict == RULES_ACCEPTED && (int)t != S && (int)t != dec->owner)
+					push_write(d, (int)t, dec->field, dec->new_value, fill, RULES_WRITE_PROPAGATE,
+						   fd->target_rule[t]);
+				else if (dec->verdict == RULES_CONFLICT && (int)t == S && !fill &&
+					 g->fields[dec->field].owner >= 0)
+					push_write(d, (int)t, dec->field, g->fields[dec->field].value, false,
+						   RULES_WRITE_REPAIR, fd->target_rule[t]);
 			}
-			if (dec == NULL)
-				continue;
-			if (dec->verdict == RULES_ACCEPTED && (int)t != S && (int)t != dec->owner)
-				push_write(d, (int)t, (int)f, dec->new_value, fill, RULES_WRITE_PROPAGATE,
-					   fd->target_rule[t]);
-			else if (dec->verdict == RULES_CONFLICT && (int)t == S && !fill &&
-				 g->fields[f].owner >= 0)
-				push_write(d, (int)t, (int)f, g->fields[f].value, false, RULES_WRITE_REPAIR,
-					   fd->target_rule[t]);
 		}
 		ts->count = d->nwrites - ts->first;
 		if (ts->count > 0 || create)
