@@ -374,13 +374,18 @@ render(apply_deliver_t *d, tstate_t *t, flight_t *f, json_t *intent, char *err, 
 	free(have);
 	/* Choose the operation with what the crosswalk knows now. */
 	apply_op_kind_t kind;
+	/* A create prefers the upsert (a key known only from another system's
+	 * link may not exist in the target yet); an update prefers the id. */
+	bool create = strcmp(op, "create") == 0;
 	if (strcmp(op, "delete") == 0)
 		kind = APPLY_OP_DELETE;
+	else if (create && te->ops[APPLY_OP_UPSERT].present)
+		kind = APPLY_OP_UPSERT;
 	else if (key_known && te->ops[APPLY_OP_UPDATE].present)
 		kind = APPLY_OP_UPDATE;
 	else if (te->ops[APPLY_OP_UPSERT].present)
 		kind = APPLY_OP_UPSERT;
-	else if (!key_known && strcmp(op, "create") == 0 && te->ops[APPLY_OP_CREATE].present)
+	else if (!key_known && create && te->ops[APPLY_OP_CREATE].present)
 		kind = APPLY_OP_CREATE;
 	else {
 		snprintf(err, errlen, "%s has no record of %s %s and no %s operation is configured",
