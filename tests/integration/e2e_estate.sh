@@ -114,20 +114,23 @@ crm_accounts() {
     sleep 0.0$((RANDOM % 10))
   done
 }
-erp_activity() {
-  for i in $(seq 1 $((N / 2))); do
-    pg erp "INSERT INTO customers (customer_no, name, email, credit_limit) VALUES ('E-$i', 'ERP Customer $i', 'erp$i@x.example', $((i * 100)))" >/dev/null
-    sleep 0.0$((RANDOM % 10))
-  done
-  # credit limits and invoices of the CRM's customers, once the ERP has them
-  for round in 1 2; do
-    for i in $(seq 1 "$N"); do
-      pg erp "UPDATE customers SET credit_limit = $((RANDOM % 9000 + 1000)).50 WHERE customer_no = 'C-$i'" >/dev/null
-      [[ $round == 1 ]] && pg erp "INSERT INTO invoices (invoice_no, customer_no, amount, status) SELECT 'I-$i', 'C-$i', $((i * 10)), 'open' WHERE EXISTS (SELECT 1 FROM customers WHERE customer_no = 'C-$i') ON CONFLICT DO NOTHING" >/dev/null
-      sleep 0.0$((RANDOM % 5))
+erp_activity() {  # one psql session: statements commit one by one, spaced a little
+  {
+    for i in $(seq 1 $((N / 2))); do
+      echo "INSERT INTO customers (customer_no, name, email, credit_limit) VALUES ('E-$i', 'ERP Customer $i', 'erp$i@x.example', $((i * 100)));"
+      echo "SELECT pg_sleep(0.0$((RANDOM % 10)));"
     done
-    sleep 1
-  done
+    echo "SELECT pg_sleep(2);"
+    # credit limits and invoices of the CRM's customers, once the ERP has them
+    for round in 1 2; do
+      for i in $(seq 1 "$N"); do
+        echo "UPDATE customers SET credit_limit = $((RANDOM % 9000 + 1000)).50 WHERE customer_no = 'C-$i';"
+        [[ $round == 1 ]] && echo "INSERT INTO invoices (invoice_no, customer_no, amount, status) SELECT 'I-$i', 'C-$i', $((i * 10)), 'open' WHERE EXISTS (SELECT 1 FROM customers WHERE customer_no = 'C-$i') ON CONFLICT DO NOTHING;"
+        echo "SELECT pg_sleep(0.0$((RANDOM % 5)));"
+      done
+      echo "SELECT pg_sleep(1);"
+    done
+  } | psql_db erp >/dev/null
 }
 support_activity() {
   for i in $(seq 1 $((N / 2))); do
