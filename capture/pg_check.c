@@ -13,6 +13,7 @@
 
 typedef struct check {
 	pgcap_agent_t *ag;
+	bool may_replicate;  /* the role check passed: a walsender failure is something else */
 	FILE *out;
 	int problems;
 	char *err;
@@ -104,6 +105,7 @@ check_settings(check_t *c)
 			PQfreemem(ident);
 		problem(c, buf, fix);
 	} else {
+		c->may_replicate = true;
 		fprintf(c->out, "ok: role \"%s\" may replicate (%s)\n", role,
 			super ? "superuser" : "REPLICATION");
 	}
@@ -280,7 +282,7 @@ check_identity(check_t *c)
 pgcap_status_t
 pgcap_check_run(pgcap_agent_t *ag, FILE *out, char *err, size_t errlen)
 {
-	check_t c = {ag, out, 0, err, errlen, false};
+	check_t c = {ag, false, out, 0, err, errlen, false};
 	fprintf(out, "checking PostgreSQL %d.%d at %s for capture (slot \"%s\", publication "
 		"\"%s\")\n", ag->server_version / 10000, ag->server_version % 10000,
 		pgcap_dsn_display(ag->dsn), ag->slot, ag->publication);
@@ -288,7 +290,7 @@ pgcap_check_run(pgcap_agent_t *ag, FILE *out, char *err, size_t errlen)
 		problem(&c, "server version is older than 10: pgoutput is not available",
 			"upgrade the server");
 	check_settings(&c);
-	if (!c.failed)
+	if (!c.failed && c.may_replicate)
 		check_replication_connection(&c);
 	if (!c.failed)
 		check_publication(&c);
