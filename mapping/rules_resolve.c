@@ -105,7 +105,10 @@ decide_fields(const rules_t *r, const struct rentity *e, const rules_golden_t *g
 		if (!m->present[f])
 			continue;
 		const struct rfield *fd = &e->fields[f];
-		const struct rowner *o = rules_owner_for(fd, state_value, &st);
+		/* Most fields have one unconditional owner: skip the condition walk. */
+		const struct rowner *o = fd->nowners == 1 && fd->owners[0].nconds == 0
+						 ? &fd->owners[0]
+						 : rules_owner_for(fd, state_value, &st);
 		rules_field_decision_t *out = &d->fields[d->nfields++];
 		const rules_golden_field_t *gf = &g->fields[f];
 		const char *v = m->values[f];
