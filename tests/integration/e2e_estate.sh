@@ -39,6 +39,7 @@ declare -A PIDS=()
 
 cleanup() {
   local rc=$?
+  for f in "$DIR"/*.pid; do [[ -f $f ]] && kill "$(cat "$f")" 2>/dev/null || true; done
   for p in "${!PIDS[@]}"; do kill "${PIDS[$p]}" 2>/dev/null || true; done
   for p in "${!PIDS[@]}"; do wait "${PIDS[$p]}" 2>/dev/null || true; done
   for db in erp support; do
@@ -60,7 +61,12 @@ pg() { psql_db "$1" -tAc "$2"; }
 my() { "$SRC/scripts/mariadb-server.sh" client "$DIR/estate/mariadb" -N -B -e "$1"; }
 api() {  # METHOD PATH [JSON] → body; fails on non-2xx
   curl -sf -X "$1" "$URL$2" -H "Authorization: Bearer $STEWARD_EMULATOR_TOKEN" \
-    -H 'Content-Type: application/json' ${3:+-d "$3"}
+    -H 'Content-Type: application/json' ${IDEM:+-H "Idempotency-Key: $IDEM"} ${3:+-d "$3"}
+}
+api_retry() {  # the injected faults hit the test's own calls too
+  local out
+  for _ in $(seq 1 30); do out=$(api "$@") && { echo "$out"; return 0; }; sleep 0.3; done
+  return 1
 }
 ctl() { curl -sf -X POST "$URL/_emulator/$1" -H "Authorization: Bearer $STEWARD_EMULATOR_TOKEN" -H 'Content-Type: application/json' -d "$2" >/dev/null; }
 
@@ -82,6 +88,7 @@ start_capture() {  # name dsn
   "$BIN" capture --dsn "$2" --data-dir "$DIR/log-$1" --source "$1" "${extra[@]}" \
     --status-interval 200 >>"$DIR/capture-$1.log" 2>&1 &
   PIDS[capture-$1]=$!
+  echo $! >"$DIR/capture-$1.pid"  # the chaos subshell restarts it: the file is the truth
 }
 sed "s#http://127.0.0.1:18400#$URL#" "$SRC/docs/examples/targets.yaml" >"$DIR/targets.yaml"
 start_apply() {
@@ -90,6 +97,7 @@ start_apply() {
     --targets "$DIR/targets.yaml" --state "$DIR/state.db" --metrics-listen 127.0.0.1:$MET_PORT \
     --reference-timeout 60 >>"$DIR/apply.log" 2>&1 &
   PIDS[apply]=$!
+  echo $! >"$DIR/apply.pid"
 }
 
 start_emulator
@@ -106,10 +114,8 @@ kill -0 "${PIDS[apply]}" 2>/dev/null || fail "steward apply exited"
 # ---- activity ----
 crm_accounts() {
   for i in $(seq 1 "$N"); do
-    api PATCH "/crm/services/data/v59.0/sobjects/Account/ExternalId__c/C-$i" \
+    api_retry PATCH "/crm/services/data/v59.0/sobjects/Account/ExternalId__c/C-$i" \
       "{\"Name\":\"Account $i\",\"Email__c\":\"ap$i@acme$i.example\",\"Status__c\":\"active\"}" >/dev/null ||
-      { sleep 0.5; api PATCH "/crm/services/data/v59.0/sobjects/Account/ExternalId__c/C-$i" \
-        "{\"Name\":\"Account $i\",\"Email__c\":\"ap$i@acme$i.example\",\"Status__c\":\"active\"}" >/dev/null; } ||
       echo "crm account $i not created" >&2
     sleep 0.0$((RANDOM % 10))
   done
@@ -134,7 +140,7 @@ erp_activity() {  # one psql session: statements commit one by one, spaced a lit
 }
 support_activity() {
   for i in $(seq 1 $((N / 2))); do
-    api POST /support/api/v2/tickets.json "{\"ticket\":{\"subject\":\"Help $i\",\"requester_email\":\"ap$i@acme$i.example\",\"customer_no\":\"C-$i\",\"external_id\":\"case-$i\"}}" >/dev/null || true
+    api_retry POST /support/api/v2/tickets.json "{\"ticket\":{\"subject\":\"Help $i\",\"requester_email\":\"ap$i@acme$i.example\",\"customer_no\":\"C-$i\",\"external_id\":\"case-$i\"}}" >/dev/null || true
     sleep 0.1
   done
 }
@@ -142,10 +148,10 @@ billing_activity() {
   sleep 3  # billing customers belong to ERP customers that exist by now
   for i in $(seq 1 $((N / 2))); do
     local cus
-    cus=$(api POST /billing/v1/customers "{\"name\":\"Billing Name $i\",\"email\":\"billing$i@x.example\",\"metadata\":{\"erp_customer_no\":\"C-$i\"}}" | sed -n 's/.*"id":"\(cus_[A-Za-z0-9]*\)".*/\1/p') || true
+    cus=$(IDEM="drv-cus-$i" api_retry POST /billing/v1/customers "{\"name\":\"Billing Name $i\",\"email\":\"billing$i@x.example\",\"metadata\":{\"erp_customer_no\":\"C-$i\"}}" | sed -n 's/.*"id":"\(cus_[A-Za-z0-9]*\)".*/\1/p') || true
     [[ -n $cus ]] || continue
     echo "$i $cus" >>"$DIR/billing-customers"
-    api POST /billing/v1/subscriptions "{\"customer\":\"$cus\",\"plan\":\"gold\",\"amount\":1250,\"status\":\"active\"}" >/dev/null || true
+    IDEM="drv-sub-$i" api_retry POST /billing/v1/subscriptions "{\"customer\":\"$cus\",\"plan\":\"gold\",\"amount\":1250,\"status\":\"active\"}" >/dev/null || true
     sleep 0.1
   done
   # a customer no system of record created: billing may not create customers
@@ -156,7 +162,7 @@ payments() {
   while read -r i cus; do
     [[ $((i % 2)) == 0 ]] || continue
     [[ -n $(pg erp "SELECT 1 FROM invoices WHERE invoice_no = 'I-$i'") ]] || continue
-    api POST /billing/v1/payments "{\"customer\":\"$cus\",\"amount\":$((i * 1000)),\"currency\":\"eur\",\"status\":\"succeeded\",\"metadata\":{\"invoice_no\":\"I-$i\"}}" >/dev/null &&
+    IDEM="drv-pay-$i" api_retry POST /billing/v1/payments "{\"customer\":\"$cus\",\"amount\":$((i * 1000)),\"currency\":\"eur\",\"status\":\"succeeded\",\"metadata\":{\"invoice_no\":\"I-$i\"}}" >/dev/null &&
       echo "$i" >>"$DIR/paid" || true
   done <"$DIR/billing-customers"
 }
@@ -164,13 +170,13 @@ chaos() {
   [[ $CHAOS == 1 ]] || return 0
   for round in 1 2 3 4; do
     sleep $((RANDOM % 3 + 1))
-    kill -9 "${PIDS[apply]}" 2>/dev/null || true; wait "${PIDS[apply]}" 2>/dev/null || true
+    kill -9 "$(cat "$DIR/apply.pid")" 2>/dev/null || true; wait "$(cat "$DIR/apply.pid")" 2>/dev/null || true
     echo "chaos: killed apply (round $round)" >>"$DIR/chaos.log"
     case $round in
       1) ctl faults '{"platform":"crm","mode":"error","status":503,"count":6}' ;;
       2) ctl ratelimit '{"platform":"erp","rps":5,"burst":5}' ;;
       3) ctl faults '{"platform":"billing","mode":"timeout","count":2}' || true
-         kill -9 "${PIDS[capture-crm]}" 2>/dev/null || true; wait "${PIDS[capture-crm]}" 2>/dev/null || true
+         kill -9 "$(cat "$DIR/capture-crm.pid")" 2>/dev/null || true; wait "$(cat "$DIR/capture-crm.pid")" 2>/dev/null || true
          echo "chaos: killed capture crm" >>"$DIR/chaos.log"
          sleep 0.5; start_capture crm "$CRM_DSN" ;;
       4) ctl faults '{"platform":"erp","mode":"error","status":503,"count":1000}'  # ERP down
@@ -203,7 +209,7 @@ status() { curl -sf "http://127.0.0.1:$MET_PORT/status" || echo '{}'; }
 writes() { curl -sf "$URL/_emulator/stats" -H "Authorization: Bearer $STEWARD_EMULATOR_TOKEN" | python3 -c 'import json,sys; print(json.load(sys.stdin)["total"]["writes"])'; }
 stable=0 last=-1
 for _ in $(seq 1 120); do
-  kill -0 "${PIDS[apply]}" 2>/dev/null || fail "steward apply died"
+  kill -0 "$(cat "$DIR/apply.pid")" 2>/dev/null || fail "steward apply died"
   s=$(status)
   quiet=$(echo "$s" | python3 -c 'import json,sys
 s=json.load(sys.stdin)
