@@ -9,6 +9,7 @@
  */
 #include "mysql_decode.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -87,10 +88,16 @@ mysql_format_double(double v, buf_t *out)
 		buf_append_str(out, isnan(v) ? "nan" : (v < 0 ? "-inf" : "inf"));
 		return;
 	}
-	/* shortest precision that reads back to the same double */
-	for (int prec = 1; prec <= 17; prec++) {
+	/*
+	 * Shortest digits that read back to the same double.  If 15 digits
+	 * round-trip, the shortest form is those digits without trailing
+	 * zeros (a normal double is closer to it than half a 15-digit unit);
+	 * else 16, else 17 always does.
+	 */
+	int first = fabs(v) < DBL_MIN ? 1 : 15;  /* subnormals carry fewer digits */
+	for (int prec = first; prec <= 17; prec++) {
 		snprintf(s, sizeof(s), "%.*e", prec - 1, fabs(v));
-		if (strtod(s, NULL) == fabs(v))
+		if (prec == 17 || strtod(s, NULL) == fabs(v))
 			break;
 	}
 	split_exp(s, digits, &len, &decpt);
