@@ -135,7 +135,7 @@ random_rules(struct world *w, buf_t *y)
 	for (int f = 0; f < nf; f++) {
 		const char *name = f == 0 ? "state" : NULL;
 		char fname[8];
-		snprintf(fname, sizeof fname, "f%d", f);
+		snprintf(fname, sizeof fname, "f%d", f % MAX_FIELDS);
 		if (name == NULL)
 			name = fname;
 		int kind = f == 0 ? rn(2) * 2 : rn(3); /* state: single or fallback */
@@ -168,7 +168,7 @@ random_rules(struct world *w, buf_t *y)
 			char fb[8];
 			bool overwrite = rn(10) != 0;
 			w->receives[s][f] = overwrite;
-			buf_printf(&t, "%s %s: %s", t.len ? "," : "", f == 0 ? "state" : (snprintf(fb, sizeof fb, "f%d", f), fb),
+			buf_printf(&t, "%s %s: %s", t.len ? "," : "", f == 0 ? "state" : (snprintf(fb, sizeof fb, "f%d", f % MAX_FIELDS), fb),
 				   overwrite ? "overwrite" : "fill_if_empty");
 		}
 		if (t.len)
@@ -438,8 +438,6 @@ run_seed(uint64_t seed)
 				e->system = s;
 				e->pos = ++w->sys[s].pos;
 				rules_golden_t *g = e->del ? w->golden[item] : rules_golden_new(w->r, w->entity);
-				struct sysstate saved = {0};
-				(void)saved;
 				if (e->del) {
 					/* Check on a copy so the world keeps its entities. */
 					buf_t js = BUF_INIT;
