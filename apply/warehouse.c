@@ -179,6 +179,14 @@ adapter_change(adapter_t *a, const Steward__Change *c, const char *schema, const
 
 /* ---- per-source and per-log state ---- */
 
+/* A committed position waiting for its commit record to be flushed. */
+typedef struct durable_wait {
+	bool set;
+	uint64_t commit_lsn;       /* WAL insert position just after the COMMIT */
+	position_t pos;
+	const char *log_dir;
+} durable_wait_t;
+
 typedef struct source_state {
 	char *name;
 	position_t applied;        /* stored in the warehouse */
@@ -187,6 +195,7 @@ typedef struct source_state {
 	char *pending_text;
 	const char *log_dir;
 	uint64_t pending_count;
+	durable_wait_t oldest, newest;  /* checkpoint candidates, oldest first */
 } source_state_t;
 
 typedef struct log_state {
@@ -206,6 +215,8 @@ typedef struct session {
 	source_state_t *sources;
 	size_t nsources;
 	uint64_t applied;          /* changes committed this session */
+	char reader_name[96];      /* change log checkpoint name of this warehouse */
+	bool warned_checkpoint;
 } session_t;
 
 static bool
@@ -237,6 +248,151 @@ source_get(session_t *s, const char *name, wh_status_t *st, char *err, size_t er
 	return &s->sources[s->nsources++];
 }
 
+/* ---- change log checkpoints: only for durable positions ----
+ *
+ * The warehouse session runs with synchronous_commit = off: COMMIT returns
+ * before the commit record is flushed, and a warehouse server crash can
+ * lose the last few hundred milliseconds of commits.  That does not weaken
+ * exactly-once, because a batch's rows and its applied position commit in
+ * one transaction: a lost commit loses both, the stored position goes back
+ * with the rows, and apply re-reads those changes from the change log.
+ *
+ * It holds only while the change log still has them.  The log's gc removes
+ * segments below every reader's checkpoint, so the checkpoint of this
+ * reader must never run ahead of what the warehouse holds durably.  After
+ * each COMMIT we note pg_current_wal_insert_lsn(), which is past our commit
+ * record; a position is checkpointed only once pg_current_wal_flush_lsn()
+ * has reached that LSN (the WAL writer flushes asynchronous commits within
+ * a few wal_writer_delay).  If the server crashes first, the checkpoint
+ * stays at an older, durable position and gc keeps what may be re-applied.
+ */
+
+static bool
+parse_lsn(const char *text, uint64_t *out)
+{
+	unsigned hi, lo;
+	if (sscanf(text, "%X/%X", &hi, &lo) != 2)
+		return false;
+	*out = ((uint64_t) hi << 32) | lo;
+	return true;
+}
+
+/* The reader name: "warehouse-<schema>-<hash of dsn and schema>". */
+static void
+reader_name_init(session_t *s)
+{
+	const warehouse_config_t *cfg = s->cfg;
+	char safe[512];
+	redact_dsn(cfg->dsn, safe, sizeof(safe));
+	uint32_t h = 2166136261u;
+	for (const char *p = safe; *p; p++)
+		h = (h ^ (unsigned char) *p) * 16777619u;
+	for (const char *p = cfg->schema; *p; p++)
+		h = (h ^ (unsigned char) *p) * 16777619u;
+	char schema[40];
+	size_t n = 0;
+	for (const char *p = cfg->schema; *p && n < sizeof(schema) - 1; p++) {
+		unsigned char c = (unsigned char) *p;
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			  (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+		schema[n++] = ok ? (char) c : '_';
+	}
+	schema[n] = '\0';
+	snprintf(s->reader_name, sizeof(s->reader_name), "warehouse-%s-%08x", schema, h);
+}
+
+/* Current WAL insert and flush positions of the warehouse. */
+static wh_status_t
+wal_positions(session_t *s, uint64_t *insert_lsn, uint64_t *flush_lsn, char *err, size_t errlen)
+{
+	wh_status_t st = WH_OK;
+	PGresult *res = PQexec(s->conn, "SELECT pg_current_wal_insert_lsn()::text,"
+					" pg_current_wal_flush_lsn()::text");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		st = wh_pg_error(s->conn, res, "could not read the warehouse WAL position", err,
+				 errlen);
+	} else if (!parse_lsn(PQgetvalue(res, 0, 0), insert_lsn) ||
+		   !parse_lsn(PQgetvalue(res, 0, 1), flush_lsn)) {
+		snprintf(err, errlen, "could not parse the warehouse WAL position \"%s\" (not retriable)",
+			 PQgetvalue(res, 0, 0));
+		st = WH_FATAL;
+	}
+	PQclear(res);
+	return st;
+}
+
+static void
+checkpoint_save(session_t *s, const durable_wait_t *w)
+{
+	char err[512];
+	if (clog_checkpoint_save(w->log_dir, s->reader_name, &w->pos, err, sizeof(err)) == CLOG_OK)
+		return;
+	if (!s->warned_checkpoint)
+		log_warn(AREA, "could not save change log checkpoint \"%s\" in %s: %s (log gc will"
+			 " keep what this warehouse has not checkpointed)", s->reader_name,
+			 w->log_dir, err);
+	s->warned_checkpoint = true;
+}
+
+/* Checkpoint every candidate whose commit record is flushed. */
+static void
+checkpoint_durable(session_t *s, uint64_t flush_lsn)
+{
+	for (size_t i = 0; i < s->nsources; i++) {
+		source_state_t *ss = &s->sources[i];
+		if (ss->newest.set && ss->newest.commit_lsn <= flush_lsn) {
+			checkpoint_save(s, &ss->newest);
+			ss->oldest.set = ss->newest.set = false;
+		} else if (ss->oldest.set && ss->oldest.commit_lsn <= flush_lsn) {
+			checkpoint_save(s, &ss->oldest);
+			ss->oldest = ss->newest;
+			ss->newest.set = false;
+		}
+	}
+}
+
+/* After a COMMIT: note the candidates and checkpoint what is durable. */
+static wh_status_t
+checkpoint_after_commit(session_t *s, char *err, size_t errlen)
+{
+	uint64_t insert_lsn = 0, flush_lsn = 0;
+	wh_status_t st = wal_positions(s, &insert_lsn, &flush_lsn, err, errlen);
+	if (st != WH_OK)
+		return st;
+	for (size_t i = 0; i < s->nsources; i++) {
+		source_state_t *ss = &s->sources[i];
+		if (!ss->pending_count)
+			continue;
+		durable_wait_t w = {true, insert_lsn, ss->pending, ss->log_dir};
+		if (!ss->oldest.set)
+			ss->oldest = w;
+		else
+			ss->newest = w;
+	}
+	checkpoint_durable(s, flush_lsn);
+	return WH_OK;
+}
+
+/* Before leaving: wait (briefly) for the WAL writer, then checkpoint. */
+static void
+checkpoint_finish(session_t *s)
+{
+	for (int i = 0; i < 40; i++) {
+		bool waiting = false;
+		for (size_t k = 0; k < s->nsources && !waiting; k++)
+			waiting = s->sources[k].oldest.set;
+		if (!waiting)
+			return;
+		char err[512];
+		uint64_t insert_lsn, flush_lsn;
+		if (wal_positions(s, &insert_lsn, &flush_lsn, err, sizeof(err)) != WH_OK)
+			return;  /* keep the older checkpoint: safe */
+		checkpoint_durable(s, flush_lsn);
+		struct timespec ts = {0, 50 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+}
+
 static wh_status_t
 commit_batch(session_t *s, char *err, size_t errlen)
 {
@@ -258,6 +414,8 @@ commit_batch(session_t *s, char *err, size_t errlen)
 	wh_status_t st = wh_batch_commit(s->batch, s->conn, prog, n, err, errlen);
 	free(prog);
 	if (st != WH_OK)
+		return st;
+	if ((st = checkpoint_after_commit(s, err, errlen)) != WH_OK)
 		return st;
 	for (size_t i = 0; i < s->nsources; i++) {
 		source_state_t *ss = &s->sources[i];
@@ -382,9 +540,12 @@ session_run(session_t *s, wh_status_t *st, char *err, size_t errlen)
 		return STEWARD_EXIT_UNAVAILABLE;
 	}
 	PQsetNoticeProcessor(s->conn, quiet_notices, NULL);
-	/* UTC so that zone-less timestamps are read as UTC, ISO so ours parse. */
+	/* UTC so that zone-less timestamps are read as UTC, ISO so ours parse.
+	 * synchronous_commit off: see "change log checkpoints" above for why
+	 * that keeps exactly-once.  temp_buffers: staging tables stay in memory. */
 	if ((*st = wh_exec(s->conn, "SET application_name = 'steward apply';"
-				    " SET TIME ZONE 'UTC'; SET datestyle = 'ISO, YMD'",
+				    " SET TIME ZONE 'UTC'; SET datestyle = 'ISO, YMD';"
+				    " SET synchronous_commit = off; SET temp_buffers = '64MB'",
 			   "could not configure the warehouse session", err, errlen)) != WH_OK ||
 	    (*st = wh_schema_bootstrap(s->conn, s->schema, err, errlen)) != WH_OK)
 		return status_exit(*st);
@@ -439,7 +600,17 @@ session_run(session_t *s, wh_status_t *st, char *err, size_t errlen)
 			pending = s->sources[i].pending_count > 0;
 		if (pending && (all_caught_up || stopping(cfg) ||
 				wh_batch_count(s->batch) >= cfg->batch_size)) {
-			if ((*st = commit_batch(s, err, errlen)) != WH_OK)
+			/* Asynchronous while more is waiting; a commit that catches
+			 * up (or ends the run) is synchronous, so its position can be
+			 * checkpointed at once. */
+			bool sync = all_caught_up || stopping(cfg);
+			if ((sync && (*st = wh_exec(s->conn, "SET synchronous_commit = on",
+						    "could not configure the warehouse session",
+						    err, errlen)) != WH_OK) ||
+			    (*st = commit_batch(s, err, errlen)) != WH_OK ||
+			    (sync && (*st = wh_exec(s->conn, "SET synchronous_commit = off",
+						    "could not configure the warehouse session",
+						    err, errlen)) != WH_OK))
 				return status_exit(*st);
 			continue;
 		}
@@ -458,6 +629,8 @@ session_close(session_t *s)
 {
 	if (s->batch)
 		wh_batch_abort(s->batch, s->conn);
+	if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
+		checkpoint_finish(s);
 	wh_batch_free(s->batch);
 	wh_schema_free(s->schema);
 	for (size_t i = 0; i < s->cfg->nlogs; i++)
@@ -489,6 +662,7 @@ warehouse_run(const warehouse_config_t *cfg)
 		s.batch = wh_batch_create(&bo, s.schema);
 		s.logs = xcalloc(cfg->nlogs, sizeof(*s.logs));
 		adapter_init(&s.adapter);
+		reader_name_init(&s);
 		rc = session_run(&s, &st, err, sizeof(err));
 		total += s.applied;
 		if (s.applied > 0)

@@ -12,31 +12,14 @@
 #include "arena.h"
 #include "buf.h"
 #include "log.h"
+#include "warehouse_merge.h"
 #include "warehouse_types.h"
 #include "xalloc.h"
-
-/* Per-column state of a collapsed mirror row. */
-enum { CELL_ABSENT = 0, CELL_VALUE = 1, CELL_UNCHANGED = 2, CELL_NULL = 3 };
-
-/* The last state of one key in this batch (arena memory). */
-typedef struct mrow {
-	const char *key;          /* JSON array of the key values */
-	size_t keylen;
-	uint32_t hash;
-	bool deleted;
-	bool partial;             /* some column is CELL_UNCHANGED */
-	size_t ncols;
-	const char **val;
-	size_t *len;
-	unsigned char *state;
-	const char *position_text;
-	int64_t commit_ts_us;
-} mrow_t;
 
 /* What is pending for one table. */
 typedef struct tpend {
 	wh_table_t *table;
-	mrow_t **rows;            /* one per distinct key */
+	wh_mrow_t **rows;            /* one per distinct key */
 	size_t nrows, caprows;
 	uint32_t *slots;          /* open addressing: row index + 1, 0 = empty */
 	size_t nslots;
@@ -53,8 +36,8 @@ struct wh_batch {
 	size_t npend;
 	size_t count;
 	bool in_txn;
-	unsigned stage_seq;       /* names temp staging tables within a transaction */
-	buf_t json, copy, sql;
+	wh_merge_scratch_t scratch;
+	buf_t json;
 	size_t *idx_after, *idx_before;
 	size_t idx_cap;
 };
@@ -104,8 +87,8 @@ wh_batch_free(wh_batch_t *b)
 	pend_free_all(b);
 	arena_destroy(b->arena);
 	buf_free(&b->json);
-	buf_free(&b->copy);
-	buf_free(&b->sql);
+	buf_free(&b->scratch.copy);
+	buf_free(&b->scratch.sql);
 	free(b->idx_after);
 	free(b->idx_before);
 	free(b);
@@ -131,21 +114,6 @@ pend_for(wh_batch_t *b, wh_table_t *t)
 }
 
 /* ---- encoding helpers ---- */
-
-static void
-append_ts(buf_t *out, int64_t us)
-{
-	int64_t secs = us / 1000000, frac = us % 1000000;
-	if (frac < 0) {
-		frac += 1000000;
-		secs--;
-	}
-	time_t tt = (time_t) secs;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	buf_printf(out, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00", tm.tm_year + 1900, tm.tm_mon + 1,
-		   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long) frac);
-}
 
 /* A COPY field holding bytea hex of raw bytes: "\\x…" (backslash escaped). */
 static void
@@ -179,10 +147,10 @@ image_json(buf_t *j, const wh_value_t *v, size_t n)
 		if (v[i].unchanged)
 			continue;
 		if (!first)
-			buf_append(j, ", ", 2);
+			buf_append_char(j, ',');
 		first = false;
 		wh_json_string(j, v[i].name, strlen(v[i].name));
-		buf_append(j, ": ", 2);
+		buf_append_char(j, ':');
 		if (v[i].text)
 			wh_json_string(j, v[i].text, v[i].len);
 		else
@@ -216,7 +184,7 @@ key_json(buf_t *j, const wh_change_t *c, const wh_value_t *v, size_t n)
 		if (!kv || kv->unchanged)
 			return false;
 		if (k)
-			buf_append(j, ", ", 2);
+			buf_append_char(j, ',');
 		if (kv->text)
 			wh_json_string(j, kv->text, kv->len);
 		else
@@ -254,20 +222,20 @@ slots_grow(tpend_t *p)
 
 /* Put row as the latest state of its key, inheriting unchanged columns. */
 static void
-mirror_put(tpend_t *p, mrow_t *row)
+mirror_put(tpend_t *p, wh_mrow_t *row)
 {
 	if ((p->nrows + 1) * 2 > p->nslots)
 		slots_grow(p);
 	size_t mask = p->nslots - 1, s = row->hash & mask;
 	for (; p->slots[s]; s = (s + 1) & mask) {
-		mrow_t *old = p->rows[p->slots[s] - 1];
+		wh_mrow_t *old = p->rows[p->slots[s] - 1];
 		if (old->hash != row->hash || old->keylen != row->keylen ||
 		    memcmp(old->key, row->key, row->keylen) != 0)
 			continue;
 		if (row->deleted && !old->deleted) {
 			/* A soft-deleted row keeps the last values this batch knew. */
 			for (size_t i = 0; i < old->ncols; i++) {
-				if (row->state[i] == CELL_ABSENT && old->state[i] != CELL_UNCHANGED) {
+				if (row->state[i] == WH_CELL_ABSENT && old->state[i] != WH_CELL_UNCHANGED) {
 					row->state[i] = old->state[i];
 					row->val[i] = old->val[i];
 					row->len[i] = old->len[i];
@@ -277,10 +245,10 @@ mirror_put(tpend_t *p, mrow_t *row)
 		if (row->partial && !row->deleted && !old->deleted) {
 			row->partial = false;
 			for (size_t i = 0; i < row->ncols; i++) {
-				if (row->state[i] != CELL_UNCHANGED)
+				if (row->state[i] != WH_CELL_UNCHANGED)
 					continue;
-				if (i < old->ncols && (old->state[i] == CELL_VALUE ||
-						       old->state[i] == CELL_NULL)) {
+				if (i < old->ncols && (old->state[i] == WH_CELL_VALUE ||
+						       old->state[i] == WH_CELL_NULL)) {
 					row->state[i] = old->state[i];
 					row->val[i] = old->val[i];
 					row->len[i] = old->len[i];
@@ -289,6 +257,7 @@ mirror_put(tpend_t *p, mrow_t *row)
 				}
 			}
 		}
+		row->fresh = old->fresh;  /* created in this batch, whatever followed */
 		p->rows[p->slots[s] - 1] = row;
 		return;
 	}
@@ -300,15 +269,19 @@ mirror_put(tpend_t *p, mrow_t *row)
 	p->slots[s] = (uint32_t) p->nrows;
 }
 
-static mrow_t *
+static wh_mrow_t *
 mrow_new(wh_batch_t *b, const wh_table_t *t, const buf_t *key, bool deleted,
 	 const wh_value_t *v, const size_t *idx, size_t n, const wh_change_t *c)
 {
-	mrow_t *r = arena_calloc(b->arena, sizeof(*r));
+	wh_mrow_t *r = arena_calloc(b->arena, sizeof(*r));
 	r->key = arena_memdup(b->arena, key->data, key->len);
 	r->keylen = key->len;
 	r->hash = hash_bytes(key->data, key->len);
 	r->deleted = deleted;
+	/* A key first seen in this batch as an insert or snapshot read is new
+	 * to the warehouse too, unless the two disagree (mirror direct path). */
+	r->fresh = !deleted && c->nbefore == 0 && c->op_name &&
+		   (strcmp(c->op_name, "insert") == 0 || strcmp(c->op_name, "snapshot") == 0);
 	r->ncols = t->ncols;
 	r->val = arena_calloc(b->arena, t->ncols * sizeof(*r->val));
 	r->len = arena_calloc(b->arena, t->ncols * sizeof(*r->len));
@@ -318,12 +291,12 @@ mrow_new(wh_batch_t *b, const wh_table_t *t, const buf_t *key, bool deleted,
 		if (j >= t->ncols)
 			continue;
 		if (v[i].unchanged) {
-			r->state[j] = CELL_UNCHANGED;
+			r->state[j] = WH_CELL_UNCHANGED;
 			r->partial = true;
 		} else if (!v[i].text) {
-			r->state[j] = CELL_NULL;
+			r->state[j] = WH_CELL_NULL;
 		} else {
-			r->state[j] = CELL_VALUE;
+			r->state[j] = WH_CELL_VALUE;
 			r->val[j] = arena_memdup(b->arena, v[i].text, v[i].len);
 			r->len[j] = v[i].len;
 		}
@@ -348,7 +321,7 @@ history_row(wh_batch_t *b, tpend_t *p, const wh_change_t *c, const buf_t *key, b
 	append_copy_bytea(h, c->position, c->position_len);
 	buf_append_char(h, '\t');
 	if (c->commit_ts_us)
-		append_ts(h, c->commit_ts_us);
+		wh_append_ts(h, c->commit_ts_us);
 	else
 		buf_append(h, "\\N", 2);
 	buf_append_char(h, '\t');
@@ -379,12 +352,12 @@ history_row(wh_batch_t *b, tpend_t *p, const wh_change_t *c, const buf_t *key, b
 		 * are closed by the next version of their key (see flush). */
 		buf_append_char(h, '\t');
 		if (c->commit_ts_us)
-			append_ts(h, c->commit_ts_us);
+			wh_append_ts(h, c->commit_ts_us);
 		else
 			buf_append(h, "\\N", 2);
 		buf_append_char(h, '\t');
 		if (c->op == WH_OP_TRUNCATE && c->commit_ts_us)
-			append_ts(h, c->commit_ts_us);
+			wh_append_ts(h, c->commit_ts_us);
 		else
 			buf_append(h, "\\N", 2);
 		if (haskey) {
@@ -399,34 +372,6 @@ history_row(wh_batch_t *b, tpend_t *p, const wh_change_t *c, const buf_t *key, b
 /* ---- SQL plumbing ---- */
 
 static wh_status_t
-copy_in(PGconn *conn, const char *sql, const buf_t *data, const char *what, char *err,
-	size_t errlen)
-{
-	wh_status_t st = WH_OK;
-	PGresult *res = PQexec(conn, sql);
-	if (PQresultStatus(res) != PGRES_COPY_IN) {
-		st = wh_pg_error(conn, res, what, err, errlen);
-		PQclear(res);
-		return st;
-	}
-	PQclear(res);
-	const size_t chunk = 1 << 20;
-	for (size_t off = 0; off < data->len && st == WH_OK; off += chunk) {
-		size_t n = data->len - off < chunk ? data->len - off : chunk;
-		if (PQputCopyData(conn, data->data + off, (int) n) != 1)
-			st = wh_pg_error(conn, NULL, what, err, errlen);
-	}
-	if (PQputCopyEnd(conn, st == WH_OK ? NULL : "aborted") != 1 && st == WH_OK)
-		st = wh_pg_error(conn, NULL, what, err, errlen);
-	while ((res = PQgetResult(conn)) != NULL) {
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && st == WH_OK)
-			st = wh_pg_error(conn, res, what, err, errlen);
-		PQclear(res);
-	}
-	return st;
-}
-
-static wh_status_t
 ensure_txn(wh_batch_t *b, PGconn *conn, char *err, size_t errlen)
 {
 	if (b->in_txn)
@@ -438,196 +383,18 @@ ensure_txn(wh_batch_t *b, PGconn *conn, char *err, size_t errlen)
 	return st;
 }
 
-/* Column list of the mirror's data columns, then the _steward_ ones. */
-static void
-mirror_columns(buf_t *sql, const wh_table_t *t)
-{
-	for (size_t j = 0; j < t->ncols; j++)
-		buf_printf(sql, "%s, ", t->cols[j].ident);
-	buf_append_str(sql, "_steward_deleted, _steward_deleted_at, _steward_position,"
-			    " _steward_commit_ts");
-}
-
-static bool
-is_key(const wh_table_t *t, size_t j)
-{
-	for (size_t k = 0; k < t->nkey; k++)
-		if (t->key[k] == j)
-			return true;
-	return false;
-}
-
-/* A row with unchanged (TOAST) columns: upsert only the columns it has. */
-static wh_status_t
-upsert_partial(wh_batch_t *b, PGconn *conn, const wh_table_t *t, const mrow_t *r, char *err,
-	       size_t errlen)
-{
-	buf_t *sql = &b->sql;
-	buf_reset(sql);
-	const char **params = xcalloc(t->ncols + 2, sizeof(*params));
-	int *lens = xcalloc(t->ncols + 2, sizeof(*lens));
-	int np = 0;
-	buf_printf(sql, "INSERT INTO %s AS t (", t->mirror_qname);
-	for (size_t j = 0; j < t->ncols; j++)
-		if (j < r->ncols && r->state[j] != CELL_UNCHANGED)
-			buf_printf(sql, "%s, ", t->cols[j].ident);
-	buf_append_str(sql, "_steward_deleted, _steward_deleted_at, _steward_position,"
-			    " _steward_commit_ts) VALUES (");
-	for (size_t j = 0; j < t->ncols; j++) {
-		if (j < r->ncols && r->state[j] == CELL_UNCHANGED)
-			continue;
-		params[np] = j < r->ncols && r->state[j] == CELL_VALUE ? r->val[j] : NULL;
-		lens[np] = (int) (j < r->ncols ? r->len[j] : 0);
-		buf_printf(sql, "$%d, ", ++np);
-	}
-	params[np] = r->position_text;
-	buf_printf(sql, "false, NULL, $%d, ", ++np);
-	char ts[40] = "";
-	buf_t tsb = BUF_INIT;
-	if (r->commit_ts_us) {
-		append_ts(&tsb, r->commit_ts_us);
-		snprintf(ts, sizeof(ts), "%s", tsb.data);
-	}
-	params[np] = r->commit_ts_us ? ts : NULL;
-	buf_printf(sql, "$%d::timestamptz) ON CONFLICT (", ++np);
-	for (size_t k = 0; k < t->nkey; k++)
-		buf_printf(sql, "%s%s", k ? ", " : "", t->cols[t->key[k]].ident);
-	buf_append_str(sql, ") DO UPDATE SET ");
-	for (size_t j = 0; j < t->ncols; j++)
-		if (!is_key(t, j) && j < r->ncols && r->state[j] != CELL_UNCHANGED)
-			buf_printf(sql, "%s = EXCLUDED.%s, ", t->cols[j].ident, t->cols[j].ident);
-	buf_append_str(sql, "_steward_deleted = false, _steward_deleted_at = NULL,"
-			    " _steward_position = EXCLUDED._steward_position,"
-			    " _steward_commit_ts = EXCLUDED._steward_commit_ts");
-	PGresult *res = PQexecParams(conn, sql->data, np, NULL, params, lens, NULL, 0);
-	wh_status_t st = WH_OK;
-	if (PQresultStatus(res) != PGRES_COMMAND_OK)
-		st = wh_pg_error(conn, res, "could not apply a row with unchanged columns", err,
-				 errlen);
-	PQclear(res);
-	buf_free(&tsb);
-	free(params);
-	free(lens);
-	return st;
-}
-
-static wh_status_t
-flush_mirror(wh_batch_t *b, PGconn *conn, tpend_t *p, char *err, size_t errlen)
-{
-	wh_table_t *t = p->table;
-	wh_status_t st = WH_OK;
-	buf_t *sql = &b->sql, *cp = &b->copy;
-	char stage[32];
-	snprintf(stage, sizeof(stage), "_steward_stage_%u", ++b->stage_seq);
-
-	buf_reset(cp);
-	size_t nbulk = 0, ndel = 0;
-	for (size_t r = 0; r < p->nrows; r++) {
-		const mrow_t *row = p->rows[r];
-		if (row->partial)
-			continue;
-		nbulk++;
-		ndel += row->deleted;
-		for (size_t j = 0; j < t->ncols; j++) {
-			if (j < row->ncols && row->state[j] == CELL_VALUE)
-				wh_copy_escape(cp, row->val[j], row->len[j]);
-			else
-				buf_append(cp, "\\N", 2);
-			buf_append_char(cp, '\t');
-		}
-		if (row->deleted) {
-			buf_append(cp, "t\t", 2);
-			if (row->commit_ts_us)
-				append_ts(cp, row->commit_ts_us);
-			else
-				buf_append(cp, "\\N", 2);
-		} else {
-			buf_append(cp, "f\t\\N", 4);
-		}
-		buf_append_char(cp, '\t');
-		append_copy_text(cp, row->position_text);
-		buf_append_char(cp, '\t');
-		if (row->commit_ts_us)
-			append_ts(cp, row->commit_ts_us);
-		else
-			buf_append(cp, "\\N", 2);
-		buf_append_char(cp, '\n');
-	}
-	if (nbulk > 0) {
-		buf_reset(sql);
-		buf_printf(sql, "CREATE TEMP TABLE %s (LIKE %s INCLUDING DEFAULTS) ON COMMIT DROP",
-			   stage, t->mirror_qname);
-		if ((st = wh_exec(conn, sql->data, "could not create staging table", err, errlen)))
-			goto out;
-		buf_reset(sql);
-		buf_printf(sql, "COPY %s (", stage);
-		mirror_columns(sql, t);
-		buf_append_str(sql, ") FROM STDIN");
-		if ((st = copy_in(conn, sql->data, cp, "could not copy into staging table", err,
-				  errlen)))
-			goto out;
-		if (b->opts.hard_delete && ndel > 0) {
-			buf_reset(sql);
-			buf_printf(sql, "DELETE FROM %s t USING %s s WHERE s._steward_deleted",
-				   t->mirror_qname, stage);
-			for (size_t k = 0; k < t->nkey; k++)
-				buf_printf(sql, " AND t.%s = s.%s", t->cols[t->key[k]].ident,
-					   t->cols[t->key[k]].ident);
-			if ((st = wh_exec(conn, sql->data, "could not delete rows", err, errlen)))
-				goto out;
-		}
-		if (!b->opts.hard_delete || nbulk > ndel) {
-			buf_reset(sql);
-			buf_printf(sql, "INSERT INTO %s AS t (", t->mirror_qname);
-			mirror_columns(sql, t);
-			buf_append_str(sql, ") SELECT ");
-			mirror_columns(sql, t);
-			buf_printf(sql, " FROM %s%s ON CONFLICT (", stage,
-				   b->opts.hard_delete ? " WHERE NOT _steward_deleted" : "");
-			for (size_t k = 0; k < t->nkey; k++)
-				buf_printf(sql, "%s%s", k ? ", " : "", t->cols[t->key[k]].ident);
-			buf_append_str(sql, ") DO UPDATE SET ");
-			for (size_t j = 0; j < t->ncols; j++) {
-				const char *id = t->cols[j].ident;
-				if (is_key(t, j))
-					continue;
-				/* A soft delete keeps the row's last values. */
-				if (ndel > 0 && !b->opts.hard_delete)
-					buf_printf(sql, "%s = CASE WHEN EXCLUDED._steward_deleted THEN t.%s"
-							" ELSE EXCLUDED.%s END, ", id, id, id);
-				else
-					buf_printf(sql, "%s = EXCLUDED.%s, ", id, id);
-			}
-			buf_append_str(sql, "_steward_deleted = EXCLUDED._steward_deleted,"
-					    " _steward_deleted_at = EXCLUDED._steward_deleted_at,"
-					    " _steward_position = EXCLUDED._steward_position,"
-					    " _steward_commit_ts = EXCLUDED._steward_commit_ts");
-			if ((st = wh_exec(conn, sql->data, "could not merge into mirror table", err,
-					  errlen)))
-				goto out;
-		}
-	}
-	for (size_t r = 0; r < p->nrows && st == WH_OK; r++) {
-		const mrow_t *row = p->rows[r];
-		if (row->partial)
-			st = upsert_partial(b, conn, t, row, err, errlen);
-	}
-out:
-	return st;
-}
-
 static wh_status_t
 flush_history(wh_batch_t *b, PGconn *conn, tpend_t *p, char *err, size_t errlen)
 {
 	wh_table_t *t = p->table;
 	wh_status_t st = WH_OK;
-	buf_t *sql = &b->sql;
+	buf_t *sql = &b->scratch.sql;
 	buf_reset(sql);
 	buf_printf(sql, "COPY %s (op, source, position_text, position, commit_ts, txid,"
 			" correlation_id, key, before, after%s) FROM STDIN",
 		   t->history_qname, b->opts.scd2 ? ", valid_from, valid_to" : "");
-	if ((st = copy_in(conn, sql->data, &p->history, "could not copy into history table", err,
-			  errlen)))
+	if ((st = wh_copy_in(conn, sql->data, &p->history, "could not copy into history table",
+			     NULL, err, errlen)))
 		return st;
 	if (!b->opts.scd2 || p->keys.len == 0)
 		return WH_OK;
@@ -635,14 +402,14 @@ flush_history(wh_batch_t *b, PGconn *conn, tpend_t *p, char *err, size_t errlen)
 	 * key ends where the next one (by source position) begins; a delete
 	 * ends its key's history. */
 	char keys[32];
-	snprintf(keys, sizeof(keys), "_steward_keys_%u", ++b->stage_seq);
+	snprintf(keys, sizeof(keys), "_steward_keys_%u", ++b->scratch.stage_seq);
 	buf_reset(sql);
 	buf_printf(sql, "CREATE TEMP TABLE %s (key jsonb) ON COMMIT DROP", keys);
 	if ((st = wh_exec(conn, sql->data, "could not create key staging table", err, errlen)))
 		return st;
 	buf_reset(sql);
 	buf_printf(sql, "COPY %s (key) FROM STDIN", keys);
-	if ((st = copy_in(conn, sql->data, &p->keys, "could not copy keys", err, errlen)))
+	if ((st = wh_copy_in(conn, sql->data, &p->keys, "could not copy keys", NULL, err, errlen)))
 		return st;
 	buf_reset(sql);
 	buf_printf(sql,
@@ -662,7 +429,9 @@ static wh_status_t
 flush_table(wh_batch_t *b, PGconn *conn, tpend_t *p, char *err, size_t errlen)
 {
 	wh_status_t st = WH_OK;
-	if (p->nrows > 0 && (st = flush_mirror(b, conn, p, err, errlen)) != WH_OK)
+	if (p->nrows > 0 && (st = wh_mirror_flush(conn, p->table, p->rows, p->nrows,
+						  b->opts.hard_delete, &b->scratch, err,
+						  errlen)) != WH_OK)
 		return st;
 	if (p->nhistory > 0 && (st = flush_history(b, conn, p, err, errlen)) != WH_OK)
 		return st;
@@ -684,10 +453,10 @@ add_truncate(wh_batch_t *b, PGconn *conn, const wh_change_t *c, char *err, size_
 		return st;
 	buf_t ts = BUF_INIT;
 	if (c->commit_ts_us)
-		append_ts(&ts, c->commit_ts_us);
+		wh_append_ts(&ts, c->commit_ts_us);
 	const char *params[2] = {c->commit_ts_us ? ts.data : NULL,
 				 c->position_text ? c->position_text : ""};
-	buf_t *sql = &b->sql;
+	buf_t *sql = &b->scratch.sql;
 	buf_reset(sql);
 	PGresult *res = NULL;
 	if ((b->opts.modes & WH_MODE_MIRROR) && t->has_mirror) {
@@ -790,7 +559,7 @@ batch_reset(wh_batch_t *b)
 	arena_reset(b->arena);
 	b->count = 0;
 	b->in_txn = false;
-	b->stage_seq = 0;
+	b->scratch.stage_seq = 0;
 }
 
 wh_status_t

@@ -384,6 +384,13 @@ create_mirror(PGconn *conn, wh_table_t *t, const wh_change_t *c, char *err, size
 	return st;
 }
 
+/*
+ * before/after are json, not jsonb: the server only validates json on
+ * input, while jsonb is parsed and rebuilt, which made the history COPY
+ * about 1.5x slower (docs/benchmarks.md).  key stays jsonb: SCD2 compares
+ * keys.  A history table created with jsonb images keeps them: the COPY
+ * text is the same for both types.
+ */
 static wh_status_t
 ensure_history(PGconn *conn, wh_schema_t *s, wh_table_t *t, char *err, size_t errlen)
 {
@@ -398,8 +405,8 @@ ensure_history(PGconn *conn, wh_schema_t *s, wh_table_t *t, char *err, size_t er
 		   " txid text,"
 		   " correlation_id text NOT NULL,"
 		   " key jsonb,"
-		   " before jsonb,"
-		   " after jsonb)",
+		   " before json,"
+		   " after json)",
 		   t->history_qname);
 	if (s->scd2) {
 		char idx[WH_NAME_MAX + 1];

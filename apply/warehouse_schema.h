@@ -46,6 +46,8 @@ typedef struct wh_table {
 	size_t *hint;          /* hint[i]: column of the i-th value last time */
 	size_t nhint;
 	bool warned_no_key;
+	unsigned direct_skip;  /* mirror batches left to merge before trying direct COPY */
+	unsigned direct_backoff;
 } wh_table_t;
 
 typedef struct wh_schema wh_schema_t;

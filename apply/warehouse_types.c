@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- parsing type strings ---- */
 
@@ -568,4 +569,39 @@ wh_table_name(const char *source, const char *schema, const char *database,
 	buf_append_str(&b, table ? table : "");
 	wh_name_fit(b.data, suffix ? suffix : "", out);
 	buf_free(&b);
+}
+
+void
+wh_append_ts(buf_t *out, int64_t us)
+{
+	int64_t secs = us / 1000000, frac = us % 1000000;
+	if (frac < 0) {
+		frac += 1000000;
+		secs--;
+	}
+	time_t tt = (time_t) secs;
+	struct tm tm;
+	gmtime_r(&tt, &tm);
+	int year = tm.tm_year + 1900;
+	if (year < 1 || year > 9999) {
+		buf_printf(out, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00", year, tm.tm_mon + 1,
+			   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long) frac);
+		return;
+	}
+	/* The hot path of every history and mirror row: no printf. */
+	char s[32];
+	int f = (int) frac;
+	int fields[] = {year / 100, year % 100, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			tm.tm_sec, f / 10000, f / 100 % 100, f % 100};
+	static const char sep[10] = {0, 0, '-', '-', ' ', ':', ':', '.', 0, 0};
+	char *w = s;
+	for (int i = 0; i < 10; i++) {
+		if (sep[i])
+			*w++ = sep[i];
+		*w++ = (char) ('0' + fields[i] / 10);
+		*w++ = (char) ('0' + fields[i] % 10);
+	}
+	memcpy(w, "+00", 3);
+	w += 3;
+	buf_append(out, s, (size_t) (w - s));
 }

@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buf.h"
 #include "steward.pb-c.h"
@@ -67,6 +68,11 @@ void wh_value_convert(wh_conv_t conv, const char *text, size_t len, buf_t *out,
 void wh_copy_escape(buf_t *out, const char *text, size_t len);
 /* Append text as a JSON string literal, quotes included. */
 void wh_json_string(buf_t *out, const char *text, size_t len);
+/*
+ * Append a timestamptz input form of us microseconds since 1970 UTC:
+ * "YYYY-MM-DD HH:MM:SS.ffffff+00" (years 0001..9999; others via gmtime).
+ */
+void wh_append_ts(buf_t *out, int64_t us);
 
 /*
  * The base warehouse table name for a source table: "<source>__<table>",

@@ -1,0 +1,308 @@
+/*
+ * warehouse_merge.c — collapsed mirror rows into a mirror table (direct
+ * COPY or staging + INSERT … ON CONFLICT) and COPY plumbing; see
+ * warehouse_merge.h.
+ */
+#include "warehouse_merge.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "warehouse_types.h"
+#include "xalloc.h"
+
+/* Direct-path backoff after a conflict: skip 1, 2, 4 … 64 batches. */
+#define DIRECT_BACKOFF_MAX 64
+
+wh_status_t
+wh_copy_in(PGconn *conn, const char *sql, const buf_t *data, const char *what,
+	   char sqlstate[6], char *err, size_t errlen)
+{
+	wh_status_t st = WH_OK;
+	if (sqlstate)
+		sqlstate[0] = '\0';
+	PGresult *res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		st = wh_pg_error(conn, res, what, err, errlen);
+		PQclear(res);
+		return st;
+	}
+	PQclear(res);
+	const size_t chunk = 1 << 20;
+	for (size_t off = 0; off < data->len && st == WH_OK; off += chunk) {
+		size_t n = data->len - off < chunk ? data->len - off : chunk;
+		if (PQputCopyData(conn, data->data + off, (int) n) != 1)
+			st = wh_pg_error(conn, NULL, what, err, errlen);
+	}
+	if (PQputCopyEnd(conn, st == WH_OK ? NULL : "aborted") != 1 && st == WH_OK)
+		st = wh_pg_error(conn, NULL, what, err, errlen);
+	while ((res = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && st == WH_OK) {
+			st = wh_pg_error(conn, res, what, err, errlen);
+			const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+			if (sqlstate && state)
+				snprintf(sqlstate, 6, "%s", state);
+		}
+		PQclear(res);
+	}
+	return st;
+}
+
+/* Column list of the mirror's data columns, then the _steward_ ones. */
+static void
+mirror_columns(buf_t *sql, const wh_table_t *t)
+{
+	for (size_t j = 0; j < t->ncols; j++)
+		buf_printf(sql, "%s, ", t->cols[j].ident);
+	buf_append_str(sql, "_steward_deleted, _steward_deleted_at, _steward_position,"
+			    " _steward_commit_ts");
+}
+
+static bool
+is_key(const wh_table_t *t, size_t j)
+{
+	for (size_t k = 0; k < t->nkey; k++)
+		if (t->key[k] == j)
+			return true;
+	return false;
+}
+
+static void
+append_copy_text(buf_t *out, const char *s)
+{
+	if (!s)
+		buf_append(out, "\\N", 2);
+	else
+		wh_copy_escape(out, s, strlen(s));
+}
+
+/* A row with unchanged (TOAST) columns: upsert only the columns it has. */
+static wh_status_t
+upsert_partial(PGconn *conn, const wh_table_t *t, const wh_mrow_t *r, buf_t *sql, char *err,
+	       size_t errlen)
+{
+	buf_reset(sql);
+	const char **params = xcalloc(t->ncols + 2, sizeof(*params));
+	int *lens = xcalloc(t->ncols + 2, sizeof(*lens));
+	int np = 0;
+	buf_printf(sql, "INSERT INTO %s AS t (", t->mirror_qname);
+	for (size_t j = 0; j < t->ncols; j++)
+		if (j < r->ncols && r->state[j] != WH_CELL_UNCHANGED)
+			buf_printf(sql, "%s, ", t->cols[j].ident);
+	buf_append_str(sql, "_steward_deleted, _steward_deleted_at, _steward_position,"
+			    " _steward_commit_ts) VALUES (");
+	for (size_t j = 0; j < t->ncols; j++) {
+		if (j < r->ncols && r->state[j] == WH_CELL_UNCHANGED)
+			continue;
+		params[np] = j < r->ncols && r->state[j] == WH_CELL_VALUE ? r->val[j] : NULL;
+		lens[np] = (int) (j < r->ncols ? r->len[j] : 0);
+		buf_printf(sql, "$%d, ", ++np);
+	}
+	params[np] = r->position_text;
+	buf_printf(sql, "false, NULL, $%d, ", ++np);
+	buf_t ts = BUF_INIT;
+	if (r->commit_ts_us)
+		wh_append_ts(&ts, r->commit_ts_us);
+	params[np] = r->commit_ts_us ? ts.data : NULL;
+	buf_printf(sql, "$%d::timestamptz) ON CONFLICT (", ++np);
+	for (size_t k = 0; k < t->nkey; k++)
+		buf_printf(sql, "%s%s", k ? ", " : "", t->cols[t->key[k]].ident);
+	buf_append_str(sql, ") DO UPDATE SET ");
+	for (size_t j = 0; j < t->ncols; j++)
+		if (!is_key(t, j) && j < r->ncols && r->state[j] != WH_CELL_UNCHANGED)
+			buf_printf(sql, "%s = EXCLUDED.%s, ", t->cols[j].ident, t->cols[j].ident);
+	buf_append_str(sql, "_steward_deleted = false, _steward_deleted_at = NULL,"
+			    " _steward_position = EXCLUDED._steward_position,"
+			    " _steward_commit_ts = EXCLUDED._steward_commit_ts");
+	PGresult *res = PQexecParams(conn, sql->data, np, NULL, params, lens, NULL, 0);
+	wh_status_t st = WH_OK;
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		st = wh_pg_error(conn, res, "could not apply a row with unchanged columns", err,
+				 errlen);
+	PQclear(res);
+	buf_free(&ts);
+	free(params);
+	free(lens);
+	return st;
+}
+
+/* COPY text of every whole (not partial) row; *ndel counts deleted ones. */
+static size_t
+encode_rows(buf_t *cp, const wh_table_t *t, wh_mrow_t *const *rows, size_t nrows, size_t *ndel)
+{
+	size_t nbulk = 0;
+	*ndel = 0;
+	buf_reset(cp);
+	for (size_t r = 0; r < nrows; r++) {
+		const wh_mrow_t *row = rows[r];
+		if (row->partial)
+			continue;
+		nbulk++;
+		*ndel += row->deleted;
+		for (size_t j = 0; j < t->ncols; j++) {
+			if (j < row->ncols && row->state[j] == WH_CELL_VALUE)
+				wh_copy_escape(cp, row->val[j], row->len[j]);
+			else
+				buf_append(cp, "\\N", 2);
+			buf_append_char(cp, '\t');
+		}
+		if (row->deleted) {
+			buf_append(cp, "t\t", 2);
+			if (row->commit_ts_us)
+				wh_append_ts(cp, row->commit_ts_us);
+			else
+				buf_append(cp, "\\N", 2);
+		} else {
+			buf_append(cp, "f\t\\N", 4);
+		}
+		buf_append_char(cp, '\t');
+		append_copy_text(cp, row->position_text);
+		buf_append_char(cp, '\t');
+		if (row->commit_ts_us)
+			wh_append_ts(cp, row->commit_ts_us);
+		else
+			buf_append(cp, "\\N", 2);
+		buf_append_char(cp, '\n');
+	}
+	return nbulk;
+}
+
+/*
+ * The direct path: COPY straight into the mirror inside a savepoint.
+ * *done false (and WH_OK) when the COPY hit an existing key and was
+ * rolled back: the caller merges instead.
+ */
+static wh_status_t
+copy_direct(PGconn *conn, wh_table_t *t, wh_merge_scratch_t *sc, bool *done, char *err,
+	    size_t errlen)
+{
+	wh_status_t st;
+	*done = false;
+	if ((st = wh_exec(conn, "SAVEPOINT steward_direct", "could not set a savepoint", err,
+			  errlen)))
+		return st;
+	buf_reset(&sc->sql);
+	buf_printf(&sc->sql, "COPY %s (", t->mirror_qname);
+	mirror_columns(&sc->sql, t);
+	buf_append_str(&sc->sql, ") FROM STDIN");
+	char msg[1024], state[6];
+	PGresult *res = NULL;
+	st = wh_copy_in(conn, sc->sql.data, &sc->copy, "could not copy into mirror table", state,
+			msg, sizeof(msg));
+	if (st == WH_OK) {
+		*done = true;
+		t->direct_backoff = 0;
+		return wh_exec(conn, "RELEASE SAVEPOINT steward_direct",
+			       "could not release a savepoint", err, errlen);
+	}
+	if (PQstatus(conn) != CONNECTION_OK || strcmp(state, "23505") != 0) {
+		snprintf(err, errlen, "%s", msg);
+		return st;
+	}
+	/* A key the warehouse already holds: merge this table from now on,
+	 * trying the direct path again after a growing number of batches. */
+	t->direct_backoff = t->direct_backoff ? t->direct_backoff * 2 : 1;
+	if (t->direct_backoff > DIRECT_BACKOFF_MAX)
+		t->direct_backoff = DIRECT_BACKOFF_MAX;
+	t->direct_skip = t->direct_backoff;
+	log_debug("warehouse", "direct copy into %s met an existing key: merging", t->mirror_qname);
+	res = PQexec(conn, "ROLLBACK TO SAVEPOINT steward_direct");
+	if (PQresultStatus(res) != PGRES_COMMAND_OK)
+		st = wh_pg_error(conn, res, "could not roll back to a savepoint", err, errlen);
+	else
+		st = WH_OK;
+	PQclear(res);
+	return st;
+}
+
+static wh_status_t
+merge_staged(PGconn *conn, const wh_table_t *t, size_t nbulk, size_t ndel, bool hard_delete,
+	     wh_merge_scratch_t *sc, char *err, size_t errlen)
+{
+	wh_status_t st;
+	buf_t *sql = &sc->sql;
+	char stage[32];
+	snprintf(stage, sizeof(stage), "_steward_stage_%u", ++sc->stage_seq);
+	buf_reset(sql);
+	buf_printf(sql, "CREATE TEMP TABLE %s (LIKE %s INCLUDING DEFAULTS) ON COMMIT DROP", stage,
+		   t->mirror_qname);
+	if ((st = wh_exec(conn, sql->data, "could not create staging table", err, errlen)))
+		return st;
+	buf_reset(sql);
+	buf_printf(sql, "COPY %s (", stage);
+	mirror_columns(sql, t);
+	buf_append_str(sql, ") FROM STDIN");
+	if ((st = wh_copy_in(conn, sql->data, &sc->copy, "could not copy into staging table", NULL,
+			     err, errlen)))
+		return st;
+	if (hard_delete && ndel > 0) {
+		buf_reset(sql);
+		buf_printf(sql, "DELETE FROM %s t USING %s s WHERE s._steward_deleted",
+			   t->mirror_qname, stage);
+		for (size_t k = 0; k < t->nkey; k++)
+			buf_printf(sql, " AND t.%s = s.%s", t->cols[t->key[k]].ident,
+				   t->cols[t->key[k]].ident);
+		if ((st = wh_exec(conn, sql->data, "could not delete rows", err, errlen)))
+			return st;
+	}
+	if (hard_delete && nbulk == ndel)
+		return WH_OK;
+	buf_reset(sql);
+	buf_printf(sql, "INSERT INTO %s AS t (", t->mirror_qname);
+	mirror_columns(sql, t);
+	buf_append_str(sql, ") SELECT ");
+	mirror_columns(sql, t);
+	buf_printf(sql, " FROM %s%s ON CONFLICT (", stage,
+		   hard_delete ? " WHERE NOT _steward_deleted" : "");
+	for (size_t k = 0; k < t->nkey; k++)
+		buf_printf(sql, "%s%s", k ? ", " : "", t->cols[t->key[k]].ident);
+	buf_append_str(sql, ") DO UPDATE SET ");
+	for (size_t j = 0; j < t->ncols; j++) {
+		const char *id = t->cols[j].ident;
+		if (is_key(t, j))
+			continue;
+		/* A soft delete keeps the row's last values. */
+		if (ndel > 0 && !hard_delete)
+			buf_printf(sql, "%s = CASE WHEN EXCLUDED._steward_deleted THEN t.%s"
+					" ELSE EXCLUDED.%s END, ", id, id, id);
+		else
+			buf_printf(sql, "%s = EXCLUDED.%s, ", id, id);
+	}
+	buf_append_str(sql, "_steward_deleted = EXCLUDED._steward_deleted,"
+			    " _steward_deleted_at = EXCLUDED._steward_deleted_at,"
+			    " _steward_position = EXCLUDED._steward_position,"
+			    " _steward_commit_ts = EXCLUDED._steward_commit_ts");
+	return wh_exec(conn, sql->data, "could not merge into mirror table", err, errlen);
+}
+
+wh_status_t
+wh_mirror_flush(PGconn *conn, wh_table_t *t, wh_mrow_t *const *rows, size_t nrows,
+		bool hard_delete, wh_merge_scratch_t *sc, char *err, size_t errlen)
+{
+	wh_status_t st = WH_OK;
+	size_t ndel = 0;
+	size_t nbulk = encode_rows(&sc->copy, t, rows, nrows, &ndel);
+	if (nbulk > 0) {
+		/* Direct only when no row can meet a stored key by design: every
+		 * key is new in this batch (a hard delete must reach the table). */
+		bool direct = !(hard_delete && ndel > 0);
+		for (size_t r = 0; r < nrows && direct; r++)
+			direct = rows[r]->partial || rows[r]->fresh;
+		if (direct && t->direct_skip > 0) {
+			t->direct_skip--;
+			direct = false;
+		}
+		bool done = false;
+		if (direct && (st = copy_direct(conn, t, sc, &done, err, errlen)) != WH_OK)
+			return st;
+		if (!done && (st = merge_staged(conn, t, nbulk, ndel, hard_delete, sc, err,
+						errlen)) != WH_OK)
+			return st;
+	}
+	for (size_t r = 0; r < nrows && st == WH_OK; r++)
+		if (rows[r]->partial)
+			st = upsert_partial(conn, t, rows[r], &sc->sql, err, errlen);
+	return st;
+}
