@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "capture_metrics.h"
 #include "exitcodes.h"
 #include "log.h"
 #include "xalloc.h"
@@ -225,6 +226,8 @@ snapshot_table(snap_t *s, const char *schema, const char *table, char *err, size
 			ch.after[i] = v;
 		}
 		clog_status_t cs = clog_writer_append(s->w, &ch, err, errlen);
+		if (cs == CLOG_OK)
+			capture_metrics_on_append(&ch);
 		arena_reset(s->arena);
 		s->seq++;
 		if (cs != CLOG_OK && cs != CLOG_DUPLICATE) {

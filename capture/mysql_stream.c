@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "capture_metrics.h"
 #include "exitcodes.h"
 #include "log.h"
 #include "xalloc.h"
@@ -116,9 +117,16 @@ mysql_resume_save(const char *dir, const char *file, uint64_t pos, char *err, si
 static int
 stream_flush(stream_t *s, char *err, size_t errlen)
 {
+	double t0 = capture_metrics_now();
 	if (clog_writer_flush(s->w, err, errlen) != CLOG_OK)
 		return STEWARD_EXIT_IOERR;
 	clock_gettime(CLOCK_MONOTONIC, &s->last_flush);
+	if (s->committed_file) {
+		char pos_text[600];
+		snprintf(pos_text, sizeof pos_text, "%s:%llu", s->committed_file,
+			 (unsigned long long) s->committed_end);
+		capture_metrics_on_flush(capture_metrics_now() - t0, pos_text);
+	}
 	if (!s->committed_file)
 		return STEWARD_EXIT_OK;
 	if (s->flushed_file && !strcmp(s->flushed_file, s->committed_file) &&
@@ -360,6 +368,8 @@ emit_row(stream_t *s, const mysql_table_t *t, Steward__Op op, const mysql_value_
 	if (after)
 		ch.after = build_image(s, t, after, &ch.n_after);
 	clog_status_t cs = clog_writer_append(s->w, &ch, err, errlen);
+	if (cs == CLOG_OK)
+		capture_metrics_on_append(&ch);
 	arena_reset(s->arena);
 	ci->seq++;
 	if (cs == CLOG_DUPLICATE)
@@ -478,6 +488,7 @@ txn_commit(stream_t *s, uint64_t end, uint32_t ts, char *err, size_t errlen)
 	s->committed_file = xstrdup(s->file);
 	s->committed_end = end;
 	txn_reset(s);
+	capture_metrics_on_commit();
 	if (since(&s->last_flush) * 1000 >= s->o->flush_interval_ms ||
 	    clog_writer_pending_bytes(s->w) >= FLUSH_PENDING_BYTES)
 		rc = stream_flush(s, err, errlen);
@@ -692,6 +703,7 @@ stream_open(stream_t *s, const char *file, uint64_t pos, char *err, size_t errle
 	s->file = xstrdup(file);
 	log_info("capture", "streaming binlog from %s:%llu as replica server id %u", file,
 		 (unsigned long long) pos, s->o->server_id);
+	capture_metrics_set_state(CAPTURE_STATE_STREAMING, NULL);
 	return STEWARD_EXIT_OK;
 }
 
@@ -808,6 +820,7 @@ mysql_stream_run(const mysql_stream_opts_t *o, clog_writer_t *w, const char *fil
 			clock_gettime(CLOCK_MONOTONIC, &lost_since);
 		else if (since(&lost_since) > RECONNECT_GIVE_UP_S)
 			break;
+		capture_metrics_set_state(CAPTURE_STATE_RECONNECTING, err);
 		log_warn("capture", "%s; reconnecting in %.1f s", err, backoff);
 		struct timespec ts = {(time_t) backoff, (long) ((backoff - (double) (time_t) backoff) * 1e9)};
 		nanosleep(&ts, NULL);

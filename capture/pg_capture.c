@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "capture.h"
+#include "capture_metrics.h"
 #include "exitcodes.h"
 #include "log.h"
 #include "pg_agent.h"
@@ -70,6 +71,8 @@ pgcap_status_t
 pgcap_append(pgcap_agent_t *ag, const Steward__Change *c, char *err, size_t errlen)
 {
 	clog_status_t cs = clog_writer_append(ag->log, c, err, errlen);
+	if (cs == CLOG_OK)
+		capture_metrics_on_append(c);
 	arena_reset(ag->arena);
 	if (cs == CLOG_OK || cs == CLOG_DUPLICATE)
 		return PGCAP_OK;
@@ -309,6 +312,7 @@ stream_with_reconnect(pgcap_agent_t *ag, char *err, size_t errlen)
 				 RECONNECT_MAX_ATTEMPTS);
 			return PGCAP_UNAVAILABLE;
 		}
+		capture_metrics_set_state(CAPTURE_STATE_RECONNECTING, err);
 		log_warn("capture", "%s; reconnecting in %lld ms (attempt %d of %d)", err,
 			 (long long) delay_ms, attempts, RECONNECT_MAX_ATTEMPTS);
 		disconnect_all(ag);

@@ -17,6 +17,7 @@
 #include <sys/select.h>
 
 #include "buf.h"
+#include "capture_metrics.h"
 #include "log.h"
 #include "pgoutput.h"
 #include "xalloc.h"
@@ -85,9 +86,13 @@ static pgcap_status_t
 stream_ack(stream_t *s, char *err, size_t errlen)
 {
 	if (s->appended || clog_writer_pending_bytes(s->ag->log) > 0) {
+		double t0 = capture_metrics_now();
 		if (clog_writer_flush(s->ag->log, err, errlen) != CLOG_OK)
 			return PGCAP_IOERR;
 		s->appended = false;
+		char lsn_text[40];
+		snprintf(lsn_text, sizeof lsn_text, "%X/%X", PGCAP_LSN_ARGS(s->last_commit_end));
+		capture_metrics_on_flush(capture_metrics_now() - t0, lsn_text);
 	}
 	uint64_t lsn = s->last_commit_end;
 	if (!s->in_txn && s->heartbeat_lsn > lsn)
@@ -153,6 +158,7 @@ handle_message(stream_t *s, const pgoutput_msg_t *m, char *err, size_t errlen)
 		s->in_txn = false;
 		s->last_commit_end = m->u.commit.end_lsn;
 		s->txns++;
+		capture_metrics_on_commit();
 		if (ag->has_endpos && m->u.commit.end_lsn >= ag->endpos)
 			s->endpos_reached = true;
 		return PGCAP_OK;
@@ -381,6 +387,7 @@ pgcap_stream_run(pgcap_agent_t *ag, bool *progressed, char *err, size_t errlen)
 		goto out;
 	log_info("capture", "streaming from replication slot \"%s\", publication \"%s\"",
 		 ag->slot, ag->publication);
+	capture_metrics_set_state(CAPTURE_STATE_STREAMING, NULL);
 	s.next_status_ms = pgcap_monotonic_ms() + ag->status_interval_ms;
 	s.next_log_ms = pgcap_monotonic_ms() + 30000;
 	for (;;) {

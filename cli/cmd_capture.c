@@ -5,19 +5,27 @@
  * To add a source kind: add its options to capture_opts (shared ones stay
  * shared), and a branch in run_agent.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "capture.h"
+#include "capture_metrics.h"
 #include "commands.h"
 #include "exitcodes.h"
 #include "log.h"
 #include "opts.h"
+#include "xalloc.h"
 
 static const opt_spec_t capture_opts[] = {
 	{"dsn", 0, OPT_STRING, "DSN", NULL, 0, 0,
 	 "Source database: a libpq connection string or URI (postgresql://user@host/db)."},
+	{"dsn-file", 0, OPT_STRING, "FILE", NULL, 0, 0,
+	 "Read the DSN from FILE's first line, so a password is never on the command line."},
+	{"metrics-listen", 0, OPT_STRING, "HOST:PORT", NULL, 0, 0,
+	 "Serve /metrics and /status here (a bare PORT binds 127.0.0.1)."},
 	{"data-dir", 'd', OPT_STRING, "DIR", NULL, 0, 0,
 	 "Directory of the change log (created if missing)."},
 	{"source", 0, OPT_STRING, "NAME", NULL, 0, 0,
@@ -50,6 +58,28 @@ static const char description[] =
 	"3 --check found problems, 65 undecodable stream, 69 source unavailable or\n"
 	"slot dropped, 74 change log I/O error, 78 configuration error.";
 
+/* The first line of path, without its newline (heap), or NULL with a message. */
+static char *
+read_dsn_file(const char *path, char *err, size_t errlen)
+{
+	char line[4096];
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "could not open DSN file \"%s\": %s", path, strerror(errno));
+		return NULL;
+	}
+	char *dsn = NULL;
+	if (fgets(line, sizeof line, f)) {
+		line[strcspn(line, "\r\n")] = '\0';
+		if (line[0])
+			dsn = xstrdup(line);
+	}
+	fclose(f);
+	if (!dsn)
+		snprintf(err, errlen, "DSN file \"%s\" is empty", path);
+	return dsn;
+}
+
 static int
 run_agent(const capture_config_t *cfg)
 {
@@ -64,6 +94,8 @@ cmd_capture(int argc, char **argv)
 	char err[512];
 	opts_t *o = NULL;
 	capture_config_t cfg;
+	capture_metrics_t *metrics = NULL;
+	char *dsn_from_file = NULL;
 	int rc;
 
 	switch (opts_parse(capture_opts, argc, argv, 1, &o, err, sizeof(err))) {
@@ -87,6 +119,20 @@ cmd_capture(int argc, char **argv)
 	cfg.endpos = opts_get(o, "endpos");
 	cfg.status_interval_ms = (int) opts_get_int(o, "status-interval");
 	cfg.server_id = (int) (unsigned) opts_get_int(o, "server-id");
+	cfg.metrics_listen = opts_get(o, "metrics-listen");
+	if (opts_get(o, "dsn-file")) {
+		if (cfg.dsn) {
+			fprintf(stderr, "steward capture: give --dsn or --dsn-file, not both\n");
+			rc = STEWARD_EXIT_USAGE;
+			goto out;
+		}
+		if (!(dsn_from_file = read_dsn_file(opts_get(o, "dsn-file"), err, sizeof err))) {
+			fprintf(stderr, "steward capture: %s\n", err);
+			rc = STEWARD_EXIT_CONFIG;
+			goto out;
+		}
+		cfg.dsn = dsn_from_file;
+	}
 	if (opts_npositional(o) > 0) {
 		fprintf(stderr, "steward capture: unexpected argument \"%s\" (see --help)\n",
 			opts_positional(o, 0));
@@ -94,7 +140,8 @@ cmd_capture(int argc, char **argv)
 		goto out;
 	}
 	if (cfg.dsn == NULL || (cfg.data_dir == NULL && !cfg.check)) {
-		fprintf(stderr, "steward capture: --dsn and --data-dir are required (see --help)\n");
+		fprintf(stderr, "steward capture: --dsn (or --dsn-file) and --data-dir are required "
+				"(see --help)\n");
 		rc = STEWARD_EXIT_USAGE;
 		goto out;
 	}
@@ -110,8 +157,18 @@ cmd_capture(int argc, char **argv)
 		rc = STEWARD_EXIT_USAGE;
 		goto out;
 	}
+	if (cfg.metrics_listen && !cfg.check) {
+		if (!(metrics = capture_metrics_start(&cfg, err, sizeof err))) {
+			fprintf(stderr, "steward capture: could not serve metrics on \"%s\": %s\n",
+				cfg.metrics_listen, err);
+			rc = STEWARD_EXIT_CONFIG;
+			goto out;
+		}
+	}
 	rc = run_agent(&cfg);
 out:
+	capture_metrics_stop(metrics);
+	free(dsn_from_file);
 	opts_free(o);
 	return rc;
 }
