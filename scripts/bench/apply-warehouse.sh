@@ -7,7 +7,8 @@
 # A log of N inserts (BENCH_N, default 1,000,000) is generated once with
 # steward_loggen; then for RUNS rounds (default 3) the three candidates run
 # alternately on fresh schemas.  Prints rows/s of each and the median ratios
-# as `ratio_mirror <x>` and `ratio_history <y>`.
+# as `ratio_mirror <x>` and `ratio_history <y>`, with the machine's load
+# average (uptime) before and after: on a shared machine, say so.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B=$(cd "${1:-$ROOT/build}" && pwd)
@@ -28,6 +29,7 @@ now() { date +%s.%N; }
 div() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a / b }'; }
 rate() { awk -v n="$N" -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", n / (b - a) }'; }
 
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "generating $N changes"
 "$B/tests/steward_loggen" --out "$T/log" --count "$N" --copy-out "$T/rows.copy"
 COLS='id bigint, name text, amount numeric(12,2), qty integer, created_at timestamptz, active boolean, note text, payload jsonb'
@@ -45,9 +47,10 @@ for r in $(seq 1 "$RUNS"); do
   t0=$(now); "$B/cli/steward" apply --log "$T/log" --warehouse "$DSN" --warehouse-schema h --mode history --once --batch "$BATCH" --log-level warn; t1=$(now)
   h=$(rate "$t0" "$t1")
   [[ $(q "SELECT count(*) FROM m.gen__items") == "$N" && $(q "SELECT count(*) FROM h.gen__items__history") == "$N" ]] || { echo "row count mismatch" >&2; exit 1; }
-  printf 'run %d: copy %.0f rows/s  mirror %.0f rows/s  history %.0f rows/s\n' "$r" "$c" "$m" "$h"
+  printf 'run %d: copy %.0f rows/s  mirror %.0f rows/s  history %.0f rows/s  (load %s)\n' "$r" "$c" "$m" "$h" "$(cut -d' ' -f1 /proc/loadavg)"
   RM+=("$(div "$m" "$c")"); RH+=("$(div "$h" "$c")")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'ratio_mirror %.3f\n' "$(median "${RM[@]}")"
 printf 'ratio_history %.3f\n' "$(median "${RH[@]}")"

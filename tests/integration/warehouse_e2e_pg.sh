@@ -26,6 +26,7 @@ apply_bg() {
   APPLY_PID=$!
 }
 
+echo "[$SECONDS s] source server up"
 pg_sql -c "CREATE DATABASE warehouse" >/dev/null
 pg_sql <<'SQL'
 CREATE TABLE customers (
@@ -47,6 +48,7 @@ INSERT INTO "Odd Table" VALUES ('a b', 'q"uote', '1 day 02:00', '12:34:56.5'), (
 SQL
 
 capture_bg "$DIR/capture.log"
+echo "[$SECONDS s] tables loaded, capture started"
 # one round of mixed DML on every table
 load_round() {  # round
   local r=$1 b=$(( $1 * 10000 ))
@@ -86,15 +88,18 @@ for r in $(seq 1 "$ROUNDS"); do
     apply_bg
   fi
 done
+echo "[$SECONDS s] load done"
 # capture everything committed, then drain the log into the warehouse
 kill -TERM "$CAPTURE_PID"; wait "$CAPTURE_PID" 2>/dev/null || true
 END=$(pg_endpos)
 # a message past the end position, so capture need not wait for a keepalive
 pg_sql -c "SELECT pg_logical_emit_message(true, 'steward.e2e', 'end')" >/dev/null
 capture_run --endpos "$END"
+echo "[$SECONDS s] capture caught up"
 kill -TERM "$APPLY_PID"; wait "$APPLY_PID" || fail "apply exited $? on SIGTERM"; APPLY_PID=
 "$STEWARD" apply --log "$DIR/log" --warehouse "$WH_DSN" --once --log-level warn \
   || fail "final apply failed"
+echo "[$SECONDS s] apply drained"
 
 # mirror = source, column by column, as COPY text ordered by key
 compare() {  # table warehouse-table columns key

@@ -166,6 +166,25 @@ json_strings_are_escaped(void **state)
 }
 
 static void
+timestamps_are_utc_input_forms(void **state)
+{
+	(void) state;
+	buf_t b = BUF_INIT;
+	wh_append_ts(&b, 1700000000123456LL);
+	assert_string_equal(b.data, "2023-11-14 22:13:20.123456+00");
+	buf_reset(&b);
+	wh_append_ts(&b, 0);
+	assert_string_equal(b.data, "1970-01-01 00:00:00.000000+00");
+	buf_reset(&b);
+	wh_append_ts(&b, -1);  /* before the epoch: the fraction stays positive */
+	assert_string_equal(b.data, "1969-12-31 23:59:59.999999+00");
+	buf_reset(&b);
+	wh_append_ts(&b, 253402300799999999LL);
+	assert_string_equal(b.data, "9999-12-31 23:59:59.999999+00");
+	buf_free(&b);
+}
+
+static void
 table_names_are_predictable_and_fit(void **state)
 {
 	(void) state;
@@ -204,6 +223,7 @@ main(void)
 		cmocka_unit_test(values_become_valid_input),
 		cmocka_unit_test(copy_escape_round_trips_every_special_byte),
 		cmocka_unit_test(json_strings_are_escaped),
+		cmocka_unit_test(timestamps_are_utc_input_forms),
 		cmocka_unit_test(table_names_are_predictable_and_fit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
