@@ -123,4 +123,8 @@ got=$(wq "SELECT (SELECT count(*) FROM steward.postgres__customers__history) + (
 [[ $got == "$want" ]] || fail "history has $got rows, the log $want changes"
 dups=$(wq "SELECT count(*) - count(DISTINCT position) FROM steward.postgres__customers__history")
 [[ $dups == 0 ]] || fail "history has $dups duplicate changes"
+# the change log checkpoint (for log gc) is the stored, committed position
+ck=$(awk '{print $3}' "$DIR"/log/readers/warehouse-steward-*)
+[[ $ck == "$(wq "SELECT encode(position, 'hex') FROM steward._steward_apply_state")" ]] \
+  || fail "log checkpoint $ck is not the stored position"
 echo "history: $got changes, no duplicates ($((SECONDS - T0)) s)"
