@@ -22,6 +22,48 @@
 #define NEED(n) do { if (avail < (size_t) (n)) \
 	FAIL("value needs %zu bytes, %zu left", (size_t) (n), avail); } while (0)
 
+/* Decimal digits without printf: integers are most of the values we print. */
+static void
+append_u64(buf_t *out, uint64_t v)
+{
+	char tmp[24];
+	int i = (int) sizeof(tmp);
+	do {
+		tmp[--i] = (char) ('0' + v % 10);
+		v /= 10;
+	} while (v);
+	buf_append(out, tmp + i, sizeof(tmp) - (size_t) i);
+}
+
+/* v as exactly `width` digits (zero-padded), for dates and times. */
+static void
+append_padded(buf_t *out, unsigned v, int width)
+{
+	char tmp[12];
+	for (int i = width - 1; i >= 0; i--) {
+		tmp[i] = (char) ('0' + v % 10);
+		v /= 10;
+	}
+	buf_append(out, tmp, (size_t) width);
+}
+
+/* YYYY-MM-DD HH:MM:SS */
+static void
+append_datetime(buf_t *out, unsigned y, unsigned mo, unsigned d, unsigned h, unsigned mi, unsigned se)
+{
+	append_padded(out, y, 4);
+	buf_append_char(out, '-');
+	append_padded(out, mo, 2);
+	buf_append_char(out, '-');
+	append_padded(out, d, 2);
+	buf_append_char(out, ' ');
+	append_padded(out, h, 2);
+	buf_append_char(out, ':');
+	append_padded(out, mi, 2);
+	buf_append_char(out, ':');
+	append_padded(out, se, 2);
+}
+
 /* ---- floating point: the server's my_gcvt rules ---- */
 
 /*
@@ -197,7 +239,8 @@ append_frac(buf_t *out, unsigned fsp, unsigned long usec)
 	if (fsp == 0)
 		return;
 	static const unsigned long div[7] = {1000000, 100000, 10000, 1000, 100, 10, 1};
-	buf_printf(out, ".%0*lu", (int) fsp, usec / div[fsp]);
+	buf_append_char(out, '.');
+	append_padded(out, (unsigned) (usec / div[fsp]), (int) fsp);
 }
 
 /* Fractional seconds after a DATETIME2/TIMESTAMP2 value, in microseconds. */
@@ -267,8 +310,8 @@ timestamp_text(uint64_t secs, unsigned fsp, unsigned long usec, buf_t *out)
 	time_t t = (time_t) secs;
 	struct tm tm;
 	gmtime_r(&t, &tm);
-	buf_printf(out, "%04d-%02d-%02d %02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1,
-		   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	append_datetime(out, (unsigned) tm.tm_year + 1900, (unsigned) tm.tm_mon + 1, (unsigned) tm.tm_mday,
+			(unsigned) tm.tm_hour, (unsigned) tm.tm_min, (unsigned) tm.tm_sec);
 	append_frac(out, fsp, usec);
 }
 
@@ -348,11 +391,15 @@ mysql_value_text(const mysql_column_t *c, const uint8_t *p, size_t avail, size_t
 		NEED(n);
 		uint64_t u = mysql_le(p, n);
 		if (c->is_unsigned) {
-			buf_printf(out, "%llu", (unsigned long long) u);
+			append_u64(out, u);
 		} else {
 			if (n < 8 && (u >> (8 * n - 1)) & 1)
 				u |= ~0ULL << (8 * n);  /* sign-extend */
-			buf_printf(out, "%lld", (long long) u);
+			if ((int64_t) u < 0) {
+				buf_append_char(out, '-');
+				u = -u;  /* also right for INT64_MIN: its magnitude as unsigned */
+			}
+			append_u64(out, u);
 		}
 		*used = n;
 		return MYDEC_OK;
@@ -421,9 +468,8 @@ mysql_value_text(const mysql_column_t *c, const uint8_t *p, size_t avail, size_t
 		NEED(n);
 		uint64_t v = mysql_be(p, 5) - 0x8000000000ULL;
 		uint64_t ymd = v >> 17, ym = ymd >> 5, hms = v & 0x1ffff;
-		buf_printf(out, "%04u-%02u-%02u %02u:%02u:%02u", (unsigned) (ym / 13),
-			   (unsigned) (ym % 13), (unsigned) (ymd & 31), (unsigned) (hms >> 12),
-			   (unsigned) ((hms >> 6) & 63), (unsigned) (hms & 63));
+		append_datetime(out, (unsigned) (ym / 13), (unsigned) (ym % 13), (unsigned) (ymd & 31),
+				(unsigned) (hms >> 12), (unsigned) ((hms >> 6) & 63), (unsigned) (hms & 63));
 		append_frac(out, meta, read_frac(p + 5, meta));
 		*used = n;
 		return MYDEC_OK;

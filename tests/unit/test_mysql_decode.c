@@ -18,6 +18,20 @@
 #include "mysql_decode.h"
 #include "xalloc.h"
 
+/* Fixtures live in tests/unit/data/mysql, next to this file. */
+static const char *
+fixture_dir(void)
+{
+	static char dir[400];
+	if (!dir[0]) {
+		const char *slash = strrchr(__FILE__, '/');
+		int n = slash ? (int) (slash - __FILE__) : 1;
+		snprintf(dir, sizeof(dir), "%.*s/data/mysql", n, slash ? __FILE__ : ".");
+	}
+	return dir;
+}
+#define MYSQL_FIXTURES fixture_dir()
+
 #define HDR 19
 #define CRC 4
 
@@ -29,8 +43,8 @@ typedef struct fixture {
 static fixture_t
 load(const char *name)
 {
-	char path[512];
-	snprintf(path, sizeof(path), "%s/mysql/%s", STEWARD_TEST_DATA, name);
+	char path[1024];
+	snprintf(path, sizeof(path), "%s/%s", MYSQL_FIXTURES, name);
 	FILE *f = fopen(path, "rb");
 	assert_non_null(f);
 	fixture_t fx = {xmalloc(1 << 16), 0};
@@ -48,8 +62,8 @@ load(const char *name)
 static char **
 load_tsv_row(int row, size_t *nfields)
 {
-	char path[512], line[8192];
-	snprintf(path, sizeof(path), "%s/mysql/types_select.tsv", STEWARD_TEST_DATA);
+	char path[1024], line[8192];
+	snprintf(path, sizeof(path), "%s/types_select.tsv", MYSQL_FIXTURES);
 	FILE *f = fopen(path, "r");
 	assert_non_null(f);
 	for (int i = 0; i <= row; i++)

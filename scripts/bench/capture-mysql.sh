@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Benchmark: drain a binlog backlog of row changes with `steward capture
+# --endpos` (full decoding into a durable, compressed change log) and with
+# `mariadb-binlog --read-from-remote-server --raw` (the ceiling: the same
+# bytes over the same replication protocol, written to a file undecoded),
+# alternating, several runs each; report medians and peak RSS.
+#
+#   scripts/bench/capture-mysql.sh                      1,000,000 row changes, 3 runs each
+#   BENCH_ROWS=200000 BENCH_RUNS=5 scripts/bench/capture-mysql.sh
+#
+# Needs a built steward (STEWARD_BIN, default build/cli/steward).  The last
+# line is "ratio <steward rows/s / mariadb-binlog rows/s>".
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+STEWARD=${STEWARD_BIN:-$ROOT/build/cli/steward}
+ROWS=${BENCH_ROWS:-1000000}
+RUNS=${BENCH_RUNS:-3}
+PORT=${BENCH_PORT:-33448}
+DIR=${BENCH_DIR:-$ROOT/build/tmp/bench-capture-mysql}
+SERVER="$ROOT/scripts/mariadb-server.sh"
+
+rm -rf "$DIR"; mkdir -p "$DIR"
+bash "$SERVER" start "$DIR/server" "$PORT" 1 >/dev/null
+trap 'bash "$SERVER" stop "$DIR/server" >/dev/null 2>&1 || true' EXIT
+sql() { bash "$SERVER" client "$DIR/server" "$@"; }
+DSN="mysql://steward:steward@127.0.0.1:$PORT/bench"
+
+sql -e "CREATE DATABASE bench; CREATE TABLE bench.bench (id bigint PRIMARY KEY, name varchar(40),
+        amount decimal(12,2), at datetime(6), flag tinyint, score double)"
+read -r START_FILE START_POS < <(sql -N -e "SHOW MASTER STATUS" | awk '{print $1, $2}')
+# The backlog: inserts in transactions of 10,000 rows (Sequence engine).
+BATCH=10000
+{
+  for ((lo = 1; lo <= ROWS; lo += BATCH)); do
+    hi=$((lo + BATCH - 1)); ((hi > ROWS)) && hi=$ROWS
+    echo "INSERT INTO bench.bench SELECT seq, CONCAT('customer ', seq), seq / 100,"
+    echo "  '2024-01-01' + INTERVAL seq SECOND, seq % 2, seq / 7 FROM seq_${lo}_to_${hi};"
+  done
+} | sql bench
+END=$(sql -N -e "SHOW MASTER STATUS" | awk '{print $1 ":" $2}')
+echo "backlog: $ROWS row changes from $START_FILE:$START_POS to $END"
+
+now() { date +%s.%N; }
+steward_run() {  # prints "seconds rss_kb"
+  local d="$DIR/log" t0 t1
+  rm -rf "$d"; mkdir -p "$d"
+  echo "$START_FILE $START_POS" >"$d/mysql-resume"  # stream the backlog, no snapshot
+  t0=$(now)
+  /usr/bin/time -v "$STEWARD" capture --dsn "$DSN" --data-dir "$d" --endpos "$END" \
+    --log-level warn 2>"$DIR/steward.time"
+  t1=$(now)
+  echo "$(echo "$t1 - $t0" | bc) $(awk -F: '/Maximum resident/ {print $2+0}' "$DIR/steward.time")"
+}
+binlog_run() {
+  local d="$DIR/raw" t0 t1
+  rm -rf "$d"; mkdir -p "$d"
+  t0=$(now)
+  (cd "$d" && /usr/bin/time -v mariadb-binlog --no-defaults --read-from-remote-server --raw \
+     --host=127.0.0.1 --port="$PORT" --user=steward --password=steward \
+     --start-position="$START_POS" --to-last-log "$START_FILE" 2>"$DIR/binlog.time")
+  t1=$(now)
+  echo "$(echo "$t1 - $t0" | bc) $(awk -F: '/Maximum resident/ {print $2+0}' "$DIR/binlog.time")"
+}
+
+s_times=(); s_rss=(); b_times=(); b_rss=()
+for r in $(seq 1 "$RUNS"); do
+  read -r t m < <(binlog_run); b_times+=("$t"); b_rss+=("$m")
+  read -r t m < <(steward_run); s_times+=("$t"); s_rss+=("$m")
+  printf 'run %d: mariadb-binlog %.2f s, steward %.2f s\n' "$r" "${b_times[-1]}" "$t"
+done
+n=$("$STEWARD" log stats -d "$DIR/log" 2>/dev/null | awk '/records/ {print $NF; exit}' || true)
+echo "steward records in the last log: ${n:-?}"
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+st=$(median "${s_times[@]}"); bt=$(median "${b_times[@]}")
+srss=$(median "${s_rss[@]}"); brss=$(median "${b_rss[@]}")
+s_rate=$(echo "$ROWS / $st" | bc); b_rate=$(echo "$ROWS / $bt" | bc)
+echo "mariadb-binlog: $b_rate rows/s (median of $RUNS, ${bt} s), peak RSS ${brss} kB"
+echo "steward:        $s_rate rows/s (median of $RUNS, ${st} s), peak RSS ${srss} kB"
+echo "ratio $(echo "scale=3; $s_rate / $b_rate" | bc)"
