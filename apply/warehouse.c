@@ -415,8 +415,13 @@ commit_batch(session_t *s, char *err, size_t errlen)
 	free(prog);
 	if (st != WH_OK)
 		return st;
-	if ((st = checkpoint_after_commit(s, err, errlen)) != WH_OK)
-		return st;
+	char ckerr[512];
+	if (checkpoint_after_commit(s, ckerr, sizeof(ckerr)) != WH_OK) {
+		/* Committed all the same; the checkpoint just stays behind. */
+		if (!s->warned_checkpoint)
+			log_warn(AREA, "%s; change log checkpoint not advanced", ckerr);
+		s->warned_checkpoint = true;
+	}
 	for (size_t i = 0; i < s->nsources; i++) {
 		source_state_t *ss = &s->sources[i];
 		if (ss->pending_count) {
