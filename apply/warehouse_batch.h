@@ -3,9 +3,10 @@
  *
  * wh_batch_add collects changes per table: for mirror tables the changes
  * are collapsed in memory to the last state per key; history rows are
- * encoded as COPY text at once.  wh_batch_commit then, per table, COPYs
- * the collapsed rows into a temporary staging table and merges them with
- * INSERT … ON CONFLICT (DELETE … USING for hard deletes), COPYs history
+ * encoded as COPY text at once.  wh_batch_commit then, per table, writes
+ * the collapsed rows (warehouse_merge.h: a direct COPY when every key is
+ * new, else a temporary staging table merged with INSERT … ON CONFLICT,
+ * DELETE … USING for hard deletes), COPYs history
  * rows straight into the history table, closes SCD2 versions, writes each
  * source's applied position into the state table and COMMITs.
  *
