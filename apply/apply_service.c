@@ -20,6 +20,7 @@
 #include "apply_deliver.h"
 #include "apply_identity.h"
 #include "apply_targets.h"
+#include "apply_ui.h"
 #include "clog.h"
 #include "exitcodes.h"
 #include "httpd.h"
@@ -51,6 +52,7 @@ struct apply_service {
 	apply_state_t *state;
 	metrics_t *metrics;
 	httpd_t *httpd;
+	apply_ui_t *ui;                /* the operations page (GET /) */
 	apply_deliver_t *deliver;
 	log_in_t *logs;
 	size_t nlogs, next_log;
@@ -79,6 +81,7 @@ count_change(apply_service_t *s, const log_in_t *l, const char *entity, const ch
 		return;
 	const char *lv[] = {l->source ? l->source : "-", entity, outcome};
 	metrics_add(metrics_series(s->f_changes, lv), 1);
+	apply_ui_count_change(s->ui, l->source, entity, outcome);
 }
 
 /* ---- one change ---- */
@@ -456,8 +459,14 @@ static int
 http_handler(void *ctx, const httpd_request_t *req, httpd_response_t *resp)
 {
 	apply_service_t *s = ctx;
-	if (strcmp(req->method, "GET") != 0 || strcmp(req->path, "/status") != 0)
-		return 1;
+	if (strcmp(req->method, "GET") != 0 || strcmp(req->path, "/status") != 0) {
+		pthread_mutex_lock(&s->status_lock);
+		char *status = xstrdup(s->status_json ? s->status_json : "{}");
+		pthread_mutex_unlock(&s->status_lock);
+		int rc = apply_ui_handle(s->ui, req, status, resp);
+		free(status);
+		return rc;
+	}
 	pthread_mutex_lock(&s->status_lock);
 	buf_append_str(&resp->body, s->status_json ? s->status_json : "{}");
 	pthread_mutex_unlock(&s->status_lock);
@@ -555,6 +564,7 @@ apply_service_open(const apply_service_config_t *cfg, apply_service_t **out, cha
 	}
 	update_status(s);
 	if (cfg->metrics_listen) {
+		s->ui = apply_ui_create(cfg->state_path, cfg->ui_token);
 		s->httpd = httpd_start(cfg->metrics_listen, s->metrics, http_handler, s, err, errlen);
 		if (!s->httpd) {
 			st = APPLY_PERMANENT;
@@ -576,6 +586,7 @@ apply_service_close(apply_service_t *s)
 	if (!s)
 		return;
 	httpd_stop(s->httpd);
+	apply_ui_destroy(s->ui);
 	apply_deliver_destroy(s->deliver);
 	for (size_t i = 0; i < s->nlogs; i++) {
 		clog_reader_close(s->logs[i].reader);

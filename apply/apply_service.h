@@ -34,6 +34,7 @@ typedef struct apply_service_config {
 	const char *targets_path;
 	const char *state_path;
 	const char *metrics_listen;     /* NULL: no HTTP endpoint */
+	const char *ui_token;           /* operations page retry token; NULL: read-only */
 	const char *replay_from;        /* hex position (steward log dump's pos_hex) or NULL */
 	bool once;                      /* stop when caught up and the outbox is empty */
 	bool no_deliver;                /* ingest only (tests) */

@@ -31,6 +31,7 @@
 #include "opts.h"
 #include "warehouse.h"
 #include "warehouse_rows.h"
+#include "xalloc.h"
 
 static const opt_spec_t apply_opts[] = {
 	/* common */
@@ -68,7 +69,9 @@ static const opt_spec_t apply_opts[] = {
 	{"state", 's', OPT_STRING, "FILE", NULL, 0, 0,
 	 "The apply service's SQLite state store (created if missing)."},
 	{"metrics-listen", 0, OPT_STRING, "HOST:PORT", NULL, 0, 0,
-	 "Serve /metrics and /status here (default address 127.0.0.1)."},
+	 "Serve /metrics, /status and the operations page (/) here (default address 127.0.0.1)."},
+	{"ui-token-file", 0, OPT_STRING, "FILE", NULL, 0, 0,
+	 "Operations page: a bearer token (first line of FILE, or env STEWARD_UI_TOKEN) enables Retry."},
 	{"replay-from", 0, OPT_STRING, "POS", NULL, 0, 0,
 	 "Reapply the logs from this position (hex, as pos_hex in steward log dump)."},
 	{"reference-timeout", 0, OPT_INT, "S", "300", 1, 604800,
@@ -148,6 +151,27 @@ run_warehouse(const opts_t *o, const apply_common_t *c)
 	return warehouse_run(&cfg);
 }
 
+/* The operations page's token: --ui-token-file's first line, else STEWARD_UI_TOKEN. */
+static char *
+ui_token(const opts_t *o)
+{
+	const char *path = opts_get(o, "ui-token-file");
+	char line[512];
+	if (!path) {
+		const char *env = getenv("STEWARD_UI_TOKEN");
+		return env && *env ? xstrdup(env) : NULL;
+	}
+	FILE *f = fopen(path, "r");
+	if (!f || !fgets(line, sizeof line, f)) {
+		if (f)
+			fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	line[strcspn(line, "\r\n")] = '\0';
+	return line[0] ? xstrdup(line) : NULL;
+}
+
 static int
 run_service(const opts_t *o, const apply_common_t *c)
 {
@@ -170,7 +194,16 @@ run_service(const opts_t *o, const apply_common_t *c)
 		.poll_ms = c->poll_ms < 100 ? c->poll_ms : 100,
 		.stop = &stop_requested,
 	};
-	return apply_service_run(&cfg);
+	char *token = ui_token(o);
+	if (opts_get(o, "ui-token-file") && !token) {
+		fprintf(stderr, "steward apply: could not read a token from --ui-token-file \"%s\"\n",
+			opts_get(o, "ui-token-file"));
+		return STEWARD_EXIT_CONFIG;
+	}
+	cfg.ui_token = token;
+	int rc = apply_service_run(&cfg);
+	free(token);
+	return rc;
 }
 
 /* Targets, selected by the option that names them.  One per line. */

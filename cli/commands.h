@@ -11,6 +11,7 @@ int cmd_rules(int argc, char **argv);    /* cli/cmd_rules.c */
 int cmd_apply(int argc, char **argv);    /* cli/cmd_apply.c */
 int cmd_dlq(int argc, char **argv);      /* cli/cmd_dlq.c */
 int cmd_capture(int argc, char **argv);  /* cli/cmd_capture.c */
+int cmd_status(int argc, char **argv);   /* cli/cmd_status.c */
 
 /* Add one line per subcommand, and its entry in main.c's table. */
 

@@ -19,6 +19,7 @@ static const struct command commands[] = {
 	{"rules", cmd_rules, "Check and explain ownership rules (check, explain)"},
 	{"apply", cmd_apply, "Apply change logs to a target (PostgreSQL warehouse)"},
 	{"dlq", cmd_dlq, "Inspect and replay the apply dead-letter queue (list, show, retry, drop)"},
+	{"status", cmd_status, "Sources and targets at a glance (state, lag, dead letters, errors)"},
 	{NULL, NULL, NULL},
 };
 
