@@ -38,13 +38,13 @@ unset STEWARD_EMULATOR_TOKEN
 EMU_PID=$!
 for _ in $(seq 1 100); do curl -sf "$URL/_emulator/health" >/dev/null && break; sleep 0.1; done
 my() { "$SRC/scripts/mariadb-server.sh" client "$DIR/estate/mariadb" -N -B -e "$1"; }
-my "INSERT INTO crm.accounts (id, external_id, name, email, status, updated_at)
+my "USE crm; INSERT INTO crm.accounts (id, external_id, name, email, status, updated_at)
     SELECT concat('001B', lpad(seq, 14, '0')), concat('B-', seq), concat('Bench ', seq),
            concat('b', seq, '@bench.example'), 'active', now(6) FROM seq_1_to_${N}"
 "$BIN" capture --dsn "$CRM_DSN" --data-dir "$DIR/log-crm" --source crm >"$DIR/capture.log" 2>&1 &
 CAP=$!
 for _ in $(seq 1 600); do
-  "$BIN" log stats "$DIR/log-crm" 2>/dev/null | grep -Eq "records[^0-9]*$N\b" && break; sleep 0.2
+  "$BIN" log stats --data-dir "$DIR/log-crm" 2>/dev/null | grep -Eq "records[^0-9]*$N\b" && break; sleep 0.2
 done
 kill $CAP; wait $CAP 2>/dev/null || true
 # no client-side rate limit for the measurement; the same concurrency as wrk
