@@ -21,7 +21,8 @@ echo "peak RSS ${rss_kb} kB for $((N + U)) row changes"
 [[ $rss_kb -lt 262144 ]] || fail "peak RSS ${rss_kb} kB: memory not bounded"
 [[ ! -e "$WORK/log/mysql-txn.spill" ]] || fail "spill file left behind"
 
-"$STEWARD_BIN" log dump -d "$WORK/log" | python3 -c '
+"$STEWARD_BIN" log dump -d "$WORK/log" >"$WORK/dump.jsonl"
+python3 -c '
 import json, sys
 n, u = int(sys.argv[1]), int(sys.argv[2])
 txids, ops, last_seq = {}, {}, {}
@@ -38,6 +39,6 @@ for line in sys.stdin:
 assert ops == {"insert": n, "update": u}, ops
 assert sorted(txids.values()) == [u, n], txids
 print(f"{n} inserts and {u} updates in 2 transactions, sequences contiguous")
-' "$N" "$U"
-compare_state "$WORK/log" app
+' "$N" "$U" <"$WORK/dump.jsonl"
+REUSE_DUMP=1 compare_state "$WORK/log" app
 echo "mysql_bigtxn: ok"

@@ -56,7 +56,8 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 # SELECT * (mariadb -B --binary-as-hex); also checks each position is unique.
 compare_state() {
   local dir=$1 db=$2
-  "$STEWARD_BIN" log dump -d "$dir" >"$WORK/dump.jsonl"
+  # REUSE_DUMP=1: the caller already wrote $WORK/dump.jsonl from this log
+  [[ "${REUSE_DUMP:-0}" == 1 ]] || "$STEWARD_BIN" log dump -d "$dir" >"$WORK/dump.jsonl"
   local tables
   tables=$(sql -N -e "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA='$db' AND TABLE_TYPE='BASE TABLE'")
   for t in $tables; do
