@@ -21,6 +21,13 @@
 
 #define DUE_BATCH 512
 #define REF_WAIT_MS 1000
+/* The due rows are re-read from the outbox at most this often while the
+ * previous read still has rows to start (the scan is O(outbox)). */
+#define DUE_REFRESH_MS 200
+/* Answers are recorded in one transaction (one fsync) for up to this many
+ * rows, or when the oldest unrecorded answer is this old. */
+#define RECORD_BATCH 64
+#define RECORD_WAIT_MS 5
 
 typedef struct tstate {
 	const apply_target_system_t *cfg;
@@ -61,6 +68,11 @@ struct apply_deliver {
 	size_t nts;
 	flight_t *flights;          /* in flight or answered, not yet recorded */
 	unsigned in_flight;
+	apply_outbox_row_t *due;    /* last outbox_due answer; [due_next, ndue) not yet tried */
+	size_t ndue, due_next;
+	int64_t due_read_ms;        /* mono time of that read */
+	unsigned answered;          /* flights done, not yet recorded */
+	int64_t first_answer_ms;    /* mono time the oldest of those finished */
 	metrics_family_t *f_writes, *f_latency, *f_dlq_total;
 };
 
@@ -210,6 +222,7 @@ apply_deliver_destroy(apply_deliver_t *d)
 		nx = f->next;
 		flight_free(f);
 	}
+	apply_state_outbox_rows_free(d->due, d->ndue);
 	free(d->ts);
 	free(d);
 }
@@ -674,7 +687,8 @@ on_done(void *ud, const http_response_t *resp)
 {
 	apply_deliver_t *d = ud;
 	flight_t *f = resp->tag;
-	(void) d;
+	if (d->answered++ == 0)
+		d->first_answer_ms = mono_ms();
 	f->done = true;
 	f->resp = *resp;
 	f->resp.body = xstrdup(resp->body);
@@ -782,67 +796,126 @@ drop:
 	return st;
 }
 
-apply_status_t
-apply_deliver_step(apply_deliver_t *d, int timeout_ms, size_t *finished, char *err, size_t errlen)
+/* Record every answered flight in one transaction. */
+static apply_status_t
+record_answers(apply_deliver_t *d, size_t *done, char *err, size_t errlen)
 {
-	apply_outbox_row_t *rows = NULL;
-	size_t n = 0, done = 0;
-	apply_status_t st;
-	int64_t now_wall = wall_ms(), now_mono = mono_ms();
-	if (finished)
-		*finished = 0;
-	st = apply_state_outbox_due(d->state, now_wall, DUE_BATCH + d->in_flight, &rows, &n, err,
-				    errlen);
+	apply_status_t st = apply_state_begin(d->state, err, errlen);
 	if (st != APPLY_OK)
 		return st;
-	bool txn = false;
-	for (size_t i = 0; i < n; i++) {
-		if (row_in_flight(d, rows[i].id))
-			continue;
-		if (!txn) {
-			if ((st = apply_state_begin(d->state, err, errlen)) != APPLY_OK)
-				goto out;
-			txn = true;
-		}
-		if ((st = start_row(d, &rows[i], now_wall, now_mono, err, errlen)) != APPLY_OK)
-			goto out;
-	}
-	if (txn) {
-		txn = false;
-		if ((st = apply_state_commit(d->state, err, errlen)) != APPLY_OK)
-			goto out;
-	}
-	apply_state_outbox_rows_free(rows, n);
-	rows = NULL;
-	n = 0;
-	http_client_poll(d->http, d->in_flight ? timeout_ms : 0, on_done, d);
-	bool any = false;
-	for (flight_t *f = d->flights; f; f = f->next)
-		any |= f->done;
-	if (!any)
-		goto out;
-	if ((st = apply_state_begin(d->state, err, errlen)) != APPLY_OK)
-		goto out;
-	txn = true;
 	for (flight_t **pp = &d->flights; *pp;) {
 		flight_t *f = *pp;
 		if (!f->done) {
 			pp = &f->next;
 			continue;
 		}
-		if ((st = record_answer(d, f, err, errlen)) != APPLY_OK)
-			goto out;
-		done++;
+		if ((st = record_answer(d, f, err, errlen)) != APPLY_OK) {
+			apply_state_rollback(d->state);
+			return st;  /* the answers stay; the next step records them again */
+		}
+		(*done)++;
 		*pp = f->next;
 		d->in_flight--;
+		d->answered--;
 		flight_free(f);
 	}
-	st = apply_state_commit(d->state, err, errlen);
-	txn = false;
+	if ((st = apply_state_commit(d->state, err, errlen)) != APPLY_OK) {
+		/* Rolled back: nothing recorded.  The rows stay queued and are
+		 * sent again under the same keys (the targets replay them). */
+		log_warn("apply", "could not record %zu answers: %s", *done, err);
+	}
+	d->answered = 0;
+	return st;
+}
+
+/* Does any flight still wait for its answer? */
+static bool
+waiting_answers(const apply_deliver_t *d)
+{
+	return d->in_flight > d->answered;
+}
+
+/*
+ * One round: refresh the due rows when the last read is used up or old,
+ * start what the targets have room for, poll, and record the answers in
+ * one transaction once enough have arrived (group commit: one fsync for
+ * many rows; the HTTP slots are free as soon as the answer is in, so new
+ * requests do not wait for the commit).
+ */
+apply_status_t
+apply_deliver_step(apply_deliver_t *d, int timeout_ms, size_t *finished, char *err, size_t errlen)
+{
+	size_t done = 0;
+	apply_status_t st = APPLY_OK;
+	int64_t now_wall = wall_ms(), now_mono = mono_ms();
+	bool txn = false;
+	if (finished)
+		*finished = 0;
+	if (d->due_next >= d->ndue || now_mono - d->due_read_ms >= DUE_REFRESH_MS) {
+		apply_state_outbox_rows_free(d->due, d->ndue);
+		d->due = NULL;
+		d->ndue = d->due_next = 0;
+		st = apply_state_outbox_due(d->state, now_wall, DUE_BATCH + d->in_flight, &d->due,
+					    &d->ndue, err, errlen);
+		if (st != APPLY_OK)
+			return st;
+		d->due_read_ms = now_mono;
+	}
+	/* Start rows in order; a row whose target has no room keeps its place. */
+	size_t keep = d->due_next;
+	for (size_t i = d->due_next; i < d->ndue; i++) {
+		apply_outbox_row_t *row = &d->due[i];
+		tstate_t *t = find_target(d, row->target);
+		if (row_in_flight(d, row->id))
+			continue;
+		if (t && t->paused_until_ms <= now_wall &&
+		    (!http_target_has_slot(t->http) || retry_bucket_wait_ms(&t->bucket, now_mono) > 0)) {
+			if (keep != i) {
+				apply_outbox_row_t tmp = d->due[keep];
+				d->due[keep] = *row;
+				*row = tmp;
+			}
+			keep++;
+			continue;
+		}
+		if (!txn) {
+			if ((st = apply_state_begin(d->state, err, errlen)) != APPLY_OK)
+				goto out;
+			txn = true;
+		}
+		if ((st = start_row(d, row, now_wall, now_mono, err, errlen)) != APPLY_OK)
+			goto out;
+	}
+	/* [due_next, keep) waits for room; what follows was started or handled. */
+	for (size_t i = keep; i < d->ndue; i++) {
+		apply_outbox_row_t *r = &d->due[i];
+		free(r->entity);
+		free(r->entity_id);
+		free(r->target);
+		free(r->idem_key);
+		free(r->request);
+		free(r->source);
+		free(r->last_error);
+	}
+	d->ndue = keep;
+	if (txn) {
+		txn = false;
+		if ((st = apply_state_commit(d->state, err, errlen)) != APPLY_OK)
+			goto out;
+	}
+	int wait = waiting_answers(d) ? timeout_ms : 0;
+	if (d->answered && wait > RECORD_WAIT_MS)
+		wait = RECORD_WAIT_MS;
+	http_client_poll(d->http, wait, on_done, d);
+	if (!d->answered)
+		goto out;
+	if (d->answered < RECORD_BATCH && waiting_answers(d) &&
+	    mono_ms() - d->first_answer_ms < RECORD_WAIT_MS)
+		goto out;  /* more answers are coming; record them together */
+	st = record_answers(d, &done, err, errlen);
 out:
 	if (txn)
 		apply_state_rollback(d->state);
-	apply_state_outbox_rows_free(rows, n);
 	if (finished)
 		*finished = done;
 	return st;

@@ -623,14 +623,22 @@ apply_service_run(const apply_service_config_t *cfg)
 	int rc = STEWARD_EXIT_OK;
 	int64_t last_status = 0;
 	int busy_failures = 0;
+	int64_t pending = 0, next_count_ms = 0, next_ingest_ms = 0;
 	while (!(cfg->stop && *cfg->stop)) {
 		size_t n = 0, delivered = 0;
-		int64_t pending = 0;
-		/* Backpressure: let the outbox drain before taking more changes. */
-		if (s->deliver)
+		int64_t now0 = wall_ms();
+		/* Backpressure: let the outbox drain before taking more changes.
+		 * The count scans the outbox: not on every round. */
+		if (s->deliver && now0 >= next_count_ms) {
 			apply_state_outbox_count(s->state, NULL, &pending, err, sizeof err);
-		if (pending < 20000) {
+			next_count_ms = now0 + 100;
+		}
+		if (pending < 20000 && now0 >= next_ingest_ms) {
 			st = apply_service_ingest(s, &n, err, sizeof err);
+			/* Caught up while writes are in flight: look again soon, not
+			 * on every delivery round (each look takes the write lock). */
+			next_ingest_ms = n == 0 && s->deliver && apply_deliver_in_flight(s->deliver)
+					 ? now0 + 50 : 0;
 			if (st == APPLY_PERMANENT) {
 				log_error("apply", "%s", err);
 				rc = STEWARD_EXIT_DATAERR;
@@ -660,7 +668,7 @@ apply_service_run(const apply_service_config_t *cfg)
 			update_status(s);
 			last_status = now;
 		}
-		if (cfg->once && n == 0) {
+		if (cfg->once && n == 0 && !(s->deliver && apply_deliver_in_flight(s->deliver))) {
 			bool caught_up = true;
 			for (size_t i = 0; i < s->nlogs; i++)
 				caught_up &= s->logs[i].caught_up;
