@@ -59,6 +59,7 @@ struct apply_service {
 	rules_mapped_t *mapped;
 	rules_decision_t *decision;
 	uint64_t warned_unconfigured;  /* bits: system*8+entity, best effort */
+	bool replaying;                /* the change being processed is in --replay-from's range */
 	metrics_family_t *f_changes, *f_decisions, *f_dlq_total, *f_lag, *f_batch;
 	pthread_mutex_t status_lock;
 	char *status_json;             /* last snapshot for GET /status */
@@ -184,6 +185,41 @@ out:
 	return st;
 }
 
+/*
+ * The golden record as it was before change m, for --replay-from: the
+ * decision against it is the one made the first time, so the writes are
+ * queued under the same Idempotency-Keys.  A change that created the
+ * entity (an insert from the system the canonical id is named after) was
+ * resolved against an empty record; otherwise the fields m itself set are
+ * taken back and m's system is marked as not seen.  Later changes to other
+ * fields stay (their writes are not m's).  Takes g; returns the record to
+ * resolve against (the caller's).
+ */
+static rules_golden_t *
+golden_before(const rules_t *r, rules_golden_t *g, const rules_mapped_t *m,
+	      const char *canonical)
+{
+	const char *sys = rules_system_name(r, m->system);
+	size_t n = strlen(sys);
+	if (m->is_insert && m->key && strncmp(canonical, sys, n) == 0 && canonical[n] == ':' &&
+	    strcmp(canonical + n + 1, m->key) == 0) {
+		rules_golden_free(g);
+		return rules_golden_new(r, m->entity);
+	}
+	for (size_t i = 0; i < g->nfields; i++) {
+		rules_golden_field_t *f = &g->fields[i];
+		if (f->owner == m->system && position_cmp(&f->position, &m->position) == 0) {
+			free(f->value);
+			f->value = NULL;
+			f->owner = -1;
+			f->position.len = 0;
+		}
+	}
+	if ((size_t) m->system < g->nsystems)
+		g->seen[m->system].len = 0;
+	return g;
+}
+
 static apply_status_t
 process_mapped(apply_service_t *s, log_in_t *l, const Steward__Change *c, const char *corr,
 	       char *err, size_t errlen)
@@ -205,7 +241,8 @@ process_mapped(apply_service_t *s, log_in_t *l, const Steward__Change *c, const 
 	if (st == APPLY_CONFLICT) {
 		log_warn_kv("apply", kv, "%s", ierr);
 		count_change(s, l, entity, "ambiguous");
-		st = dlq_change(s, l, m, entity, NULL, ierr, c, err, errlen);
+		st = s->replaying ? APPLY_OK  /* dead-lettered the first time */
+				  : dlq_change(s, l, m, entity, NULL, ierr, c, err, errlen);
 		goto out;
 	}
 	if (st != APPLY_OK) {
@@ -224,6 +261,9 @@ process_mapped(apply_service_t *s, log_in_t *l, const Steward__Change *c, const 
 	} else {
 		goto out;
 	}
+	st = APPLY_OK;
+	if (s->replaying)
+		g = golden_before(r, g, m, canonical);
 	rules_resolve(r, g, m, d);
 	const char *outcome = rules_outcome_name(d->outcome);
 	count_change(s, l, entity, outcome);
@@ -233,7 +273,7 @@ process_mapped(apply_service_t *s, log_in_t *l, const Steward__Change *c, const 
 		metrics_add(metrics_series(s->f_decisions, lv), 1);
 	}
 	/* Conflicts into the conflict log, with the rule that refused them. */
-	for (size_t i = 0; i < d->nfields; i++) {
+	for (size_t i = 0; !s->replaying && i < d->nfields; i++) {
 		const rules_field_decision_t *fd = &d->fields[i];
 		if (fd->verdict != RULES_CONFLICT)
 			continue;
@@ -246,7 +286,7 @@ process_mapped(apply_service_t *s, log_in_t *l, const Steward__Change *c, const 
 	}
 	if (d->outcome == RULES_OUTCOME_UNAUTHORIZED_CREATE ||
 	    d->outcome == RULES_OUTCOME_UNAUTHORIZED_DELETE) {
-		if (d->unauth_action == RULES_UNAUTH_DEAD_LETTER) {
+		if (d->unauth_action == RULES_UNAUTH_DEAD_LETTER && !s->replaying) {
 			char reason[300];
 			snprintf(reason, sizeof reason, "unauthorized %s: %s may not %s %s (rule %s)",
 				 d->outcome == RULES_OUTCOME_UNAUTHORIZED_CREATE ? "create" : "delete",
@@ -264,6 +304,8 @@ process_mapped(apply_service_t *s, log_in_t *l, const Steward__Change *c, const 
 		if (st != APPLY_OK)
 			goto out;
 	}
+	if (s->replaying)
+		goto out;  /* the golden record and crosswalk already reflect the change */
 	if (d->outcome == RULES_OUTCOME_APPLIED && log_min_level >= LOG_LEVEL_INFO)
 		log_info_kv("apply", kv, "%s %s %s: %zu accepted, %zu conflicts, %zu targets",
 			    rules_system_name(r, m->system), entity, canonical, d->naccepted,
@@ -304,6 +346,8 @@ process_change(apply_service_t *s, log_in_t *l, const Steward__Change *c, char *
 			log_warn_kv("apply", kv, "cannot map change of %s.%s: %s",
 				    c->schema ? c->schema : "", c->table ? c->table : "", merr);
 			count_change(s, l, "-", "unmapped");
+			if (s->replaying)
+				continue;  /* dead-lettered the first time */
 			char reason[600];
 			snprintf(reason, sizeof reason, "unmappable change: %s", merr);
 			apply_status_t st = dlq_change(s, l, NULL, c->table ? c->table : "-", NULL,
@@ -359,6 +403,7 @@ apply_service_ingest(apply_service_t *s, size_t *records, char *err, size_t errl
 			continue;  /* before the replay range */
 		if (!replaying && position_cmp(&pos, &l->cursor) <= 0)
 			continue;  /* applied already: deduplicate by position */
+		s->replaying = replaying;
 		if ((st = process_change(s, l, c, err, errlen)) != APPLY_OK)
 			goto out;
 		if (position_cmp(&pos, &l->cursor) > 0)
