@@ -391,7 +391,7 @@ log_with_flipped_byte(char *dir, uint64_t delta, uint64_t *frame2_off)
 	char *path = seg_path(dir, 1);
 	size_t len;
 	uint8_t *data = read_file(path, &len);
-	uint64_t offs[8];
+	uint64_t offs[8] = {0};
 	assert_int_equal(frame_offsets(data, len, offs, 8), 3);
 	*frame2_off = offs[1];
 	data[offs[1] + delta] ^= 0x40;
