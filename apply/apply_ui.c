@@ -168,9 +168,9 @@ health_class(const char *state)
 {
 	if (!state)
 		return "unknown";
-	if (!strcmp(state, "healthy") || !strcmp(state, "streaming") || !strcmp(state, "caught up"))
+	if (!strcmp(state, "healthy") || !strcmp(state, "streaming"))
 		return "ok";
-	if (!strcmp(state, "rate_limited") || !strcmp(state, "behind"))
+	if (!strcmp(state, "rate_limited"))
 		return "warn";
 	return "bad";
 }
@@ -228,10 +228,11 @@ render_health(buf_t *b, json_t *status)
 		bool caught = json_is_true(json_object_get(s, "caught_up"));
 		double lag = json_number_value(json_object_get(s, "lag_seconds"));
 		const char *h = caught ? "caught up" : lag > 300 ? "lagging" : "behind";
+		const char *cls = caught ? "ok" : lag > 300 ? "bad" : "warn";
 		buf_append_str(b, "<tr><td>");
 		esc(b, name ? name : json_string_value(json_object_get(s, "log")));
 		appendf(b, "</td><td><span class=\"pill %s\">%s</span></td><td class=\"num\">%.1f s"
-			   "</td><td><code>", health_class(h), h, lag);
+			   "</td><td><code>", cls, h, lag);
 		esc(b, json_string_value(json_object_get(s, "position")));
 		buf_append_str(b, "</code></td></tr>");
 	}
