@@ -19,6 +19,7 @@
 
 #include "apply_deliver.h"
 #include "apply_identity.h"
+#include "apply_replay.h"
 #include "apply_targets.h"
 #include "apply_ui.h"
 #include "clog.h"
@@ -60,6 +61,7 @@ struct apply_service {
 	rules_decision_t *decision;
 	uint64_t warned_unconfigured;  /* bits: system*8+entity, best effort */
 	bool replaying;                /* the change being processed is in --replay-from's range */
+	apply_replay_t *replay;        /* golden records of the range (apply_replay.h) */
 	metrics_family_t *f_changes, *f_decisions, *f_dlq_total, *f_lag, *f_batch;
 	pthread_mutex_t status_lock;
 	char *status_json;             /* last snapshot for GET /status */
@@ -185,41 +187,6 @@ out:
 	return st;
 }
 
-/*
- * The golden record as it was before change m, for --replay-from: the
- * decision against it is the one made the first time, so the writes are
- * queued under the same Idempotency-Keys.  A change that created the
- * entity (an insert from the system the canonical id is named after) was
- * resolved against an empty record; otherwise the fields m itself set are
- * taken back and m's system is marked as not seen.  Later changes to other
- * fields stay (their writes are not m's).  Takes g; returns the record to
- * resolve against (the caller's).
- */
-static rules_golden_t *
-golden_before(const rules_t *r, rules_golden_t *g, const rules_mapped_t *m,
-	      const char *canonical)
-{
-	const char *sys = rules_system_name(r, m->system);
-	size_t n = strlen(sys);
-	if (m->is_insert && m->key && strncmp(canonical, sys, n) == 0 && canonical[n] == ':' &&
-	    strcmp(canonical + n + 1, m->key) == 0) {
-		rules_golden_free(g);
-		return rules_golden_new(r, m->entity);
-	}
-	for (size_t i = 0; i < g->nfields; i++) {
-		rules_golden_field_t *f = &g->fields[i];
-		if (f->owner == m->system && position_cmp(&f->position, &m->position) == 0) {
-			free(f->value);
-			f->value = NULL;
-			f->owner = -1;
-			f->position.len = 0;
-		}
-	}
-	if ((size_t) m->system < g->nsystems)
-		g->seen[m->system].len = 0;
-	return g;
-}
-
 static apply_status_t
 process_mapped(apply_service_t *s, log_in_t *l, const Steward__Change *c, const char *corr,
 	       char *err, size_t errlen)
@@ -262,9 +229,15 @@ process_mapped(apply_service_t *s, log_in_t *l, const Steward__Change *c, const 
 		goto out;
 	}
 	st = APPLY_OK;
-	if (s->replaying)
-		g = golden_before(r, g, m, canonical);
-	rules_resolve(r, g, m, d);
+	/* A replay resolves against the record as it was before this change. */
+	rules_golden_t *use = g;
+	if (s->replaying) {
+		if (!s->replay)
+			s->replay = apply_replay_new();
+		use = apply_replay_golden(s->replay, r, entity, canonical, m, g);
+		g = NULL;
+	}
+	rules_resolve(r, use, m, d);
 	const char *outcome = rules_outcome_name(d->outcome);
 	count_change(s, l, entity, outcome);
 	for (size_t i = 0; s->f_decisions && i < d->nfields; i++) {
@@ -304,8 +277,11 @@ process_mapped(apply_service_t *s, log_in_t *l, const Steward__Change *c, const 
 		if (st != APPLY_OK)
 			goto out;
 	}
-	if (s->replaying)
-		goto out;  /* the golden record and crosswalk already reflect the change */
+	if (s->replaying) {
+		/* The stored record and crosswalk already reflect the change. */
+		rules_golden_apply(r, use, m, d);
+		goto out;
+	}
 	if (d->outcome == RULES_OUTCOME_APPLIED && log_min_level >= LOG_LEVEL_INFO)
 		log_info_kv("apply", kv, "%s %s %s: %zu accepted, %zu conflicts, %zu targets",
 			    rules_system_name(r, m->system), entity, canonical, d->naccepted,
@@ -438,20 +414,30 @@ apply_service_ingest(apply_service_t *s, size_t *records, char *err, size_t errl
 		if (per_log[i] && l->m_batch)
 			metrics_observe(l->m_batch, (double) per_log[i]);
 	}
+	bool replay_left = false;
+	for (size_t i = 0; i < s->nlogs; i++)
+		replay_left |= s->logs[i].replay_from.len > 0;
+	if (!replay_left && s->replay) {
+		apply_replay_free(s->replay);  /* range done: release its records */
+		s->replay = NULL;
+	}
 	*records = n;
 out:
 	if (txn || st != APPLY_OK) {
 		apply_state_rollback(s->state);
 		if (st != APPLY_OK) {
 			/* Re-read the batch after a failure: rewind readers to the committed cursors. */
+			apply_replay_free(s->replay);
+			s->replay = NULL;
 			for (size_t i = 0; i < s->nlogs; i++) {
 				log_in_t *l = &s->logs[i];
 				char rerr[256];
 				clog_reader_close(l->reader);
 				l->reader = NULL;
 				l->cursor = l->committed;
-				if (clog_reader_open(l->dir, &l->committed, &l->reader, rerr,
-						     sizeof rerr) != CLOG_OK)
+				/* Within a replay range: read it again from its start. */
+				if (clog_reader_open(l->dir, l->replay_from.len ? NULL : &l->committed,
+						     &l->reader, rerr, sizeof rerr) != CLOG_OK)
 					log_error("apply", "could not reopen change log %s: %s", l->dir, rerr);
 			}
 		}
@@ -640,6 +626,7 @@ apply_service_close(apply_service_t *s)
 		free(s->logs[i].source);
 	}
 	free(s->logs);
+	apply_replay_free(s->replay);
 	rules_mapped_free(s->mapped);
 	rules_decision_free(s->decision);
 	apply_state_close(s->state);

@@ -148,6 +148,11 @@ billing_activity() {
   sleep 3  # billing customers belong to ERP customers that exist by now
   for i in $(seq 1 $((N / 2))); do
     local cus
+    # a billing customer links to an ERP customer that exists (and that
+    # Steward knows: the ERP row is Steward's own upsert); without it the
+    # rules call it a create billing has no right to
+    for _ in $(seq 1 100); do [[ -n $(pg erp "SELECT 1 FROM customers WHERE customer_no = 'C-$i'") ]] && break; sleep 0.3; done
+    sleep 0.5
     cus=$(IDEM="drv-cus-$i" api_retry POST /billing/v1/customers "{\"name\":\"Billing Name $i\",\"email\":\"billing$i@x.example\",\"metadata\":{\"erp_customer_no\":\"C-$i\"}}" | sed -n 's/.*"id":"\(cus_[A-Za-z0-9]*\)".*/\1/p') || true
     [[ -n $cus ]] || continue
     echo "$i $cus" >>"$DIR/billing-customers"
