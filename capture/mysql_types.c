@@ -117,6 +117,106 @@ split_exp(const char *s, char *digits, int *len, int *decpt)
 	*decpt = atoi(p + 1) + 1;
 }
 
+typedef unsigned __int128 u128;
+
+static u128
+pow10_u128(int k)
+{
+	static const uint64_t small[20] = {
+		1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+		100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+		10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+		100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL,
+	};
+	return k < 20 ? small[k] : (u128) small[19] * small[k - 19];
+}
+
+/* r / 2^s rounded to nearest, ties to even. */
+static u128
+round_shift(u128 r, int s)
+{
+	u128 q = r >> s, rem = r - (q << s), half = (u128) 1 << (s - 1);
+	if (rem > half || (rem == half && (q & 1)))
+		q++;
+	return q;
+}
+
+/*
+ * The first p significant digits of v > 0, correctly rounded (ties to even)
+ * exactly as printf's "%.*e" gives them, without printf: v = m / 2^s, so
+ * v * 10^k rounds to (m * 10^k + 2^(s-1)) >> s, exact in 128 bits for
+ * m < 2^53, 10^k <= 10^21 (times 10) and s <= 120 — every normal double from about
+ * 1e-6 (p = 17) up to 2^52.  *digits gets the digits with trailing zeros
+ * dropped, *decpt as dtoa's; *roundtrips says whether those digits read
+ * back (strtod, round to nearest even) as v.  False when v is outside the
+ * exact range: the caller takes the printf path.
+ */
+static bool
+exact_digits(double v, int p, char *digits, int *len, int *decpt, bool *roundtrips)
+{
+	uint64_t bits;
+	memcpy(&bits, &v, sizeof bits);
+	int biased = (int) ((bits >> 52) & 0x7ff);
+	if (biased == 0 || biased == 0x7ff || p < 1 || p > 17)
+		return false;  /* subnormal, inf/nan */
+	uint64_t m = (bits & ((1ULL << 52) - 1)) | (1ULL << 52);
+	int s = 1075 - biased;
+	if (s < 1 || s > 120)
+		return false;
+	int e10 = (int) floor(log10(v));
+	for (int tries = 0; tries < 4; tries++) {
+		int k = p - 1 - e10;
+		if (k < 0 || k > 21)
+			return false;
+		u128 r = (u128) m * pow10_u128(k);  /* v * 10^k == r / 2^s */
+		u128 q = round_shift(r, s);
+		if (q >= pow10_u128(p)) {  /* log10 estimate low, or rounded up to 10^p */
+			e10++;
+			continue;
+		}
+		if (q < pow10_u128(p - 1)) {
+			e10--;
+			continue;
+		}
+		/*
+		 * 10^(p-1) may be 99..9.x rounded up under an estimate one too
+		 * high: printf takes the lower exponent when it yields p digits.
+		 */
+		if (q == pow10_u128(p - 1) && round_shift(r * 10, s) < pow10_u128(p)) {
+			e10--;
+			continue;
+		}
+		/*
+		 * q * 10^-k reads back as v iff it is within half the gap to
+		 * v's neighbour: in units of 2^-s / 10^k the upper half gap is
+		 * 10^k / 2, the lower one 10^k / 4 when m is a power of two
+		 * (the next double down is twice as close); a tie goes to the
+		 * even mantissa.
+		 */
+		u128 qs = q << s, lim = pow10_u128(k);
+		u128 diff = qs > r ? qs - r : r - qs;
+		if (qs < r && m == (1ULL << 52) && biased > 1)
+			*roundtrips = 4 * diff <= lim;
+		else
+			*roundtrips = 2 * diff < lim || (2 * diff == lim && !(m & 1));
+		uint64_t n = (uint64_t) q;
+		char tmp[20];
+		for (int i = p - 1; i >= 0; i--) {
+			tmp[i] = (char) ('0' + n % 10);
+			n /= 10;
+		}
+		int l = p;
+		while (l > 1 && tmp[l - 1] == '0')
+			l--;
+		memcpy(digits, tmp, (size_t) l);
+		digits[l] = '\0';
+		*len = l;
+		*decpt = e10 + 1;
+		return true;
+	}
+	return false;
+}
+
 void
 mysql_format_double(double v, buf_t *out)
 {
@@ -134,8 +234,18 @@ mysql_format_double(double v, buf_t *out)
 	 * Shortest digits that read back to the same double.  If 15 digits
 	 * round-trip, the shortest form is those digits without trailing
 	 * zeros (a normal double is closer to it than half a 15-digit unit);
-	 * else 16, else 17 always does.
+	 * else 16, else 17 always does.  exact_digits answers that in
+	 * integer arithmetic for the usual range; printf + strtod elsewhere.
 	 */
+	bool rt = false;
+	for (int prec = 15; prec <= 17; prec++) {
+		if (!exact_digits(fabs(v), prec, digits, &len, &decpt, &rt))
+			break;
+		if (rt || prec == 17) {
+			format_digits(v < 0, digits, len, decpt, out);
+			return;
+		}
+	}
 	int first = fabs(v) < DBL_MIN ? 1 : 15;  /* subnormals carry fewer digits */
 	for (int prec = first; prec <= 17; prec++) {
 		snprintf(s, sizeof(s), "%.*e", prec - 1, fabs(v));
@@ -151,6 +261,7 @@ mysql_format_float(float v, buf_t *out)
 {
 	char s[40], digits[40];
 	int len, decpt;
+	bool rt;
 	double d = v;
 	if (d == 0) {
 		buf_append_str(out, signbit(d) ? "-0" : "0");
@@ -161,6 +272,10 @@ mysql_format_float(float v, buf_t *out)
 		return;
 	}
 	/* FLOAT prints FLT_DIG (6) significant digits, correctly rounded */
+	if (exact_digits(fabs(d), 6, digits, &len, &decpt, &rt)) {
+		format_digits(d < 0, digits, len, decpt, out);
+		return;
+	}
 	snprintf(s, sizeof(s), "%.5e", fabs(d));
 	split_exp(s, digits, &len, &decpt);
 	format_digits(d < 0, digits, len, decpt, out);
