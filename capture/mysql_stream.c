@@ -328,6 +328,8 @@ typedef struct commit_info {
 	uint64_t file_no, end;
 	int64_t ts_us;
 	uint32_t seq;
+	char ptext[700];   /* position text up to the sequence number: "FILE:END:" */
+	size_t ptext_len;
 } commit_info_t;
 
 static int
@@ -336,9 +338,18 @@ emit_row(stream_t *s, const mysql_table_t *t, Steward__Op op, const mysql_value_
 {
 	Steward__Change ch = STEWARD__CHANGE__INIT;
 	position_t pos;
-	char ptext[700];
 	position_mysql(&pos, ci->file_no, ci->end, POSITION_PHASE_STREAM, ci->seq);
-	mysql_position_text(s->file, ci->end, POSITION_PHASE_STREAM, ci->seq, ptext, sizeof(ptext));
+	/* mysql_position_text's form, without a printf per row */
+	char *ptext = ci->ptext, *q = ptext + ci->ptext_len, digits[12];
+	int nd = 0;
+	uint32_t seq = ci->seq;
+	do {
+		digits[nd++] = (char) ('0' + seq % 10);
+		seq /= 10;
+	} while (seq);
+	while (nd)
+		*q++ = digits[--nd];
+	*q = '\0';
 	ch.has_version = true;
 	ch.version = 1;
 	ch.source = (char *) s->o->src->source_name;
@@ -450,7 +461,9 @@ static int
 txn_commit(stream_t *s, uint64_t end, uint32_t ts, char *err, size_t errlen)
 {
 	int rc = STEWARD_EXIT_OK;
-	commit_info_t ci = {mysql_binlog_file_no(s->file), end, (int64_t) ts * 1000000, 0};
+	commit_info_t ci = {mysql_binlog_file_no(s->file), end, (int64_t) ts * 1000000, 0, "", 0};
+	mysql_position_text(s->file, end, POSITION_PHASE_STREAM, 0, ci.ptext, sizeof(ci.ptext) - 12);
+	ci.ptext_len = strlen(ci.ptext) - 1;  /* drop the "0": each row appends its own seq */
 	size_t nvals = 8192;
 	mysql_value_t *vals = xcalloc(nvals, sizeof(*vals));
 	if (s->spill) {

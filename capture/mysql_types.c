@@ -283,6 +283,26 @@ mysql_format_float(float v, buf_t *out)
 
 /* ---- DECIMAL ---- */
 
+/*
+ * One decimal group as exactly `width` digits (zero-padded) at dst; a
+ * value too wide for its group (a corrupt one) writes width + 1 digits so
+ * the caller's length check rejects it.  Returns the digits written.
+ */
+static size_t
+put_group(char *dst, uint64_t v, unsigned width)
+{
+	uint64_t lim = 1;
+	for (unsigned i = 0; i < width; i++)
+		lim *= 10;
+	if (v >= lim)
+		width++;
+	for (unsigned i = width; i > 0; i--) {
+		dst[i - 1] = (char) ('0' + v % 10);
+		v /= 10;
+	}
+	return width;
+}
+
 static const int dig2bytes[10] = {0, 1, 1, 2, 2, 3, 3, 4, 4, 4};
 
 static mydec_status_t
@@ -306,20 +326,16 @@ decimal_text(unsigned precision, unsigned scale, const uint8_t *p, size_t avail,
 	size_t il = 0, fl = 0, o = 0;
 	if (intg0x) {
 		unsigned n = (unsigned) dig2bytes[intg0x];
-		il += (size_t) snprintf(ip + il, sizeof(ip) - il, "%0*llu", (int) intg0x,
-					(unsigned long long) mysql_be(b + o, n));
+		il += put_group(ip + il, mysql_be(b + o, n), intg0x);
 		o += n;
 	}
 	for (unsigned i = 0; i < intg0; i++, o += 4)
-		il += (size_t) snprintf(ip + il, sizeof(ip) - il, "%09llu",
-					(unsigned long long) mysql_be(b + o, 4));
+		il += put_group(ip + il, mysql_be(b + o, 4), 9);
 	for (unsigned i = 0; i < frac0; i++, o += 4)
-		fl += (size_t) snprintf(fp + fl, sizeof(fp) - fl, "%09llu",
-					(unsigned long long) mysql_be(b + o, 4));
+		fl += put_group(fp + fl, mysql_be(b + o, 4), 9);
 	if (frac0x) {
 		unsigned n = (unsigned) dig2bytes[frac0x];
-		fl += (size_t) snprintf(fp + fl, sizeof(fp) - fl, "%0*llu", (int) frac0x,
-					(unsigned long long) mysql_be(b + o, n));
+		fl += put_group(fp + fl, mysql_be(b + o, n), frac0x);
 	}
 	/* a group wider than its digits means a corrupt value, not a number */
 	if (il != intg || fl != scale)
