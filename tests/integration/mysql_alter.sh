@@ -3,7 +3,7 @@
 # table had when the change was made (table-map metadata), before and
 # after ADD, DROP, RENAME and reordering of columns.
 set -euo pipefail
-source "$(dirname "$0")/mysql_lib.sh"
+source "$(dirname "$0")/lib/mysql_lib.sh"
 mysql_setup mysql_alter 33401
 
 sql app -e "CREATE TABLE acct (id int primary key, name varchar(20), score int)"

@@ -3,7 +3,7 @@
 # second one updating part of it: every row lands once, in order, under its
 # GTID, while the agent's memory stays bounded (the transaction spills to disk).
 set -euo pipefail
-source "$(dirname "$0")/mysql_lib.sh"
+source "$(dirname "$0")/lib/mysql_lib.sh"
 mysql_setup mysql_bigtxn 33402
 
 N=500000

@@ -4,7 +4,7 @@
 # error that never prints the password; a statement-format change stops
 # the agent with a clear error instead of being skipped.
 set -euo pipefail
-source "$(dirname "$0")/mysql_lib.sh"
+source "$(dirname "$0")/lib/mysql_lib.sh"
 mysql_setup mysql_check 33404
 
 sql <<'SQL'

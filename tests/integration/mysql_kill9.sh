@@ -3,7 +3,7 @@
 # and during a concurrent write load — then restart: the state rebuilt from
 # the change log equals SELECT * of every table and no position repeats.
 set -euo pipefail
-source "$(dirname "$0")/mysql_lib.sh"
+source "$(dirname "$0")/lib/mysql_lib.sh"
 mysql_setup mysql_kill9 33403
 
 ROWS=30000; TXNS=400

@@ -3,7 +3,7 @@
 # compressed rows events: the state rebuilt from the change log equals
 # SELECT * as the mariadb client prints it.
 set -euo pipefail
-source "$(dirname "$0")/mysql_lib.sh"
+source "$(dirname "$0")/lib/mysql_lib.sh"
 mysql_setup mysql_types 33400
 
 FIXTURE="$STEWARD_SOURCE_DIR/tests/unit/data/mysql/types.sql"

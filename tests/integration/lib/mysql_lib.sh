@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Helpers sourced by the tests/integration/mysql_*.sh scenarios; run on its
-# own (CTest registers every .sh) it only checks that its tools exist.
+# Helpers sourced by the tests/integration/mysql_*.sh scenarios (kept in
+# lib/ so CTest does not register it as a test).
 #
 #   mysql_setup NAME PORT   start a server under $STEWARD_BUILD_DIR/tmp/NAME, trap cleanup
 #   sql ARGS...             mariadb client as root on that server
@@ -10,7 +10,7 @@
 #   compare_state DIR DB    rebuild tables from `steward log dump`, compare to SELECT *
 set -euo pipefail
 
-: "${STEWARD_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+: "${STEWARD_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}"
 : "${STEWARD_BUILD_DIR:=$STEWARD_SOURCE_DIR/build}"
 : "${STEWARD_BIN:=$STEWARD_BUILD_DIR/cli/steward}"
 SERVER_SH="$STEWARD_SOURCE_DIR/scripts/mariadb-server.sh"
@@ -112,8 +112,3 @@ for t in tables:
 sys.exit(1 if bad else 0)
 PY
 }
-
-if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
-  command -v python3 >/dev/null && command -v mariadb >/dev/null && [[ -f "$SERVER_SH" ]]
-  echo "mysql_lib.sh: helpers present"
-fi
