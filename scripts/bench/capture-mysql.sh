@@ -3,7 +3,9 @@
 # --endpos` (full decoding into a durable, compressed change log) and with
 # `mariadb-binlog --read-from-remote-server --raw` (the ceiling: the same
 # bytes over the same replication protocol, written to a file undecoded),
-# alternating, several runs each; report medians and peak RSS.
+# alternating, several runs each, from the same start position; report
+# medians of wall time (server start and backlog load excluded), CPU time
+# (user + system) and peak RSS.
 #
 #   scripts/bench/capture-mysql.sh                      1,000,000 row changes, 3 runs each
 #   BENCH_ROWS=200000 BENCH_RUNS=5 scripts/bench/capture-mysql.sh
@@ -41,7 +43,10 @@ END=$(sql -N -e "SHOW MASTER STATUS" | awk '{print $1 ":" $2}')
 echo "backlog: $ROWS row changes from $START_FILE:$START_POS to $END"
 
 now() { date +%s.%N; }
-steward_run() {  # prints "seconds rss_kb"
+cpu_of() {  # user + system seconds from a /usr/bin/time -v report
+  awk -F: '/User time|System time/ {s += $2} END {printf "%.2f", s}' "$1"
+}
+steward_run() {  # prints "seconds rss_kb cpu_seconds"
   local d="$DIR/log" t0 t1
   rm -rf "$d"; mkdir -p "$d"
   echo "$START_FILE $START_POS" >"$d/mysql-resume"  # stream the backlog, no snapshot
@@ -49,9 +54,9 @@ steward_run() {  # prints "seconds rss_kb"
   /usr/bin/time -v "$STEWARD" capture --dsn "$DSN" --data-dir "$d" --endpos "$END" \
     --log-level warn 2>"$DIR/steward.time"
   t1=$(now)
-  echo "$(echo "$t1 - $t0" | bc) $(awk -F: '/Maximum resident/ {print $2+0}' "$DIR/steward.time")"
+  echo "$(echo "$t1 - $t0" | bc) $(awk -F: '/Maximum resident/ {print $2+0}' "$DIR/steward.time") $(cpu_of "$DIR/steward.time")"
 }
-binlog_run() {
+binlog_run() {  # prints "seconds rss_kb cpu_seconds"
   local d="$DIR/raw" t0 t1
   rm -rf "$d"; mkdir -p "$d"
   t0=$(now)
@@ -59,14 +64,15 @@ binlog_run() {
      --host=127.0.0.1 --port="$PORT" --user=steward --password=steward \
      --start-position="$START_POS" --to-last-log "$START_FILE" 2>"$DIR/binlog.time")
   t1=$(now)
-  echo "$(echo "$t1 - $t0" | bc) $(awk -F: '/Maximum resident/ {print $2+0}' "$DIR/binlog.time")"
+  echo "$(echo "$t1 - $t0" | bc) $(awk -F: '/Maximum resident/ {print $2+0}' "$DIR/binlog.time") $(cpu_of "$DIR/binlog.time")"
 }
 
-s_times=(); s_rss=(); b_times=(); b_rss=()
+s_times=(); s_rss=(); s_cpu=(); b_times=(); b_rss=(); b_cpu=()
 for r in $(seq 1 "$RUNS"); do
-  read -r t m < <(binlog_run); b_times+=("$t"); b_rss+=("$m")
-  read -r t m < <(steward_run); s_times+=("$t"); s_rss+=("$m")
-  printf 'run %d: mariadb-binlog %.2f s, steward %.2f s\n' "$r" "${b_times[-1]}" "$t"
+  read -r t m c < <(binlog_run); b_times+=("$t"); b_rss+=("$m"); b_cpu+=("$c")
+  read -r t m c < <(steward_run); s_times+=("$t"); s_rss+=("$m"); s_cpu+=("$c")
+  printf 'run %d: mariadb-binlog %.2f s (cpu %s s), steward %.2f s (cpu %s s)\n' "$r" \
+    "${b_times[-1]}" "${b_cpu[-1]}" "$t" "$c"
 done
 n=$("$STEWARD" log stats -d "$DIR/log" 2>/dev/null | awk '/records/ {print $NF; exit}' || true)
 echo "steward records in the last log: ${n:-?}"
@@ -74,7 +80,9 @@ echo "steward records in the last log: ${n:-?}"
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 st=$(median "${s_times[@]}"); bt=$(median "${b_times[@]}")
 srss=$(median "${s_rss[@]}"); brss=$(median "${b_rss[@]}")
+scpu=$(median "${s_cpu[@]}"); bcpu=$(median "${b_cpu[@]}")
 s_rate=$(echo "$ROWS / $st" | bc); b_rate=$(echo "$ROWS / $bt" | bc)
-echo "mariadb-binlog: $b_rate rows/s (median of $RUNS, ${bt} s), peak RSS ${brss} kB"
-echo "steward:        $s_rate rows/s (median of $RUNS, ${st} s), peak RSS ${srss} kB"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "mariadb-binlog: $b_rate rows/s (median of $RUNS, ${bt} s, cpu ${bcpu} s), peak RSS ${brss} kB"
+echo "steward:        $s_rate rows/s (median of $RUNS, ${st} s, cpu ${scpu} s), peak RSS ${srss} kB"
 echo "ratio $(echo "scale=3; $s_rate / $b_rate" | bc)"
