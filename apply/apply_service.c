@@ -42,6 +42,7 @@ typedef struct log_in {
 	position_t committed;
 	position_t replay_from;    /* len 0: no replay */
 	bool caught_up;
+	const Steward__Change *held;  /* read ahead for a replay's merge; owned by reader */
 	int64_t last_commit_us;
 	metrics_series_t *m_lag, *m_batch;
 } log_in_t;
@@ -341,6 +342,45 @@ process_change(apply_service_t *s, log_in_t *l, const Steward__Change *c, char *
 
 /* ---- ingest ---- */
 
+static clog_status_t
+log_next(log_in_t *l, const Steward__Change **c, char *err, size_t errlen)
+{
+	if (l->held) {
+		*c = l->held;
+		l->held = NULL;
+		return CLOG_OK;
+	}
+	return clog_reader_next(l->reader, c, err, errlen);
+}
+
+/*
+ * While a --replay-from range is being read, take the logs' records in
+ * commit-time order (as they arrived the first time, near enough), so a
+ * change is resolved after the same changes of other systems as then.
+ * Read errors are left for log_next to report.
+ */
+static void
+replay_pick(apply_service_t *s)
+{
+	size_t best = s->nlogs;
+	int64_t best_ts = 0;
+	for (size_t i = 0; i < s->nlogs; i++) {
+		log_in_t *l = &s->logs[i];
+		char e[256];
+		if (!l->held && clog_reader_next(l->reader, &l->held, e, sizeof e) != CLOG_OK) {
+			l->held = NULL;
+			continue;
+		}
+		int64_t ts = l->held->has_commit_ts_us ? l->held->commit_ts_us : 0;
+		if (best == s->nlogs || ts < best_ts) {
+			best = i;
+			best_ts = ts;
+		}
+	}
+	if (best < s->nlogs)
+		s->next_log = best;
+}
+
 apply_status_t
 apply_service_ingest(apply_service_t *s, size_t *records, char *err, size_t errlen)
 {
@@ -351,11 +391,16 @@ apply_service_ingest(apply_service_t *s, size_t *records, char *err, size_t errl
 	if (!txn)
 		goto out;
 	size_t idle = 0;
+	bool merge = false;
+	for (size_t i = 0; i < s->nlogs; i++)
+		merge |= s->logs[i].replay_from.len > 0;
 	while (n < s->cfg.batch && idle < s->nlogs) {
+		if (merge)
+			replay_pick(s);
 		log_in_t *l = &s->logs[s->next_log];
 		const Steward__Change *c = NULL;
 		char cerr[512];
-		clog_status_t cs = clog_reader_next(l->reader, &c, cerr, sizeof cerr);
+		clog_status_t cs = log_next(l, &c, cerr, sizeof cerr);
 		if (cs == CLOG_END) {
 			l->caught_up = true;
 			idle++;
@@ -434,6 +479,7 @@ out:
 				char rerr[256];
 				clog_reader_close(l->reader);
 				l->reader = NULL;
+				l->held = NULL;
 				l->cursor = l->committed;
 				/* Within a replay range: read it again from its start. */
 				if (clog_reader_open(l->dir, l->replay_from.len ? NULL : &l->committed,
