@@ -60,6 +60,7 @@ request = function()
     '{"name":"Bench","email":"b@bench.example"}')
 end
 LUA
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 : >"$DIR/steward.txt"; : >"$DIR/wrk.txt"
 for run in $(seq 1 "$RUNS"); do
@@ -81,4 +82,5 @@ done
 s=$(median <"$DIR/steward.txt"); w=$(median <"$DIR/wrk.txt")
 printf 'steward %s changes/s (median of %d), %.2f ms per change; wrk ceiling %s req/s\n' \
   "$s" "$RUNS" "$(echo "1000 / $s" | bc -l)" "$w"
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf 'ratio %.2f\n' "$(echo "$s / $w" | bc -l)"
