@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "apply_dlq.h"
 #include "idem.h"
 #include "log.h"
 #include "state.h"
@@ -484,69 +485,39 @@ token_ok(const apply_ui_t *ui, const char *authorization)
 
 /*
  * Queue dead letter id again and mark it retried in one transaction, as
- * `steward dlq retry` does (new key from the original key and the id).
- * Returns an HTTP status with a message.
+ * `steward dlq retry` does (apply_dlq_retry).  Returns an HTTP status with
+ * a message.
  */
 static int
 dlq_retry(apply_ui_t *ui, int64_t id, char *msg, size_t msglen)
 {
 	char err[512];
-	apply_dlq_entry_t e;
-	bool have_entry = false;
-	int status = 500;
 	if (!ui->rw && apply_state_open(ui->state_path, &ui->rw, err, sizeof err) != APPLY_OK) {
 		snprintf(msg, msglen, "state store unavailable: %s", err);
 		return 503;
 	}
-	if (apply_state_begin(ui->rw, err, sizeof err) != APPLY_OK) {
+	int64_t outbox_id = 0;
+	apply_status_t st = apply_dlq_retry(ui->rw, id, now_ms(), &outbox_id, NULL, err, sizeof err);
+	switch (st) {
+	case APPLY_OK:
+		snprintf(msg, msglen, "dead letter %lld queued again (outbox row %lld)",
+			 (long long) id, (long long) outbox_id);
+		log_info("apply", "dead letter %lld retried from the operations page (outbox row %lld)",
+			 (long long) id, (long long) outbox_id);
+		return 200;
+	case APPLY_NOT_FOUND:
+		snprintf(msg, msglen, "%s", err);
+		return 404;
+	case APPLY_CONFLICT:
+		snprintf(msg, msglen, "%s", err);
+		return 409;
+	case APPLY_RETRIABLE:
 		snprintf(msg, msglen, "state store busy: %s", err);
 		return 503;
-	}
-	apply_status_t st = apply_state_dlq_get(ui->rw, id, &e, err, sizeof err);
-	if (st != APPLY_OK) {
-		snprintf(msg, msglen, "%s", st == APPLY_NOT_FOUND ? "no such dead letter" : err);
-		status = st == APPLY_NOT_FOUND ? 404 : 500;
-		goto fail;
-	}
-	have_entry = true;
-	if (strcmp(e.state, "open") != 0 || !e.target || !e.request) {
-		snprintf(msg, msglen, "dead letter %lld is %s%s; only open letters with a request "
-			 "can be retried", (long long) id, e.state, e.request ? "" : " and has no request");
-		status = 409;
-		goto fail;
-	}
-	char id_text[32], key[IDEM_KEY_LEN + 1];
-	snprintf(id_text, sizeof id_text, "%lld", (long long) id);
-	idem_field_t salt[] = {{"dlq_retry_of", id_text}, {"original_key", e.idem_key}};
-	idem_key(e.entity, e.entity_id, e.target, &e.pos, salt, 2, key);
-	apply_outbox_row_t row = {0};
-	row.entity = e.entity ? e.entity : "";
-	row.entity_id = e.entity_id ? e.entity_id : "";
-	row.target = e.target;
-	row.idem_key = key;
-	row.request = e.request;
-	row.source = e.source;
-	row.pos = e.pos;
-	row.created_ms = now_ms();
-	row.next_attempt_ms = 0;
-	int64_t outbox_id = 0;
-	if (apply_state_outbox_add(ui->rw, &row, &outbox_id, NULL, err, sizeof err) != APPLY_OK ||
-	    apply_state_dlq_set_state(ui->rw, id, "retried", err, sizeof err) != APPLY_OK ||
-	    apply_state_commit(ui->rw, err, sizeof err) != APPLY_OK) {
+	default:
 		snprintf(msg, msglen, "could not queue dead letter %lld: %s", (long long) id, err);
-		goto fail;
+		return 500;
 	}
-	snprintf(msg, msglen, "dead letter %lld queued for %s again (outbox row %lld)",
-		 (long long) id, e.target, (long long) outbox_id);
-	log_info("apply", "dead letter %lld retried from the operations page (outbox row %lld)",
-		 (long long) id, (long long) outbox_id);
-	apply_state_dlq_clear(&e);
-	return 200;
-fail:
-	apply_state_rollback(ui->rw);
-	if (have_entry)
-		apply_state_dlq_clear(&e);
-	return status;
 }
 
 static void

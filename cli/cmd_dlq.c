@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "apply_dlq.h"
 #include "commands.h"
 #include "exitcodes.h"
 #include "idem.h"
@@ -128,55 +129,17 @@ dlq_show(apply_state_t *s, int64_t id)
 static int
 dlq_retry(apply_state_t *s, int64_t id)
 {
-	char err[512];
-	apply_dlq_entry_t e;
-	int rc = STEWARD_EXIT_IOERR;
-	apply_status_t st = apply_state_begin(s, err, sizeof err);
-	if (st != APPLY_OK)
-		goto fail;
-	if ((st = apply_state_dlq_get(s, id, &e, err, sizeof err)) != APPLY_OK) {
-		rc = st == APPLY_NOT_FOUND ? STEWARD_EXIT_DATAERR : STEWARD_EXIT_IOERR;
-		apply_state_rollback(s);
-		goto fail;
-	}
-	if (strcmp(e.state, "open") != 0 || !e.target || !e.request) {
-		snprintf(err, sizeof err, "dead letter %lld is %s%s; only open letters with a "
-			 "request can be retried", (long long) id, e.state,
-			 e.request ? "" : " and has no request");
-		apply_state_rollback(s);
-		apply_state_dlq_clear(&e);
-		rc = STEWARD_EXIT_DATAERR;
-		goto fail;
-	}
-	char id_text[32], key[IDEM_KEY_LEN + 1];
-	snprintf(id_text, sizeof id_text, "%lld", (long long) id);
-	idem_field_t salt[] = {{"dlq_retry_of", id_text}, {"original_key", e.idem_key}};
-	idem_key(e.entity, e.entity_id, e.target, &e.pos, salt, 2, key);
-	apply_outbox_row_t row = {0};
-	row.entity = e.entity ? e.entity : "";
-	row.entity_id = e.entity_id ? e.entity_id : "";
-	row.target = e.target;
-	row.idem_key = key;
-	row.request = e.request;
-	row.source = e.source;
-	row.pos = e.pos;
-	row.created_ms = now_ms();
-	row.next_attempt_ms = 0;
+	char err[512], key[IDEM_KEY_LEN + 1];
 	int64_t outbox_id = 0;
-	if ((st = apply_state_outbox_add(s, &row, &outbox_id, NULL, err, sizeof err)) != APPLY_OK ||
-	    (st = apply_state_dlq_set_state(s, id, "retried", err, sizeof err)) != APPLY_OK ||
-	    (st = apply_state_commit(s, err, sizeof err)) != APPLY_OK) {
-		apply_state_rollback(s);
-		apply_state_dlq_clear(&e);
-		goto fail;
+	apply_status_t st = apply_dlq_retry(s, id, now_ms(), &outbox_id, key, err, sizeof err);
+	if (st != APPLY_OK) {
+		fprintf(stderr, "steward dlq retry: %s\n", err);
+		return (st == APPLY_NOT_FOUND || st == APPLY_CONFLICT) ? STEWARD_EXIT_DATAERR
+									: STEWARD_EXIT_IOERR;
 	}
-	printf("dead letter %lld queued for %s as outbox row %lld (key %s)\n", (long long) id,
-	       e.target, (long long) outbox_id, key);
-	apply_state_dlq_clear(&e);
+	printf("dead letter %lld queued again as outbox row %lld (key %s)\n", (long long) id,
+	       (long long) outbox_id, key);
 	return STEWARD_EXIT_OK;
-fail:
-	fprintf(stderr, "steward dlq retry: %s\n", err);
-	return rc;
 }
 
 static int

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "apply_dlq.h"
 #include "state.h"
 
 typedef struct fixture {
@@ -386,6 +387,43 @@ test_newer_schema_is_refused(void **state)
 	assert_non_null(strstr(err, "newer"));
 }
 
+static void
+test_dead_letter_retry_requeues_once(void **state)
+{
+	fixture_t *f = *state;
+	char err[256], key[IDEM_KEY_LEN + 1];
+	apply_state_t *s = f->s;
+	apply_dlq_entry_t e = {0};
+	e.time_ms = 1;
+	e.entity = "customer";
+	e.entity_id = "erp:C1";
+	e.target = "crm";
+	e.reason = "unprocessable (422)";
+	e.request = "{\"method\":\"PATCH\"}";
+	e.idem_key = "k1";
+	e.source = "erp";
+	position_pg(&e.pos, 5, POSITION_PHASE_STREAM, 0);
+	int64_t id, outbox_id = 0, queued = 0;
+	assert_int_equal(apply_state_dlq_add(s, &e, &id, err, sizeof err), APPLY_OK);
+
+	assert_int_equal(apply_dlq_retry(s, id, 100, &outbox_id, key, err, sizeof err), APPLY_OK);
+	assert_true(outbox_id > 0);
+	assert_int_equal(strlen(key), IDEM_KEY_LEN);
+	assert_int_equal(apply_state_outbox_count(s, "crm", &queued, err, sizeof err), APPLY_OK);
+	assert_int_equal(queued, 1);
+	apply_dlq_entry_t got;
+	assert_int_equal(apply_state_dlq_get(s, id, &got, err, sizeof err), APPLY_OK);
+	assert_string_equal(got.state, "retried");
+	apply_state_dlq_clear(&got);
+
+	/* A second retry is refused and changes nothing; an unknown id is not found. */
+	assert_int_equal(apply_dlq_retry(s, id, 200, NULL, NULL, err, sizeof err), APPLY_CONFLICT);
+	assert_non_null(strstr(err, "retried"));
+	assert_int_equal(apply_dlq_retry(s, 424242, 200, NULL, NULL, err, sizeof err), APPLY_NOT_FOUND);
+	assert_int_equal(apply_state_outbox_count(s, "crm", &queued, err, sizeof err), APPLY_OK);
+	assert_int_equal(queued, 1);
+}
+
 int
 main(void)
 {
@@ -397,6 +435,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_ambiguous_identity_is_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_outbox_hands_out_one_row_per_entity_in_order,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dead_letter_retry_requeues_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dead_letters_keep_request_response_and_state,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_conflicts_and_checkpoints_are_recorded, setup,
