@@ -9,7 +9,7 @@ if [[ $(id -u) -ne 0 ]]; then echo "SKIP pg_disk_full: mounting a small filesyst
 MNT=$DIR/log
 mkdir -p "$MNT"
 mount -t tmpfs -o size=2m tmpfs "$MNT"
-trap 'umount "$MNT" 2>/dev/null || true; pg_cleanup' EXIT
+trap 'rc=$?; umount "$MNT" 2>/dev/null || true; (exit $rc); pg_cleanup' EXIT
 ROWS=60000
 if [[ $SCALE == quick ]]; then ROWS=40000; fi
 
