@@ -64,6 +64,12 @@ for s in crm billing erp; do
     --status-interval 200 >"$DIR/capture-$s.log" 2>&1 &
   echo $! >"$DIR/capture-$s.pid"
 done
+# apply refuses a change log directory that does not exist yet: wait until
+# every agent has created its log.
+for s in crm billing erp; do
+  for _ in $(seq 1 300); do [[ -d $DIR/log-$s/segments ]] && break; sleep 0.1; done
+  [[ -d $DIR/log-$s/segments ]] || fail "capture for $s did not create its change log"
+done
 sed "s#http://127.0.0.1:18400#$URL#" "$SRC/docs/examples/targets.yaml" >"$DIR/targets.yaml"
 LOGS=(--log "$DIR/log-erp" --log "$DIR/log-crm" --log "$DIR/log-billing")
 "$BIN" apply "${LOGS[@]}" --rules "$SRC/docs/examples/estate.yaml" --targets "$DIR/targets.yaml" \
