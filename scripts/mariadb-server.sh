@@ -20,6 +20,12 @@ case "$cmd" in
   start)
     dir=$(realpath -m "$2") port=$3 sid=${4:-1}
     mkdir -p "$dir"
+    # The server runs as its own user, which must be able to reach the data
+    # directory: make each parent directory traversable (search only, no read).
+    if [[ $(id -u) -eq 0 ]]; then
+      d=$(realpath -m "$(dirname "$dir")")
+      while [[ $d != / ]]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
+    fi
     [[ $(id -u) -eq 0 ]] && chown mysql:mysql "$dir"
     cat >"$dir/my.cnf" <<CNF
 [mariadbd]

@@ -20,6 +20,12 @@ case "$cmd" in
   start)
     dir=$2 port=$3
     mkdir -p "$(dirname "$dir")"
+    # The server runs as its own user, which must be able to reach the data
+    # directory: make each parent directory traversable (search only, no read).
+    if [[ $(id -u) -eq 0 ]]; then
+      d=$(realpath -m "$(dirname "$dir")")
+      while [[ $d != / ]]; do chmod o+x "$d" 2>/dev/null || true; d=$(dirname "$d"); done
+    fi
     if [[ ! -s "$dir/PG_VERSION" ]]; then
       if [[ $(id -u) -eq 0 ]]; then install -d -o postgres -g postgres -m 700 "$dir"; else install -d -m 700 "$dir"; fi
       as_pg "$PGBIN/initdb" -D "$dir" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
