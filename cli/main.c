@@ -17,7 +17,7 @@ static const struct command commands[] = {
 	{"capture", cmd_capture, "Capture row changes from a source database into a change log"},
 	{"log", cmd_log, "Inspect a change log (dump, verify, gc)"},
 	{"rules", cmd_rules, "Check and explain ownership rules (check, explain)"},
-	{"apply", cmd_apply, "Apply change logs to a target (PostgreSQL warehouse)"},
+	{"apply", cmd_apply, "Apply change logs to the platforms' APIs and the PostgreSQL warehouse"},
 	{"dlq", cmd_dlq, "Inspect and replay the apply dead-letter queue (list, show, retry, drop)"},
 	{"status", cmd_status, "Sources and targets at a glance (state, lag, dead letters, errors)"},
 	{NULL, NULL, NULL},
