@@ -5,8 +5,10 @@
  * A transaction's rows events are kept (raw, in memory up to
  * TXN_MEM_LIMIT, then in DIR/mysql-txn.spill) until its XID/COMMIT: only
  * then is its end offset — the position every record of it carries — known.
- * Records are appended as the buffered events are decoded, one arena reset
- * per record, so memory stays bounded for any transaction size.
+ * Records are encoded straight into the change log's pending batch as the
+ * buffered events are decoded (proto/record_encode.h, with the constant
+ * parts of each table's records built once per table map), so memory stays
+ * bounded for any transaction size.
  *
  * Durability promise, kept in stream_flush: the resume file
  * (DIR/mysql-resume) is rewritten only after clog_writer_flush returned,
@@ -29,12 +31,25 @@
 #include "capture_metrics.h"
 #include "exitcodes.h"
 #include "log.h"
+#include "record.h"
+#include "record_encode.h"
 #include "xalloc.h"
 
 #define TXN_MEM_LIMIT (16u * 1024 * 1024)
 #define FLUSH_PENDING_BYTES (8u * 1024 * 1024)
 #define HEADER_LEN 19
 #define RECONNECT_GIVE_UP_S 300
+
+/*
+ * A table map and its record encoding parts (proto/record_encode.h), built
+ * when the map arrives: head (Change fields 1-6), keys (field 13) and one
+ * Value prefix (name, type_id, type_name) per column.
+ */
+typedef struct table_enc {
+	mysql_table_t *t;
+	buf_t head, keys, prefixes;
+	size_t *prefix_off;            /* ncols + 1 offsets into prefixes */
+} table_enc_t;
 
 typedef struct stream {
 	const mysql_stream_opts_t *o;
@@ -47,7 +62,7 @@ typedef struct stream {
 	uint64_t committed_end;
 	char *flushed_file;            /* resume point last written to disk */
 	uint64_t flushed_end;
-	mysql_table_t **tables;        /* current table maps, by table id */
+	table_enc_t **tables;          /* current table maps, by table id */
 	size_t ntables;
 	char **names_cache_key;        /* "schema.table" whose names came from the catalog */
 	mysql_table_t **names_cache;
@@ -57,7 +72,9 @@ typedef struct stream {
 	buf_t txn;                     /* framed raw events: type(1) len(4) body */
 	FILE *spill;
 	uint64_t spill_bytes;
-	arena_t *arena;
+	buf_t text_before, text_after; /* value texts of the row being emitted */
+	record_enc_value_t *enc_vals;  /* 2 * enc_cap entries */
+	size_t enc_cap;
 	struct timespec last_flush;
 	char *end_file;                /* --endpos */
 	uint64_t end_off;
@@ -142,26 +159,66 @@ stream_flush(stream_t *s, char *err, size_t errlen)
 
 /* ---- table maps and column names ---- */
 
-static mysql_table_t *
+static table_enc_t *
 table_find(stream_t *s, uint64_t id)
 {
 	for (size_t i = 0; i < s->ntables; i++)
-		if (s->tables[i]->table_id == id)
+		if (s->tables[i]->t->table_id == id)
 			return s->tables[i];
 	return NULL;
 }
 
 static void
+table_enc_free(table_enc_t *te)
+{
+	if (!te)
+		return;
+	mysql_table_free(te->t);
+	buf_free(&te->head);
+	buf_free(&te->keys);
+	buf_free(&te->prefixes);
+	free(te->prefix_off);
+	free(te);
+}
+
+/* Takes ownership of t. */
+static table_enc_t *
+table_enc_new(stream_t *s, mysql_table_t *t)
+{
+	table_enc_t *te = xcalloc(1, sizeof(*te));
+	te->t = t;
+	record_enc_head(&te->head, STEWARD_RECORD_VERSION, s->o->src->source_name,
+			STEWARD__SOURCE_KIND__SOURCE_KIND_MYSQL, t->schema, t->schema, t->name);
+	for (size_t i = 0; i < t->npk; i++) {
+		char *name = t->cols[t->pk[i]].name;
+		record_enc_keys(&te->keys, &name, 1);
+	}
+	te->prefix_off = xcalloc(t->ncols + 1, sizeof(size_t));
+	for (size_t i = 0; i < t->ncols; i++) {
+		te->prefix_off[i] = te->prefixes.len;
+		record_enc_value_prefix(&te->prefixes, t->cols[i].name, t->cols[i].type,
+					t->cols[i].type_name);
+	}
+	te->prefix_off[t->ncols] = te->prefixes.len;
+	if (s->enc_cap < t->ncols) {
+		s->enc_cap = t->ncols;
+		s->enc_vals = xrealloc(s->enc_vals, 2 * s->enc_cap * sizeof(*s->enc_vals));
+	}
+	return te;
+}
+
+static void
 table_put(stream_t *s, mysql_table_t *t)
 {
+	table_enc_t *te = table_enc_new(s, t);
 	for (size_t i = 0; i < s->ntables; i++)
-		if (s->tables[i]->table_id == t->table_id) {
-			mysql_table_free(s->tables[i]);
-			s->tables[i] = t;
+		if (s->tables[i]->t->table_id == t->table_id) {
+			table_enc_free(s->tables[i]);
+			s->tables[i] = te;
 			return;
 		}
 	s->tables = xrealloc(s->tables, (s->ntables + 1) * sizeof(*s->tables));
-	s->tables[s->ntables++] = t;
+	s->tables[s->ntables++] = te;
 }
 
 static void
@@ -298,30 +355,24 @@ txn_add(stream_t *s, uint8_t type, const uint8_t *a, size_t alen, const uint8_t 
 
 /* ---- records ---- */
 
-static Steward__Value **
-build_image(stream_t *s, const mysql_table_t *t, const mysql_value_t *vals, size_t *n)
+/* The encoder's view of one decoded image; returns the number of values. */
+static size_t
+enc_image(const table_enc_t *te, const mysql_value_t *vals, record_enc_value_t *out)
 {
-	Steward__Value **out = arena_alloc(s->arena, t->ncols * sizeof(*out));
+	const mysql_table_t *t = te->t;
+	const uint8_t *prefixes = (const uint8_t *) te->prefixes.data;
 	size_t k = 0;
 	for (size_t i = 0; i < t->ncols; i++) {
 		if (!vals[i].present)
 			continue;
-		Steward__Value *v = arena_alloc(s->arena, sizeof(*v));
-		steward__value__init(v);
-		v->name = t->cols[i].name;
-		v->has_type_id = true;
-		v->type_id = t->cols[i].type;
-		v->type_name = t->cols[i].type_name;
-		if (vals[i].is_null) {
-			v->has_is_null = true;
-			v->is_null = true;
-		} else {
-			v->text = (char *) vals[i].text;
-		}
-		out[k++] = v;
+		record_enc_value_t *v = &out[k++];
+		v->prefix = prefixes + te->prefix_off[i];
+		v->prefix_len = te->prefix_off[i + 1] - te->prefix_off[i];
+		v->kind = vals[i].is_null ? RECORD_ENC_NULL : RECORD_ENC_TEXT;
+		v->text = vals[i].text;
+		v->len = vals[i].len;
 	}
-	*n = k;
-	return out;
+	return k;
 }
 
 typedef struct commit_info {
@@ -330,13 +381,18 @@ typedef struct commit_info {
 	uint32_t seq;
 	char ptext[700];   /* position text up to the sequence number: "FILE:END:" */
 	size_t ptext_len;
+	size_t txid_len;
 } commit_info_t;
 
+/*
+ * Append one row change, encoded straight into the change log's pending
+ * batch.  *appended is set when it was appended (not a duplicate of a
+ * record made durable before a restart).
+ */
 static int
-emit_row(stream_t *s, const mysql_table_t *t, Steward__Op op, const mysql_value_t *before,
-	 const mysql_value_t *after, commit_info_t *ci, char *err, size_t errlen)
+emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t *before,
+	 const mysql_value_t *after, commit_info_t *ci, bool *appended, char *err, size_t errlen)
 {
-	Steward__Change ch = STEWARD__CHANGE__INIT;
 	position_t pos;
 	position_mysql(&pos, ci->file_no, ci->end, POSITION_PHASE_STREAM, ci->seq);
 	/* mysql_position_text's form, without a printf per row */
@@ -349,44 +405,44 @@ emit_row(stream_t *s, const mysql_table_t *t, Steward__Op op, const mysql_value_
 	} while (seq);
 	while (nd)
 		*q++ = digits[--nd];
-	*q = '\0';
-	ch.has_version = true;
-	ch.version = 1;
-	ch.source = (char *) s->o->src->source_name;
-	ch.has_source_kind = true;
-	ch.source_kind = STEWARD__SOURCE_KIND__SOURCE_KIND_MYSQL;
-	ch.database = t->schema;
-	ch.schema = t->schema;
-	ch.table = t->name;
-	ch.has_op = true;
-	ch.op = op;
-	ch.txid = s->txid;
-	ch.has_commit_ts_us = true;
-	ch.commit_ts_us = ci->ts_us;
-	ch.has_position = true;
-	ch.position.len = pos.len;
-	ch.position.data = pos.bytes;
-	ch.position_text = ptext;
-	ch.has_seq = true;
-	ch.seq = ci->seq;
-	char **key = arena_alloc(s->arena, (t->npk + 1) * sizeof(char *));
-	for (size_t i = 0; i < t->npk; i++)
-		key[i] = t->cols[t->pk[i]].name;
-	ch.key = key;
-	ch.n_key = t->npk;
-	if (before)
-		ch.before = build_image(s, t, before, &ch.n_before);
-	if (after)
-		ch.after = build_image(s, t, after, &ch.n_after);
-	clog_status_t cs = clog_writer_append(s->w, &ch, err, errlen);
-	if (cs == CLOG_OK)
-		capture_metrics_on_append(&ch);
-	arena_reset(s->arena);
+	record_enc_change_t c = {
+		.head = (const uint8_t *) te->head.data,
+		.head_len = te->head.len,
+		.row = {
+			.op = op,
+			.txid = s->txid,
+			.txid_len = ci->txid_len,
+			.has_commit_ts = true,
+			.commit_ts_us = ci->ts_us,
+			.position = pos.bytes,
+			.position_len = pos.len,
+			.position_text = ptext,
+			.position_text_len = (size_t) (q - ptext),
+			.has_seq = true,
+			.seq = ci->seq,
+		},
+		.keys = (const uint8_t *) te->keys.data,
+		.keys_len = te->keys.len,
+	};
+	if (before) {
+		c.before = s->enc_vals;
+		c.nbefore = enc_image(te, before, s->enc_vals);
+	}
+	if (after) {
+		c.after = s->enc_vals + s->enc_cap;
+		c.nafter = enc_image(te, after, s->enc_vals + s->enc_cap);
+	}
+	size_t size = record_encode_size(&c);
+	uint8_t *dst;
+	clog_status_t cs = clog_writer_reserve(s->w, &pos, size, &dst, err, errlen);
 	ci->seq++;
+	*appended = false;
 	if (cs == CLOG_DUPLICATE)
 		return STEWARD_EXIT_OK;  /* already durable before a restart */
 	if (cs != CLOG_OK)
 		return STEWARD_EXIT_IOERR;
+	record_encode(&c, dst);
+	*appended = true;
 	s->records++;
 	return STEWARD_EXIT_OK;
 }
@@ -399,12 +455,13 @@ replay_rows(stream_t *s, uint8_t type, const uint8_t *body, size_t len, commit_i
 	mysql_rows_t rows;
 	if (mysql_rows_parse(type, body, len, 8, &rows, err, errlen) != MYDEC_OK)
 		return STEWARD_EXIT_DATAERR;
-	mysql_table_t *t = table_find(s, rows.table_id);
-	if (!t) {
+	table_enc_t *te = table_find(s, rows.table_id);
+	if (!te) {
 		snprintf(err, errlen, "rows event for unknown table id %llu at %s",
 			 (unsigned long long) rows.table_id, s->file);
 		return STEWARD_EXIT_DATAERR;
 	}
+	const mysql_table_t *t = te->t;
 	if (rows.ncols != t->ncols || 2 * t->ncols > nvals) {
 		snprintf(err, errlen, "rows event for \"%s.%s\" has %zu columns but its table map has %zu",
 			 t->schema, t->name, rows.ncols, t->ncols);
@@ -412,28 +469,44 @@ replay_rows(stream_t *s, uint8_t type, const uint8_t *body, size_t len, commit_i
 	}
 	const uint8_t *p = rows.rows, *end = rows.rows + rows.rows_len;
 	mysql_value_t *one = vals, *two = vals + t->ncols;
+	Steward__Op op = rows.kind == MYSQL_ROWS_WRITE    ? STEWARD__OP__OP_INSERT
+			 : rows.kind == MYSQL_ROWS_DELETE ? STEWARD__OP__OP_DELETE
+							  : STEWARD__OP__OP_UPDATE;
+	uint64_t appended = 0;
+	int rc = STEWARD_EXIT_OK;
 	while (p < end) {
-		int rc;
-		if (mysql_row_decode(t, rows.present, &p, end, s->arena, one, err, errlen) != MYDEC_OK)
-			return STEWARD_EXIT_DATAERR;
+		bool ok;
+		buf_reset(&s->text_before);
+		if (mysql_row_decode_buf(t, rows.present, &p, end, &s->text_before, one, err,
+					 errlen) != MYDEC_OK) {
+			rc = STEWARD_EXIT_DATAERR;
+			break;
+		}
 		switch (rows.kind) {
 		case MYSQL_ROWS_WRITE:
-			rc = emit_row(s, t, STEWARD__OP__OP_INSERT, NULL, one, ci, err, errlen);
+			rc = emit_row(s, te, op, NULL, one, ci, &ok, err, errlen);
 			break;
 		case MYSQL_ROWS_DELETE:
-			rc = emit_row(s, t, STEWARD__OP__OP_DELETE, one, NULL, ci, err, errlen);
+			rc = emit_row(s, te, op, one, NULL, ci, &ok, err, errlen);
 			break;
 		default:
-			if (mysql_row_decode(t, rows.present_after, &p, end, s->arena, two, err,
-					     errlen) != MYDEC_OK)
-				return STEWARD_EXIT_DATAERR;
-			rc = emit_row(s, t, STEWARD__OP__OP_UPDATE, one, two, ci, err, errlen);
+			buf_reset(&s->text_after);
+			if (mysql_row_decode_buf(t, rows.present_after, &p, end, &s->text_after, two,
+						 err, errlen) != MYDEC_OK) {
+				rc = STEWARD_EXIT_DATAERR;
+				break;
+			}
+			rc = emit_row(s, te, op, one, two, ci, &ok, err, errlen);
 			break;
 		}
 		if (rc != STEWARD_EXIT_OK)
-			return rc;
+			break;
+		appended += ok;
 	}
-	return STEWARD_EXIT_OK;
+	/* metrics per rows event, not per row */
+	capture_metrics_on_append_rows(s->o->src->source_name, t->schema, t->name, op, ci->ts_us,
+				       appended);
+	return rc;
 }
 
 static int
@@ -461,9 +534,10 @@ static int
 txn_commit(stream_t *s, uint64_t end, uint32_t ts, char *err, size_t errlen)
 {
 	int rc = STEWARD_EXIT_OK;
-	commit_info_t ci = {mysql_binlog_file_no(s->file), end, (int64_t) ts * 1000000, 0, "", 0};
+	commit_info_t ci = {mysql_binlog_file_no(s->file), end, (int64_t) ts * 1000000, 0, "", 0, 0};
 	mysql_position_text(s->file, end, POSITION_PHASE_STREAM, 0, ci.ptext, sizeof(ci.ptext) - 12);
 	ci.ptext_len = strlen(ci.ptext) - 1;  /* drop the "0": each row appends its own seq */
+	ci.txid_len = strlen(s->txid);
 	size_t nvals = 8192;
 	mysql_value_t *vals = xcalloc(nvals, sizeof(*vals));
 	if (s->spill) {
@@ -625,13 +699,34 @@ on_event(stream_t *s, MARIADB_RPL_EVENT *ev, char *err, size_t errlen)
 	size_t blen = len - HEADER_LEN - crc;
 	switch ((int) ev->event_type) {
 	case ROTATE_EVENT: {
-		char *name = xstrndup(ev->event.rotate.filename.str, ev->event.rotate.filename.length);
+		/*
+		 * Connector/C 3.3 misreads a rotate event that follows a format
+		 * description (position and name 8 bytes off): every rotation after
+		 * the first file would name a garbage file.  Once the checksum
+		 * setting is known, read the body ourselves: position(8) name(rest).
+		 */
+		uint64_t rpos = ev->event.rotate.position;
+		char *name;
+		if (s->rpl->use_checksum && blen > 8) {
+			rpos = 0;
+			for (int i = 7; i >= 0; i--)
+				rpos = rpos << 8 | body[i];
+			name = xstrndup((const char *) body + 8, blen - 8);
+		} else {
+			name = xstrndup(ev->event.rotate.filename.str, ev->event.rotate.filename.length);
+		}
+		if (!*name || mysql_binlog_file_no(name) == 0) {
+			snprintf(err, errlen, "rotate event after %s names no binlog file (\"%s\")",
+				 s->file ? s->file : "?", name);
+			free(name);
+			return STEWARD_EXIT_DATAERR;
+		}
 		free(s->file);
 		s->file = name;
 		if (!s->in_txn) {
 			free(s->committed_file);
 			s->committed_file = xstrdup(name);
-			s->committed_end = ev->event.rotate.position;
+			s->committed_end = rpos;
 		}
 		return STEWARD_EXIT_OK;
 	}
@@ -805,7 +900,6 @@ mysql_stream_run(const mysql_stream_opts_t *o, clog_writer_t *w, const char *fil
 	int rc = STEWARD_EXIT_OK;
 	double backoff = 0.5;
 	struct timespec lost_since = {0, 0};
-	s.arena = arena_create(64 * 1024);
 	clock_gettime(CLOCK_MONOTONIC, &s.last_flush);
 	s.committed_file = xstrdup(file);
 	s.committed_end = pos;
@@ -814,13 +908,25 @@ mysql_stream_run(const mysql_stream_opts_t *o, clog_writer_t *w, const char *fil
 		goto out;
 	}
 	for (;;) {
+		uint64_t records_at_open = s.records;
+		struct timespec opened;
+		clock_gettime(CLOCK_MONOTONIC, &opened);
 		rc = stream_open(&s, s.committed_file, s.committed_end, err, errlen);
 		if (rc == STEWARD_EXIT_OK) {
 			rc = stream_loop(&s, err, errlen);
 			if (rc == STEWARD_EXIT_OK)
 				break;
+			/* a stream that made progress or ran for a while starts a new outage */
+			if (s.records > records_at_open || since(&opened) > 30) {
+				lost_since.tv_sec = 0;
+				backoff = 0.5;
+			}
 		}
 		stream_close(&s);
+		if (s.meta) {  /* the catalog connection went with the server */
+			mysql_close(s.meta);
+			s.meta = NULL;
+		}
 		txn_reset(&s);  /* the partial transaction is read again from its start */
 		if (rc != STEWARD_EXIT_UNAVAILABLE || mysql_capture_stop)
 			break;
@@ -839,9 +945,6 @@ mysql_stream_run(const mysql_stream_opts_t *o, clog_writer_t *w, const char *fil
 		nanosleep(&ts, NULL);
 		backoff = backoff * 2 > 10 ? 10 : backoff * 2;
 		err[0] = '\0';
-		/* a stream that ran for a while resets the backoff */
-		if (s.records)
-			lost_since.tv_sec = 0;
 	}
 	if (rc == STEWARD_EXIT_OK || mysql_capture_stop) {
 		char ferr[512];
@@ -858,10 +961,12 @@ out:
 	txn_reset(&s);
 	buf_free(&s.txn);
 	for (size_t i = 0; i < s.ntables; i++)
-		mysql_table_free(s.tables[i]);
+		table_enc_free(s.tables[i]);
 	free(s.tables);
 	names_cache_clear(&s);
-	arena_destroy(s.arena);
+	buf_free(&s.text_before);
+	buf_free(&s.text_after);
+	free(s.enc_vals);
 	free(s.file);
 	free(s.committed_file);
 	free(s.flushed_file);
