@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Throw-away MariaDB 10.11 for tests, benchmarks and the demo.
 #
-#   scripts/mariadb-server.sh start DIR PORT [SERVER_ID]  install (once) and start on 127.0.0.1:PORT
+#   scripts/mariadb-server.sh start DIR PORT [SERVER_ID] [OPTION=VALUE...]
+#                                                         install (once) and start on 127.0.0.1:PORT;
+#                                                         each OPTION=VALUE is added to [mariadbd] after
+#                                                         the defaults, so it overrides them, e.g.
+#                                                         binlog_row_metadata=MINIMAL ssl_cert=FILE
 #   scripts/mariadb-server.sh stop DIR                    stop it
 #   scripts/mariadb-server.sh client DIR [ARGS...]        run the mariadb client as root (unix socket)
 #   scripts/mariadb-server.sh dsn PORT [DB]               print a mysql:// URI for the test user
@@ -19,6 +23,8 @@ cmd=${1:-}
 case "$cmd" in
   start)
     dir=$(realpath -m "$2") port=$3 sid=${4:-1}
+    shift $(( $# < 4 ? $# : 4 ))
+    extra=("$@")
     mkdir -p "$dir"
     # The server runs as its own user, which must be able to reach the data
     # directory: make each parent directory traversable (search only, no read).
@@ -50,6 +56,10 @@ max_allowed_packet=256M
 skip-name-resolve
 log_error=$dir/error.log
 CNF
+    for opt in "${extra[@]}"; do
+      [[ $opt == *=* || $opt =~ ^[A-Za-z_-]+$ ]] || { echo "bad server option \"$opt\" (want NAME=VALUE)" >&2; exit 2; }
+      echo "$opt" >>"$dir/my.cnf"
+    done
     if [[ ! -d "$dir/data/mysql" ]]; then
       as_mysql mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authentication-method=socket \
         --skip-test-db >"$dir/install.log" 2>&1
@@ -83,5 +93,5 @@ SQL
     echo "mysql://steward:steward@127.0.0.1:$2/${3:-}"
     ;;
   *)
-    sed -n '2,12p' "$0"; exit 2 ;;
+    sed -n '2,16p' "$0"; exit 2 ;;
 esac

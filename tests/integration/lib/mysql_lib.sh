@@ -2,7 +2,10 @@
 # Helpers sourced by the tests/integration/mysql_*.sh scenarios (kept in
 # lib/ so CTest does not register it as a test).
 #
-#   mysql_setup NAME PORT   start a server under $STEWARD_BUILD_DIR/tmp/NAME, trap cleanup
+#   mysql_setup NAME PORT [OPTION=VALUE...]
+#                           start a server under $STEWARD_BUILD_DIR/tmp/NAME, trap cleanup;
+#                           extra server options go to its my.cnf (kept in SERVER_OPTS)
+#   server_start / server_stop   restart that server with the same options
 #   sql ARGS...             mariadb client as root on that server
 #   end_pos                 current binlog FILE:OFFSET
 #   capture ARGS...         steward capture --dsn $DSN ARGS...
@@ -22,8 +25,10 @@ mysql_setup() {
   rm -rf "$WORK"
   mkdir -p "$WORK"
   SRV="$WORK/server"
+  shift 2
+  SERVER_OPTS=("$@")
   trap 'mysql_cleanup' EXIT
-  bash "$SERVER_SH" start "$SRV" "$PORT" 1 >/dev/null
+  server_start
   DSN="mysql://steward:steward@127.0.0.1:$PORT/app"
   sql -e "CREATE DATABASE IF NOT EXISTS app"
 }
@@ -35,6 +40,9 @@ mysql_cleanup() {
   if [[ $rc -eq 0 ]]; then rm -rf "$WORK"; else echo "FAILED (rc=$rc); files kept in $WORK" >&2; fi
   exit $rc
 }
+
+server_start() { bash "$SERVER_SH" start "$SRV" "$PORT" 1 "${SERVER_OPTS[@]}" >/dev/null; }
+server_stop() { bash "$SERVER_SH" stop "$SRV" >/dev/null; }
 
 sql() { bash "$SERVER_SH" client "$SRV" "$@"; }
 
