@@ -154,8 +154,10 @@ table_series(capture_metrics_t *m, const char *table, int op)
 	return t;
 }
 
-void
-capture_metrics_on_append(const Steward__Change *c)
+/* Count n appended changes of one table and op.  table may be NULL. */
+static void
+count_appended(const char *source, const char *schema, const char *table, int op,
+	       int64_t commit_ts_us, uint64_t n)
 {
 	pthread_mutex_lock(&install_lock);
 	capture_metrics_t *m = installed;
@@ -166,28 +168,42 @@ capture_metrics_on_append(const Steward__Change *c)
 	pthread_mutex_lock(&m->lock);
 	pthread_mutex_unlock(&install_lock);
 	if (!m->source)
-		source_series_init(m, c->source && *c->source ? c->source : "unknown");
-	char table[256];
-	if (c->op == STEWARD__OP__OP_MESSAGE || !c->table)
-		snprintf(table, sizeof table, "%s", c->op == STEWARD__OP__OP_MESSAGE ? "(message)"
-						  : "(none)");
+		source_series_init(m, source && *source ? source : "unknown");
+	char name[256];
+	if (op == STEWARD__OP__OP_MESSAGE || !table)
+		snprintf(name, sizeof name, "%s", op == STEWARD__OP__OP_MESSAGE ? "(message)" : "(none)");
 	else
-		snprintf(table, sizeof table, "%s.%s", c->schema ? c->schema : "", c->table);
-	table_series_t *t = table_series(m, table, c->op);
-	metrics_add(t->changes, 1);
+		snprintf(name, sizeof name, "%s.%s", schema ? schema : "", table);
+	table_series_t *t = table_series(m, name, op);
+	metrics_add(t->changes, (double) n);
 	if (t->snapshot)
-		metrics_add(t->snapshot, 1);
-	if (c->op == STEWARD__OP__OP_SNAPSHOT_READ && m->state != CAPTURE_STATE_SNAPSHOTTING) {
+		metrics_add(t->snapshot, (double) n);
+	if (op == STEWARD__OP__OP_SNAPSHOT_READ && m->state != CAPTURE_STATE_SNAPSHOTTING) {
 		m->state = CAPTURE_STATE_SNAPSHOTTING;
 		m->state_since = wall_now();
 	}
-	m->changes++;
-	m->batch_pending++;
-	if (c->has_commit_ts_us && c->commit_ts_us > 0 && c->op != STEWARD__OP__OP_SNAPSHOT_READ) {
-		m->last_commit_us = c->commit_ts_us;
+	m->changes += n;
+	m->batch_pending += n;
+	if (commit_ts_us > 0 && op != STEWARD__OP__OP_SNAPSHOT_READ) {
+		m->last_commit_us = commit_ts_us;
 		m->last_append_wall = wall_now();
 	}
 	pthread_mutex_unlock(&m->lock);
+}
+
+void
+capture_metrics_on_append(const Steward__Change *c)
+{
+	count_appended(c->source, c->schema, c->table, c->op,
+		       c->has_commit_ts_us ? c->commit_ts_us : 0, 1);
+}
+
+void
+capture_metrics_on_append_rows(const char *source, const char *schema, const char *table,
+			       Steward__Op op, int64_t commit_ts_us, uint64_t n)
+{
+	if (n)
+		count_appended(source, schema, table, op, commit_ts_us, n);
 }
 
 void

@@ -48,6 +48,15 @@ void capture_metrics_stop(capture_metrics_t *m);
 /* A change was appended to the change log (not a dropped duplicate). */
 void capture_metrics_on_append(const Steward__Change *c);
 
+/*
+ * n changes of one table and op, all from one source transaction committed
+ * at commit_ts_us (0 if none), were appended: the per-batch form of
+ * capture_metrics_on_append for agents that do not build Steward__Change
+ * records.  Strings are borrowed for the call.
+ */
+void capture_metrics_on_append_rows(const char *source, const char *schema, const char *table,
+				    Steward__Op op, int64_t commit_ts_us, uint64_t n);
+
 /* A source transaction was completely appended. */
 void capture_metrics_on_commit(void);
 

@@ -525,11 +525,9 @@ bad:
 }
 
 mydec_status_t
-mysql_row_decode(const mysql_table_t *t, const uint8_t *present, const uint8_t **p,
-		 const uint8_t *end, arena_t *a, mysql_value_t *vals, char *err, size_t errlen)
+mysql_row_decode_buf(const mysql_table_t *t, const uint8_t *present, const uint8_t **p,
+		     const uint8_t *end, buf_t *text, mysql_value_t *vals, char *err, size_t errlen)
 {
-	mydec_status_t st = MYDEC_ERROR;
-	buf_t text = BUF_INIT;
 	size_t npresent = 0;
 	for (size_t i = 0; i < t->ncols; i++)
 		npresent += bit_at(present, i);
@@ -537,11 +535,12 @@ mysql_row_decode(const mysql_table_t *t, const uint8_t *present, const uint8_t *
 	if ((size_t) (end - *p) < nbytes) {
 		snprintf(err, errlen, "malformed rows event for \"%s.%s\": truncated null bitmap",
 			 t->schema, t->name);
-		goto out;
+		return MYDEC_ERROR;
 	}
 	const uint8_t *nulls = *p;
 	const uint8_t *q = *p + nbytes;
 	size_t k = 0;
+	/* Texts go one after another into `text`; pointers are set once it stops moving. */
 	for (size_t i = 0; i < t->ncols; i++) {
 		mysql_value_t *v = &vals[i];
 		memset(v, 0, sizeof(*v));
@@ -552,24 +551,40 @@ mysql_row_decode(const mysql_table_t *t, const uint8_t *present, const uint8_t *
 			v->is_null = true;
 			continue;
 		}
-		size_t used = 0;
-		buf_reset(&text);
+		size_t used = 0, start = text->len;
 		char verr[200];
-		if (mysql_value_text(&t->cols[i], q, (size_t) (end - q), &used, &text, verr,
+		if (mysql_value_text(&t->cols[i], q, (size_t) (end - q), &used, text, verr,
 				     sizeof(verr)) != MYDEC_OK) {
 			snprintf(err, errlen, "could not decode column %zu%s%s%s of \"%s.%s\": %s",
 				 i + 1, t->cols[i].name ? " (\"" : "",
 				 t->cols[i].name ? t->cols[i].name : "",
 				 t->cols[i].name ? "\")" : "", t->schema, t->name, verr);
-			goto out;
+			return MYDEC_ERROR;
 		}
 		q += used;
-		v->text = arena_strndup(a, text.data ? text.data : "", text.len);
-		v->len = text.len;
+		v->text = (const char *) (uintptr_t) start;  /* offset until the loop ends */
+		v->len = text->len - start;
 	}
+	if (!text->data)
+		buf_reserve(text, 1);
+	for (size_t i = 0; i < t->ncols; i++)
+		if (vals[i].present && !vals[i].is_null)
+			vals[i].text = text->data + (uintptr_t) vals[i].text;
 	*p = q;
-	st = MYDEC_OK;
-out:
+	return MYDEC_OK;
+}
+
+mydec_status_t
+mysql_row_decode(const mysql_table_t *t, const uint8_t *present, const uint8_t **p,
+		 const uint8_t *end, arena_t *a, mysql_value_t *vals, char *err, size_t errlen)
+{
+	buf_t text = BUF_INIT;
+	mydec_status_t st = mysql_row_decode_buf(t, present, p, end, &text, vals, err, errlen);
+	if (st == MYDEC_OK) {
+		for (size_t i = 0; i < t->ncols; i++)
+			if (vals[i].present && !vals[i].is_null)
+				vals[i].text = arena_strndup(a, vals[i].text, vals[i].len);
+	}
 	buf_free(&text);
 	return st;
 }

@@ -133,6 +133,15 @@ mydec_status_t mysql_row_decode(const mysql_table_t *t, const uint8_t *present,
 				const uint8_t **p, const uint8_t *end, arena_t *a,
 				mysql_value_t *vals, char *err, size_t errlen);
 
+/*
+ * As mysql_row_decode, but the texts are appended one after another to
+ * `text` (not reset first); vals[i].text points into text->data and stays
+ * valid until text is next changed.
+ */
+mydec_status_t mysql_row_decode_buf(const mysql_table_t *t, const uint8_t *present,
+				    const uint8_t **p, const uint8_t *end, buf_t *text,
+				    mysql_value_t *vals, char *err, size_t errlen);
+
 /* ---- mysql_types.c ---- */
 
 /*

@@ -238,10 +238,12 @@ names_cache_clear(stream_t *s)
 /*
  * The map carries no names (binlog_row_metadata=MINIMAL): take them from
  * information_schema, cached per table until a DDL statement or a map of
- * another shape.  A column count that disagrees is an error: never attach a
- * value to the wrong column.
+ * another shape.  Never attach a value to the wrong column: a column count
+ * that disagrees, or a statement naming the table written to the binlog
+ * after this map's transaction began (the catalog may already show what it
+ * did), is an error (65).  Lost catalog connection: 69, the stream reconnects.
  */
-static bool
+static int
 table_name_columns(stream_t *s, mysql_table_t *t, char *err, size_t errlen)
 {
 	char key[600];
@@ -260,32 +262,45 @@ table_name_columns(stream_t *s, mysql_table_t *t, char *err, size_t errlen)
 				names[k] = c->cols[k].name;
 			mysql_table_set_names(t, names, t->ncols);
 			free(names);
-			return true;
+			return STEWARD_EXIT_OK;
 		}
 	}
 	if (!s->meta && !(s->meta = mysql_conn_open(s->o->dsn, 30, err, errlen)))
-		return false;
+		return STEWARD_EXIT_UNAVAILABLE;
 	char schema[520], table[520], sql[1400];  /* names are at most 255 bytes */
 	mysql_real_escape_string(s->meta, schema, t->schema, (unsigned long) strlen(t->schema));
 	mysql_real_escape_string(s->meta, table, t->name, (unsigned long) strlen(t->name));
 	snprintf(sql, sizeof(sql),
 		 "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '%s' "
 		 "AND TABLE_NAME = '%s' ORDER BY ORDINAL_POSITION", schema, table);
-	if (mysql_query(s->meta, sql) != 0) {
+	MYSQL_RES *r = NULL;
+	char *ddl_at = NULL;
+	int rc = STEWARD_EXIT_DATAERR;
+	if (mysql_query(s->meta, sql) != 0 || !(r = mysql_store_result(s->meta))) {
 		snprintf(err, errlen, "could not read columns of \"%s\": %s", key, mysql_error(s->meta));
-		return false;
-	}
-	MYSQL_RES *r = mysql_store_result(s->meta);
-	bool ok = false;
-	if (!r) {
-		snprintf(err, errlen, "could not read columns of \"%s\": %s", key, mysql_error(s->meta));
-		return false;
+		rc = mysql_conn_error_is_lost(mysql_errno(s->meta)) ? STEWARD_EXIT_UNAVAILABLE
+								    : STEWARD_EXIT_FAILURE;
+		goto out;
 	}
 	if (mysql_num_rows(r) != t->ncols) {
 		snprintf(err, errlen,
 			 "table map of \"%s\" has %zu columns but the catalog now has %llu: cannot "
 			 "name its columns safely; set binlog_row_metadata=FULL on the server",
 			 key, t->ncols, (unsigned long long) mysql_num_rows(r));
+		goto out;
+	}
+	rc = mysql_conn_ddl_after(s->meta, s->committed_file, s->committed_end, t->name, &ddl_at,
+				  err, errlen);
+	if (rc != STEWARD_EXIT_OK)
+		goto out;
+	if (ddl_at) {
+		snprintf(err, errlen,
+			 "table map of \"%s\" at %s:%llu was written before a statement on that table "
+			 "at %s that the catalog may already reflect: with binlog_row_metadata=MINIMAL "
+			 "its column names cannot be known; set binlog_row_metadata=FULL on the server "
+			 "and take a new snapshot (empty --data-dir)",
+			 key, s->committed_file, (unsigned long long) s->committed_end, ddl_at);
+		rc = STEWARD_EXIT_DATAERR;
 		goto out;
 	}
 	char **names = xcalloc(t->ncols, sizeof(char *));
@@ -298,10 +313,14 @@ table_name_columns(stream_t *s, mysql_table_t *t, char *err, size_t errlen)
 	s->names_cache = xrealloc(s->names_cache, (s->nnames + 1) * sizeof(mysql_table_t *));
 	s->names_cache_key[s->nnames] = xstrdup(key);
 	s->names_cache[s->nnames++] = mysql_table_dup(t);
-	ok = true;
 out:
+	if (rc == STEWARD_EXIT_UNAVAILABLE) {
+		mysql_close(s->meta);
+		s->meta = NULL;
+	}
+	free(ddl_at);
 	mysql_free_result(r);
-	return ok;
+	return rc;
 }
 
 /* ---- transaction buffer ---- */
@@ -651,9 +670,10 @@ on_table_map(stream_t *s, const uint8_t *body, size_t len, char *err, size_t err
 		mysql_table_free(t);
 		return STEWARD_EXIT_OK;
 	}
-	if (!t->has_names && !table_name_columns(s, t, err, errlen)) {
+	int rc = t->has_names ? STEWARD_EXIT_OK : table_name_columns(s, t, err, errlen);
+	if (rc != STEWARD_EXIT_OK) {
 		mysql_table_free(t);
-		return STEWARD_EXIT_FAILURE;
+		return rc;
 	}
 	table_put(s, t);
 	return STEWARD_EXIT_OK;

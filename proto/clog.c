@@ -307,29 +307,27 @@ put_varint(uint8_t *p, uint64_t v)
 	return n;
 }
 
-clog_status_t
-clog_writer_append(clog_writer_t *w, const Steward__Change *change, char *err, size_t errlen)
+/*
+ * Make room for one packed Change of `size` bytes at `pos` in the pending
+ * batch (writing the batch as a frame first when it is full) and count it.
+ * *dst receives where its bytes go.
+ */
+static clog_status_t
+batch_reserve(clog_writer_t *w, const position_t *pos, size_t size, const char *what,
+	      uint8_t **dst, char *err, size_t errlen)
 {
 	if (w->failed)
 		return writer_failed(w, err, errlen);
-	position_t pos;
-	if (!change->has_position || change->position.len == 0 ||
-	    !position_set(&pos, change->position.data, change->position.len)) {
-		snprintf(err, errlen, "change for table \"%s\" has no valid position (length %zu)",
-			 change->table ? change->table : "", change->has_position ? change->position.len : 0);
-		return CLOG_ERROR;
-	}
-	if (position_cmp(&pos, &w->last_pos) <= 0)
+	if (position_cmp(pos, &w->last_pos) <= 0)
 		return CLOG_DUPLICATE;
-
-	size_t size = protobuf_c_message_get_packed_size(&change->base);
 	size_t entry = 1 + 10 + size;  /* tag + varint length (at most) + message */
 	if (entry > CLOG_MAX_RAW) {
 		snprintf(err, errlen, "change for table \"%s\" is too large (%zu bytes packed)",
-			 change->table ? change->table : "", size);
+			 what, size);
 		return CLOG_ERROR;
 	}
-	if (w->raw_len + entry > CLOG_MAX_RAW) {
+	if (w->raw_len > 0 &&
+	    (w->raw_len >= w->opts.batch_raw_bytes || w->raw_len + entry > CLOG_MAX_RAW)) {
 		clog_status_t rc = writer_write_frame(w, err, errlen);
 		if (rc != CLOG_OK)
 			return rc;
@@ -339,15 +337,48 @@ clog_writer_append(clog_writer_t *w, const Steward__Change *change, char *err, s
 	uint8_t *p = w->raw + w->raw_len;
 	*p++ = 0x0a;
 	p += put_varint(p, size);
-	size_t packed = protobuf_c_message_pack(&change->base, p);
-	w->raw_len = (size_t) (p - w->raw) + packed;
+	*dst = p;
+	w->raw_len = (size_t) (p - w->raw) + size;
 	if (w->count == 0)
-		w->first_pending = pos;
+		w->first_pending = *pos;
 	w->count++;
-	w->last_pos = pos;
-	if (w->raw_len >= w->opts.batch_raw_bytes)
-		return writer_write_frame(w, err, errlen);
+	w->last_pos = *pos;
 	return CLOG_OK;
+}
+
+clog_status_t
+clog_writer_append(clog_writer_t *w, const Steward__Change *change, char *err, size_t errlen)
+{
+	position_t pos;
+	if (!change->has_position || change->position.len == 0 ||
+	    !position_set(&pos, change->position.data, change->position.len)) {
+		snprintf(err, errlen, "change for table \"%s\" has no valid position (length %zu)",
+			 change->table ? change->table : "", change->has_position ? change->position.len : 0);
+		return CLOG_ERROR;
+	}
+	if (w->failed)
+		return writer_failed(w, err, errlen);
+	if (position_cmp(&pos, &w->last_pos) <= 0)
+		return CLOG_DUPLICATE;
+	size_t size = protobuf_c_message_get_packed_size(&change->base);
+	uint8_t *dst;
+	clog_status_t rc = batch_reserve(w, &pos, size, change->table ? change->table : "", &dst,
+					 err, errlen);
+	if (rc != CLOG_OK)
+		return rc;
+	protobuf_c_message_pack(&change->base, dst);
+	return CLOG_OK;
+}
+
+clog_status_t
+clog_writer_reserve(clog_writer_t *w, const position_t *pos, size_t size, uint8_t **dst,
+		    char *err, size_t errlen)
+{
+	if (pos->len == 0) {
+		snprintf(err, errlen, "change has no position");
+		return CLOG_ERROR;
+	}
+	return batch_reserve(w, pos, size, "", dst, err, errlen);
 }
 
 clog_status_t

@@ -87,6 +87,16 @@ bool clog_writer_last_position(const clog_writer_t *w, position_t *out);
 clog_status_t clog_writer_append(clog_writer_t *w, const Steward__Change *change,
 				 char *err, size_t errlen);
 
+/*
+ * Queue one change the caller packs itself (proto/record_encode.h): the
+ * record at position pos takes exactly size bytes.  On CLOG_OK *dst points
+ * at size bytes of the pending batch; write the packed steward.Change there
+ * before the next call on w (the record already counts as appended).
+ * Positions, CLOG_DUPLICATE and batching as clog_writer_append.
+ */
+clog_status_t clog_writer_reserve(clog_writer_t *w, const position_t *pos, size_t size,
+				  uint8_t **dst, char *err, size_t errlen);
+
 /* Write any pending batch and make everything appended durable. */
 clog_status_t clog_writer_flush(clog_writer_t *w, char *err, size_t errlen);
 

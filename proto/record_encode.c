@@ -1,0 +1,189 @@
+/*
+ * record_encode.c — steward.Change in protobuf wire format from
+ * precomputed parts; see record_encode.h.
+ *
+ * Wire format reminders (proto2, protobuf's encoding): a field is a tag
+ * varint (field_number << 3 | wire_type) followed by a varint (wire type 0)
+ * or a varint length and that many bytes (wire type 2).  Signed int64 and
+ * enums are written as the 64-bit two's complement varint.
+ */
+#include "record_encode.h"
+
+#include <string.h>
+
+enum { WT_VARINT = 0, WT_LEN = 2 };
+
+#define TAG(field, wt) ((uint8_t) (((field) << 3) | (wt)))
+
+static void
+put_len_field(buf_t *out, unsigned field, const void *p, size_t n)
+{
+	uint8_t hdr[12];
+	size_t h = record_varint_put(hdr, (uint64_t) (field << 3 | WT_LEN));
+	h += record_varint_put(hdr + h, n);
+	buf_append(out, hdr, h);
+	if (n)
+		buf_append(out, p, n);
+}
+
+static void
+put_varint_field(buf_t *out, unsigned field, uint64_t v)
+{
+	uint8_t hdr[12];
+	size_t h = record_varint_put(hdr, (uint64_t) (field << 3 | WT_VARINT));
+	h += record_varint_put(hdr + h, v);
+	buf_append(out, hdr, h);
+}
+
+static void
+put_str_field(buf_t *out, unsigned field, const char *s)
+{
+	if (s)
+		put_len_field(out, field, s, strlen(s));
+}
+
+void
+record_enc_head(buf_t *out, uint32_t version, const char *source, Steward__SourceKind kind,
+		const char *database, const char *schema, const char *table)
+{
+	put_varint_field(out, 1, version);
+	put_str_field(out, 2, source);
+	put_varint_field(out, 3, (uint64_t) (int64_t) kind);
+	put_str_field(out, 4, database);
+	put_str_field(out, 5, schema);
+	put_str_field(out, 6, table);
+}
+
+void
+record_enc_keys(buf_t *out, char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		put_len_field(out, 13, names[i] ? names[i] : "", names[i] ? strlen(names[i]) : 0);
+}
+
+void
+record_enc_value_prefix(buf_t *out, const char *name, uint32_t type_id, const char *type_name)
+{
+	put_str_field(out, 1, name);
+	put_varint_field(out, 2, type_id);
+	put_str_field(out, 3, type_name);
+}
+
+/* Size of one Value message (without its tag and length in the Change). */
+static inline size_t
+value_size(const record_enc_value_t *v)
+{
+	switch (v->kind) {
+	case RECORD_ENC_NULL:
+		return v->prefix_len + 2;       /* field 4 = true */
+	case RECORD_ENC_UNCHANGED:
+		return v->prefix_len + 2;       /* field 6 = true */
+	default:
+		return v->prefix_len + 1 + record_varint_len(v->len) + v->len;  /* field 5 */
+	}
+}
+
+static size_t
+image_size(const record_enc_value_t *vals, size_t n)
+{
+	size_t size = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t vs = value_size(&vals[i]);
+		size += 1 + record_varint_len(vs) + vs;
+	}
+	return size;
+}
+
+static size_t
+row_size(const record_enc_row_t *r)
+{
+	size_t size = 1 + record_varint_len((uint64_t) (int64_t) r->op);
+	if (r->txid)
+		size += 1 + record_varint_len(r->txid_len) + r->txid_len;
+	if (r->has_commit_ts)
+		size += 1 + record_varint_len((uint64_t) r->commit_ts_us);
+	size += 1 + record_varint_len(r->position_len) + r->position_len;
+	if (r->position_text)
+		size += 1 + record_varint_len(r->position_text_len) + r->position_text_len;
+	if (r->has_seq)
+		size += 1 + record_varint_len(r->seq);
+	return size;
+}
+
+size_t
+record_encode_size(const record_enc_change_t *c)
+{
+	return c->head_len + row_size(&c->row) + c->keys_len + image_size(c->before, c->nbefore) +
+	       image_size(c->after, c->nafter);
+}
+
+static inline uint8_t *
+put_bytes(uint8_t *p, uint8_t tag, const void *data, size_t n)
+{
+	*p++ = tag;
+	p += record_varint_put(p, n);
+	if (n)
+		memcpy(p, data, n);
+	return p + n;
+}
+
+static uint8_t *
+put_image(uint8_t *p, uint8_t tag, const record_enc_value_t *vals, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const record_enc_value_t *v = &vals[i];
+		*p++ = tag;
+		p += record_varint_put(p, value_size(v));
+		if (v->prefix_len) {
+			memcpy(p, v->prefix, v->prefix_len);
+			p += v->prefix_len;
+		}
+		switch (v->kind) {
+		case RECORD_ENC_NULL:
+			*p++ = TAG(4, WT_VARINT);
+			*p++ = 1;
+			break;
+		case RECORD_ENC_UNCHANGED:
+			*p++ = TAG(6, WT_VARINT);
+			*p++ = 1;
+			break;
+		default:
+			p = put_bytes(p, TAG(5, WT_LEN), v->text, v->len);
+			break;
+		}
+	}
+	return p;
+}
+
+size_t
+record_encode(const record_enc_change_t *c, uint8_t *out)
+{
+	const record_enc_row_t *r = &c->row;
+	uint8_t *p = out;
+	if (c->head_len) {
+		memcpy(p, c->head, c->head_len);
+		p += c->head_len;
+	}
+	*p++ = TAG(7, WT_VARINT);
+	p += record_varint_put(p, (uint64_t) (int64_t) r->op);
+	if (r->txid)
+		p = put_bytes(p, TAG(8, WT_LEN), r->txid, r->txid_len);
+	if (r->has_commit_ts) {
+		*p++ = TAG(9, WT_VARINT);
+		p += record_varint_put(p, (uint64_t) r->commit_ts_us);
+	}
+	p = put_bytes(p, TAG(10, WT_LEN), r->position, r->position_len);
+	if (r->position_text)
+		p = put_bytes(p, TAG(11, WT_LEN), r->position_text, r->position_text_len);
+	if (r->has_seq) {
+		*p++ = TAG(12, WT_VARINT);
+		p += record_varint_put(p, r->seq);
+	}
+	if (c->keys_len) {
+		memcpy(p, c->keys, c->keys_len);
+		p += c->keys_len;
+	}
+	p = put_image(p, TAG(14, WT_LEN), c->before, c->nbefore);
+	p = put_image(p, TAG(15, WT_LEN), c->after, c->nafter);
+	return (size_t) (p - out);
+}

@@ -1,0 +1,118 @@
+/*
+ * record_encode.h — a steward.Change encoder for capture agents' hot path:
+ * writes the protobuf wire format (proto/steward.proto) of one record from
+ * precomputed constant parts and per-row fields, with every length known up
+ * front (no packed-size pass, no strlen).
+ *
+ * The output unpacks with protobuf-c to the same message as
+ * protobuf_c_message_pack of the equivalent Steward__Change, and is
+ * byte-identical to it: fields are written in field-number order, as
+ * protobuf-c does (tests/unit/test_record_encode.c checks both).
+ *
+ * Use: once per table (re-done when the table's shape changes) build the
+ * head (Change fields 1-6), the key list (field 13) and one Value prefix
+ * per column (Value fields 1-3) into buffers the caller owns; per row fill
+ * a record_enc_row_t and record_enc_value_t arrays pointing at them, ask
+ * record_encode_size, reserve that many bytes (e.g. clog_writer_reserve)
+ * and call record_encode.
+ */
+#ifndef STEWARD_PROTO_RECORD_ENCODE_H
+#define STEWARD_PROTO_RECORD_ENCODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "steward.pb-c.h"
+
+/*
+ * Append Change fields 1-6 to out: version, source, source_kind, database,
+ * schema, table.  A NULL string is left out (as protobuf-c does); "" is
+ * written as an empty field.
+ */
+void record_enc_head(buf_t *out, uint32_t version, const char *source, Steward__SourceKind kind,
+		     const char *database, const char *schema, const char *table);
+
+/* Append field 13 (key column names), one entry per name. */
+void record_enc_keys(buf_t *out, char *const *names, size_t n);
+
+/* Append Value fields 1-3 of one column (name, type_id, type_name); NULL strings are left out. */
+void record_enc_value_prefix(buf_t *out, const char *name, uint32_t type_id,
+			     const char *type_name);
+
+/* The per-row fields 7-12.  NULL pointers leave a field out. */
+typedef struct record_enc_row {
+	Steward__Op op;
+	const char *txid;           /* field 8 */
+	size_t txid_len;
+	bool has_commit_ts;
+	int64_t commit_ts_us;       /* field 9 */
+	const uint8_t *position;    /* field 10, always written */
+	size_t position_len;
+	const char *position_text;  /* field 11 */
+	size_t position_text_len;
+	bool has_seq;
+	uint32_t seq;               /* field 12 */
+} record_enc_row_t;
+
+typedef enum record_enc_kind {
+	RECORD_ENC_TEXT = 0,       /* text/len */
+	RECORD_ENC_NULL = 1,       /* is_null = true, no text */
+	RECORD_ENC_UNCHANGED = 2,  /* unchanged = true, no text */
+} record_enc_kind_t;
+
+/* One column of an image; prefix from record_enc_value_prefix (borrowed). */
+typedef struct record_enc_value {
+	const uint8_t *prefix;
+	size_t prefix_len;
+	record_enc_kind_t kind;
+	const char *text;
+	size_t len;
+} record_enc_value_t;
+
+/* One record's parts; everything is borrowed for the call. */
+typedef struct record_enc_change {
+	const uint8_t *head;   /* record_enc_head */
+	size_t head_len;
+	record_enc_row_t row;
+	const uint8_t *keys;   /* record_enc_keys */
+	size_t keys_len;
+	const record_enc_value_t *before;  /* field 14 */
+	size_t nbefore;
+	const record_enc_value_t *after;   /* field 15 */
+	size_t nafter;
+} record_enc_change_t;
+
+/* Exact size in bytes of the encoded Change message (without any outer tag or length). */
+size_t record_encode_size(const record_enc_change_t *c);
+
+/* Write the Change message to out (record_encode_size(c) bytes); returns the bytes written. */
+size_t record_encode(const record_enc_change_t *c, uint8_t *out);
+
+/* Bytes of a protobuf varint of v (1..10). */
+static inline size_t
+record_varint_len(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+/* Write a protobuf varint; returns the bytes written. */
+static inline size_t
+record_varint_put(uint8_t *p, uint64_t v)
+{
+	size_t n = 0;
+	while (v >= 0x80) {
+		p[n++] = (uint8_t) (v | 0x80);
+		v >>= 7;
+	}
+	p[n++] = (uint8_t) v;
+	return n;
+}
+
+#endif
