@@ -56,6 +56,18 @@ bool mysql_conn_scalar(MYSQL *m, const char *sql, char **out, char *err, size_t 
 /* True for client errors that mean the connection is gone (reconnect). */
 bool mysql_conn_error_is_lost(unsigned errnum);
 
+/*
+ * Whether a statement that may change the columns of a table named `table`
+ * was written to the binlog at or after file:pos (an event boundary), up to
+ * the server's current end (SHOW BINLOG EVENTS; needs BINLOG MONITOR or
+ * REPLICATION SLAVE).  Conservative: any query event other than BEGIN/
+ * COMMIT/ROLLBACK/XA/SAVEPOINT that names the table counts.  *ddl_at (heap,
+ * caller frees) is "FILE:POS" of the first one, or NULL.  Returns
+ * STEWARD_EXIT_OK, _UNAVAILABLE on a lost connection, _FAILURE otherwise.
+ */
+int mysql_conn_ddl_after(MYSQL *m, const char *file, uint64_t pos, const char *table,
+			 char **ddl_at, char *err, size_t errlen);
+
 /* Server flavour, from VERSION(). */
 bool mysql_conn_is_mariadb(MYSQL *m);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "exitcodes.h"
 #include "redact.h"
 #include "xalloc.h"
 
@@ -271,4 +272,104 @@ mysql_binlog_file_no(const char *name)
 {
 	const char *dot = strrchr(name, '.');
 	return dot ? strtoull(dot + 1, NULL, 10) : 0;
+}
+
+/* Whether s mentions name as a whole identifier (any case, quoted or not). */
+static bool
+mentions_identifier(const char *s, const char *name)
+{
+	size_t n = strlen(name);
+	if (!n)
+		return false;
+	for (const char *p = s; *p; p++) {
+		if (strncasecmp(p, name, n) != 0)
+			continue;
+		unsigned char before = p > s ? (unsigned char) p[-1] : ' ';
+		unsigned char after = (unsigned char) p[n];
+#define IDENT_CHAR(c) ((c) == '_' || (c) == '$' || (c) >= 0x80 || \
+		       ((c) >= '0' && (c) <= '9') || (((c) | 32) >= 'a' && ((c) | 32) <= 'z'))
+		if (!IDENT_CHAR(before) && !IDENT_CHAR(after))
+			return true;
+#undef IDENT_CHAR
+	}
+	return false;
+}
+
+/* True for query events that cannot change a table's columns. */
+static bool
+query_is_not_ddl(const char *q)
+{
+	static const char *const words[] = {"BEGIN", "COMMIT", "ROLLBACK", "XA ", "SAVEPOINT",
+					    "RELEASE SAVEPOINT"};
+	while (*q == ' ' || *q == '\n' || *q == '\t')
+		q++;
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strncasecmp(q, words[i], strlen(words[i])) == 0)
+			return true;
+	return false;
+}
+
+int
+mysql_conn_ddl_after(MYSQL *m, const char *file, uint64_t pos, const char *table,
+		     char **ddl_at, char *err, size_t errlen)
+{
+	MYSQL_RES *logs = NULL, *ev = NULL;
+	MYSQL_ROW row;
+	char **files = NULL;
+	size_t nfiles = 0;
+	int rc = STEWARD_EXIT_FAILURE;
+	uint64_t from_no = mysql_binlog_file_no(file);
+	*ddl_at = NULL;
+	if (mysql_query(m, "SHOW BINARY LOGS") != 0 || !(logs = mysql_store_result(m))) {
+		snprintf(err, errlen, "could not list binary logs: %s", mysql_error(m));
+		goto out;
+	}
+	while ((row = mysql_fetch_row(logs)) != NULL)
+		if (row[0] && mysql_binlog_file_no(row[0]) >= from_no) {
+			files = xrealloc(files, (nfiles + 1) * sizeof(char *));
+			files[nfiles++] = xstrdup(row[0]);
+		}
+	for (size_t i = 0; i < nfiles && !*ddl_at; i++) {
+		char name[520], sql[700];
+		mysql_real_escape_string(m, name, files[i], (unsigned long) strnlen(files[i], 255));
+		snprintf(sql, sizeof(sql), "SHOW BINLOG EVENTS IN '%s' FROM %llu", name,
+			 mysql_binlog_file_no(files[i]) == from_no ? (unsigned long long) pos : 4ULL);
+		if (mysql_query(m, sql) != 0 || !(ev = mysql_use_result(m))) {
+			snprintf(err, errlen, "could not run \"%s\": %s", sql, mysql_error(m));
+			goto out;
+		}
+		/* Log_name, Pos, Event_type, Server_id, End_log_pos, Info */
+		while ((row = mysql_fetch_row(ev)) != NULL) {
+			if (*ddl_at || mysql_num_fields(ev) < 6 || !row[2] || !row[5] ||
+			    strcmp(row[2], "Query") != 0)
+				continue;
+			const char *q = row[5];
+			if (strncasecmp(q, "use ", 4) == 0 && strstr(q, "; "))
+				q = strstr(q, "; ") + 2;  /* Info is "use `db`; STATEMENT" */
+			if (query_is_not_ddl(q) || !mentions_identifier(q, table))
+				continue;
+			size_t len = strlen(files[i]) + 24;
+			*ddl_at = xmalloc(len);
+			snprintf(*ddl_at, len, "%s:%s", files[i], row[1] ? row[1] : "?");
+		}
+		if (mysql_errno(m)) {
+			snprintf(err, errlen, "could not read binlog events of %s: %s", files[i],
+				 mysql_error(m));
+			free(*ddl_at);
+			*ddl_at = NULL;
+			goto out;
+		}
+		mysql_free_result(ev);
+		ev = NULL;
+	}
+	rc = STEWARD_EXIT_OK;
+out:
+	if (rc != STEWARD_EXIT_OK && mysql_conn_error_is_lost(mysql_errno(m)))
+		rc = STEWARD_EXIT_UNAVAILABLE;
+	mysql_free_result(ev);
+	mysql_free_result(logs);
+	for (size_t i = 0; i < nfiles; i++)
+		free(files[i]);
+	free(files);
+	return rc;
 }
