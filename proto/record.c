@@ -129,77 +129,121 @@ record_dup(const Steward__Change *c)
 /* ---- to JSON ---- */
 
 /*
- * A JSON string of text.  Source text is UTF-8; should invalid bytes ever
- * appear, they are replaced by U+FFFD rather than emitting invalid JSON.
+ * The dump writes JSON straight into the output buffer rather than building
+ * a jansson tree per record: a log holds millions of records and the tree
+ * (an allocation and a hash insert per value) cost about five times the
+ * rest of `steward log dump`.  jansson still parses lines (record_from_json).
+ * The output is what json_dumps(JSON_COMPACT | JSON_PRESERVE_ORDER) printed.
  */
-static json_t *
-json_text(const char *s)
+
+/* Length of a valid UTF-8 sequence at p (at most n bytes), or 0. */
+static size_t
+utf8_seq_len(const unsigned char *p, size_t n)
 {
-	json_t *j = json_string(s);
-	if (j)
-		return j;
-	size_t n = strlen(s);
-	char *fixed = xmalloc(3 * n + 1);
-	size_t o = 0;
-	const unsigned char *p = (const unsigned char *) s;
-	while (*p) {
-		size_t len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 :
-			     (*p & 0xf8) == 0xf0 ? 4 : 0;
-		bool ok = len > 0;
-		for (size_t k = 1; ok && k < len; k++)
-			ok = (p[k] & 0xc0) == 0x80;
-		if (ok && len > 1) {
-			char one[5] = {0};
-			memcpy(one, p, len);
-			json_t *probe = json_string(one);  /* rejects overlong forms and surrogates */
-			ok = probe != NULL;
-			json_decref(probe);
-		}
-		if (ok) {
-			memcpy(fixed + o, p, len);
-			o += len;
-			p += len;
-		} else {
-			memcpy(fixed + o, "\xef\xbf\xbd", 3);
-			o += 3;
-			p++;
-		}
-	}
-	fixed[o] = '\0';
-	j = json_string(fixed);
-	free(fixed);
-	return j;
+	unsigned char c = p[0];
+	if (c < 0x80)
+		return 1;
+	if (c < 0xc2 || c > 0xf4)
+		return 0;  /* continuation byte, overlong 2-byte lead, beyond U+10FFFF */
+	size_t len = c < 0xe0 ? 2 : c < 0xf0 ? 3 : 4;
+	if (len > n)
+		return 0;
+	for (size_t k = 1; k < len; k++)
+		if ((p[k] & 0xc0) != 0x80)
+			return 0;
+	if (c == 0xe0 && p[1] < 0xa0)
+		return 0;  /* overlong */
+	if (c == 0xed && p[1] >= 0xa0)
+		return 0;  /* UTF-16 surrogate */
+	if (c == 0xf0 && p[1] < 0x90)
+		return 0;  /* overlong */
+	if (c == 0xf4 && p[1] >= 0x90)
+		return 0;  /* beyond U+10FFFF */
+	return len;
 }
 
-static json_t *
-json_text_or_null(const char *s)
+/*
+ * A JSON string of text.  Source text is UTF-8; should invalid bytes ever
+ * appear, each is replaced by U+FFFD rather than emitting invalid JSON.
+ */
+static void
+put_text(buf_t *out, const char *s)
 {
-	return s ? json_text(s) : json_null();
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *) s;
+	size_t n = strlen(s);
+	buf_reserve(out, n + 2);
+	out->data[out->len++] = '"';
+	size_t i = 0;
+	while (i < n) {
+		/* Copy the longest run that needs no escaping in one go. */
+		size_t run = i;
+		while (run < n && p[run] >= 0x20 && p[run] < 0x80 && p[run] != '"' && p[run] != '\\')
+			run++;
+		if (run > i) {
+			buf_append(out, p + i, run - i);
+			i = run;
+			continue;
+		}
+		unsigned char c = p[i];
+		if (c >= 0x80) {
+			size_t len = utf8_seq_len(p + i, n - i);
+			if (len == 0) {
+				buf_append(out, "\xef\xbf\xbd", 3);
+				i++;
+			} else {
+				buf_append(out, p + i, len);
+				i += len;
+			}
+			continue;
+		}
+		char esc[7] = {'\\', 0};
+		size_t elen = 2;
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\t': esc[1] = 't'; break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			elen = 6;
+		}
+		buf_append(out, esc, elen);
+		i++;
+	}
+	buf_append_char(out, '"');
+}
+
+static void
+put_text_or_null(buf_t *out, const char *s)
+{
+	if (s)
+		put_text(out, s);
+	else
+		buf_append(out, "null", 4);
+}
+
+/* "name": with the separator before it unless it is the first member. */
+static void
+put_member(buf_t *out, bool *first, const char *name)
+{
+	if (!*first)
+		buf_append_char(out, ',');
+	*first = false;
+	put_text(out, name);
+	buf_append_char(out, ':');
 }
 
 /* One column's value: null for SQL NULL, else the source's text. */
-static json_t *
-json_value(const Steward__Value *v)
+static void
+put_value(buf_t *out, const Steward__Value *v)
 {
-	if (v->is_null || v->text == NULL)
-		return json_null();
-	return json_text(v->text);
-}
-
-/* An image as {col: text|null}, leaving out unchanged TOAST columns. */
-static json_t *
-json_image(Steward__Value *const *values, size_t n)
-{
-	if (n == 0)
-		return json_null();
-	json_t *o = json_object();
-	for (size_t i = 0; i < n; i++) {
-		const Steward__Value *v = values[i];
-		if (v->unchanged || v->name == NULL)
-			continue;
-		json_object_set_new(o, v->name, json_value(v));
-	}
-	return o;
+	put_text_or_null(out, v->is_null ? NULL : v->text);
 }
 
 static bool
@@ -211,6 +255,29 @@ in_list(char *const *list, size_t n, const char *name)
 	return false;
 }
 
+/*
+ * An image as {col: text|null}, leaving out unchanged TOAST columns.
+ * Column names within an image are unique (capture writes them so).
+ */
+static void
+put_image(buf_t *out, Steward__Value *const *values, size_t n)
+{
+	if (n == 0) {
+		buf_append(out, "null", 4);
+		return;
+	}
+	bool first = true;
+	buf_append_char(out, '{');
+	for (size_t i = 0; i < n; i++) {
+		const Steward__Value *v = values[i];
+		if (v->unchanged || v->name == NULL)
+			continue;
+		put_member(out, &first, v->name);
+		put_value(out, v);
+	}
+	buf_append_char(out, '}');
+}
+
 /* A usable (sent, named) value for a key column, or NULL. */
 static const Steward__Value *
 key_value(Steward__Value *const *values, size_t n, const char *name)
@@ -219,8 +286,9 @@ key_value(Steward__Value *const *values, size_t n, const char *name)
 	return v && !v->unchanged ? v : NULL;
 }
 
+/* Appends "YYYY-MM-DDTHH:MM:SS.ffffffZ" (or "invalid") as a JSON string. */
 static void
-format_commit_ts(int64_t us, char *out, size_t outlen)
+put_commit_ts(buf_t *out, int64_t us)
 {
 	/* Floor division so times before 1970 still get a positive fraction. */
 	int64_t secs = us / 1000000, frac = us % 1000000;
@@ -231,12 +299,12 @@ format_commit_ts(int64_t us, char *out, size_t outlen)
 	time_t t = (time_t) secs;
 	struct tm tm;
 	if (gmtime_r(&t, &tm) == NULL) {
-		snprintf(out, outlen, "invalid");
+		buf_append(out, "\"invalid\"", 9);
 		return;
 	}
 	char date[64];
 	strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(out, outlen, "%s.%06" PRId64 "Z", date, frac);
+	buf_printf(out, "\"%s.%06" PRId64 "Z\"", date, frac);
 }
 
 static void
@@ -252,61 +320,61 @@ hex_encode(const uint8_t *p, size_t n, buf_t *out)
 }
 
 static void
-add_types(json_t *types, Steward__Value *const *values, size_t n)
+put_hex(buf_t *out, const uint8_t *p, size_t n)
 {
-	for (size_t i = 0; i < n; i++) {
-		const Steward__Value *v = values[i];
-		if (v->name && v->type_name && !json_object_get(types, v->name))
-			json_object_set_new(types, v->name, json_text(v->type_name));
-	}
+	buf_append_char(out, '"');
+	hex_encode(p, n, out);
+	buf_append_char(out, '"');
 }
 
-void
-record_to_json(const Steward__Change *c, buf_t *out)
+/*
+ * "types": the type of every named column of the new image, then of those
+ * only the old image has (a delete's, or a key change's old columns).
+ */
+static void
+put_types(buf_t *out, const Steward__Change *c)
 {
-	json_t *o = json_object();
-	json_object_set_new(o, "source", json_text_or_null(c->source));
-	const char *schema = c->schema ? c->schema : "";
-	const char *table = c->table ? c->table : "";
-	if (*schema || *table) {
-		char *qualified = xasprintf("%s.%s", schema, table);
-		json_object_set_new(o, "table", json_text(qualified));
-		free(qualified);
-	} else {
-		json_object_set_new(o, "table", json_null());
+	bool first = true;
+	buf_append_char(out, '{');
+	for (size_t i = 0; i < c->n_after; i++) {
+		const Steward__Value *v = c->after[i];
+		if (v->name && v->type_name) {
+			put_member(out, &first, v->name);
+			put_text(out, v->type_name);
+		}
 	}
-	json_object_set_new(o, "op", json_string(record_op_name(c->has_op ? c->op : 0)));
-	json_object_set_new(o, "pos", json_text_or_null(c->position_text));
-	json_object_set_new(o, "txid", json_text_or_null(c->txid));
-	if (c->has_commit_ts_us) {
-		char ts[80];
-		format_commit_ts(c->commit_ts_us, ts, sizeof(ts));
-		json_object_set_new(o, "commit_ts", json_string(ts));
-	} else {
-		json_object_set_new(o, "commit_ts", json_null());
+	for (size_t i = 0; i < c->n_before; i++) {
+		const Steward__Value *v = c->before[i];
+		if (v->name == NULL || v->type_name == NULL)
+			continue;
+		/* The common update: the old image has the new one's columns, in order. */
+		const Steward__Value *same = i < c->n_after ? c->after[i] : NULL;
+		if (same && same->name && same->type_name && strcmp(same->name, v->name) == 0)
+			continue;
+		bool seen = false;
+		for (size_t k = 0; k < c->n_after && !seen; k++)
+			seen = c->after[k]->name && c->after[k]->type_name &&
+			       strcmp(c->after[k]->name, v->name) == 0;
+		if (!seen) {
+			put_member(out, &first, v->name);
+			put_text(out, v->type_name);
+		}
 	}
+	buf_append_char(out, '}');
+}
 
-	/* Key values: the new image for insert/snapshot/update, the old for delete. */
-	bool from_before = c->has_op && c->op == STEWARD__OP__OP_DELETE;
-	json_t *key = json_object();
-	for (size_t i = 0; i < c->n_key; i++) {
-		const char *name = c->key[i];
-		const Steward__Value *v = from_before ? key_value(c->before, c->n_before, name)
-						      : key_value(c->after, c->n_after, name);
-		if (v == NULL)
-			v = from_before ? key_value(c->after, c->n_after, name)
-					: key_value(c->before, c->n_before, name);
-		if (v)
-			json_object_set_new(key, name, json_value(v));
+/* "unchanged": the record's list plus any value flagged unchanged. */
+static void
+put_unchanged(buf_t *out, const Steward__Change *c)
+{
+	bool first = true;
+	buf_append_char(out, '[');
+	for (size_t i = 0; i < c->n_unchanged; i++) {
+		if (!first)
+			buf_append_char(out, ',');
+		first = false;
+		put_text(out, c->unchanged[i]);
 	}
-	json_object_set_new(o, "key", key);
-	json_object_set_new(o, "before", json_image(c->before, c->n_before));
-	json_object_set_new(o, "after", json_image(c->after, c->n_after));
-
-	/* Unchanged columns: the record's list plus any value flagged unchanged. */
-	json_t *unchanged = json_array();
-	for (size_t i = 0; i < c->n_unchanged; i++)
-		json_array_append_new(unchanged, json_text(c->unchanged[i]));
 	for (int img = 0; img < 2; img++) {
 		Steward__Value *const *values = img ? c->after : c->before;
 		size_t n = img ? c->n_after : c->n_before;
@@ -314,57 +382,112 @@ record_to_json(const Steward__Change *c, buf_t *out)
 			const Steward__Value *v = values[i];
 			if (!v->unchanged || v->name == NULL || in_list(c->unchanged, c->n_unchanged, v->name))
 				continue;
+			/* Already listed from the old image or earlier in this one? */
 			bool seen = false;
-			for (size_t k = 0; k < json_array_size(unchanged) && !seen; k++)
-				seen = strcmp(json_string_value(json_array_get(unchanged, k)), v->name) == 0;
-			if (!seen)
-				json_array_append_new(unchanged, json_text(v->name));
+			for (size_t k = 0; k < i && !seen; k++)
+				seen = values[k]->unchanged && values[k]->name && strcmp(values[k]->name, v->name) == 0;
+			for (size_t k = 0; img && k < c->n_before && !seen; k++)
+				seen = c->before[k]->unchanged && c->before[k]->name &&
+				       strcmp(c->before[k]->name, v->name) == 0;
+			if (seen)
+				continue;
+			if (!first)
+				buf_append_char(out, ',');
+			first = false;
+			put_text(out, v->name);
 		}
 	}
-	json_object_set_new(o, "unchanged", unchanged);
+	buf_append_char(out, ']');
+}
 
-	json_t *types = json_object();
-	add_types(types, c->after, c->n_after);
-	add_types(types, c->before, c->n_before);
-	json_object_set_new(o, "types", types);
+void
+record_to_json(const Steward__Change *c, buf_t *out)
+{
+	buf_append(out, "{\"source\":", 10);
+	put_text_or_null(out, c->source);
+	buf_append(out, ",\"table\":", 9);
+	const char *schema = c->schema ? c->schema : "";
+	const char *table = c->table ? c->table : "";
+	if (*schema || *table) {
+		char *qualified = xasprintf("%s.%s", schema, table);
+		put_text(out, qualified);
+		free(qualified);
+	} else {
+		buf_append(out, "null", 4);
+	}
+	buf_append(out, ",\"op\":", 6);
+	put_text(out, record_op_name(c->has_op ? c->op : 0));
+	buf_append(out, ",\"pos\":", 7);
+	put_text_or_null(out, c->position_text);
+	buf_append(out, ",\"txid\":", 8);
+	put_text_or_null(out, c->txid);
+	buf_append(out, ",\"commit_ts\":", 13);
+	if (c->has_commit_ts_us)
+		put_commit_ts(out, c->commit_ts_us);
+	else
+		buf_append(out, "null", 4);
 
-	buf_t hex = BUF_INIT;
+	/* Key values: the new image for insert/snapshot/update, the old for delete. */
+	bool from_before = c->has_op && c->op == STEWARD__OP__OP_DELETE;
+	bool first = true;
+	buf_append(out, ",\"key\":{", 8);
+	for (size_t i = 0; i < c->n_key; i++) {
+		const char *name = c->key[i];
+		if (in_list(c->key, i, name))
+			continue;
+		const Steward__Value *v = from_before ? key_value(c->before, c->n_before, name)
+						      : key_value(c->after, c->n_after, name);
+		if (v == NULL)
+			v = from_before ? key_value(c->after, c->n_after, name)
+					: key_value(c->before, c->n_before, name);
+		if (v) {
+			put_member(out, &first, name);
+			put_value(out, v);
+		}
+	}
+	buf_append(out, "},\"before\":", 11);
+	put_image(out, c->before, c->n_before);
+	buf_append(out, ",\"after\":", 9);
+	put_image(out, c->after, c->n_after);
+	buf_append(out, ",\"unchanged\":", 13);
+	put_unchanged(out, c);
+	buf_append(out, ",\"types\":", 9);
+	put_types(out, c);
+	buf_append(out, ",\"pos_hex\":", 11);
 	if (c->has_position)
-		hex_encode(c->position.data, c->position.len, &hex);
-	json_object_set_new(o, "pos_hex", c->has_position ? json_string(hex.data ? hex.data : "")
-							  : json_null());
-	buf_free(&hex);
+		put_hex(out, c->position.data, c->position.len);
+	else
+		buf_append(out, "null", 4);
 
 	/* Fields that only some records carry, kept so a line round-trips. */
-	if (c->has_source_kind && c->source_kind != STEWARD__SOURCE_KIND__SOURCE_KIND_UNSPECIFIED)
-		json_object_set_new(o, "source_kind", json_string(record_source_kind_name(c->source_kind)));
-	if (c->database)
-		json_object_set_new(o, "database", json_text(c->database));
+	if (c->has_source_kind && c->source_kind != STEWARD__SOURCE_KIND__SOURCE_KIND_UNSPECIFIED) {
+		buf_append(out, ",\"source_kind\":", 15);
+		put_text(out, record_source_kind_name(c->source_kind));
+	}
+	if (c->database) {
+		buf_append(out, ",\"database\":", 12);
+		put_text(out, c->database);
+	}
 	if (c->has_seq)
-		json_object_set_new(o, "seq", json_integer(c->seq));
+		buf_printf(out, ",\"seq\":%" PRIu32, c->seq);
 	if (c->n_truncated_tables > 0) {
-		json_t *t = json_array();
-		for (size_t i = 0; i < c->n_truncated_tables; i++)
-			json_array_append_new(t, json_text(c->truncated_tables[i]));
-		json_object_set_new(o, "truncated_tables", t);
+		buf_append(out, ",\"truncated_tables\":[", 21);
+		for (size_t i = 0; i < c->n_truncated_tables; i++) {
+			if (i)
+				buf_append_char(out, ',');
+			put_text(out, c->truncated_tables[i]);
+		}
+		buf_append_char(out, ']');
 	}
-	if (c->message_prefix)
-		json_object_set_new(o, "message_prefix", json_text(c->message_prefix));
+	if (c->message_prefix) {
+		buf_append(out, ",\"message_prefix\":", 18);
+		put_text(out, c->message_prefix);
+	}
 	if (c->has_message_content) {
-		buf_t mh = BUF_INIT;
-		hex_encode(c->message_content.data, c->message_content.len, &mh);
-		json_object_set_new(o, "message_content_hex", json_string(mh.data ? mh.data : ""));
-		buf_free(&mh);
+		buf_append(out, ",\"message_content_hex\":", 23);
+		put_hex(out, c->message_content.data, c->message_content.len);
 	}
-
-	char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-	json_decref(o);
-	if (text == NULL) {
-		fprintf(stderr, "steward: could not format a change record as JSON\n");
-		abort();
-	}
-	buf_append_str(out, text);
-	free(text);
+	buf_append_char(out, '}');
 }
 
 /* ---- from JSON ---- */
