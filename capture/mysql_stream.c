@@ -948,6 +948,11 @@ mysql_stream_run(const mysql_stream_opts_t *o, clog_writer_t *w, const char *fil
 			s.meta = NULL;
 		}
 		txn_reset(&s);  /* the partial transaction is read again from its start */
+		if (rc == STEWARD_EXIT_UNAVAILABLE && mysql_capture_stop) {
+			/* a read cut short by SIGTERM (TLS reads fail on EINTR): a clean stop */
+			rc = STEWARD_EXIT_OK;
+			err[0] = '\0';
+		}
 		if (rc != STEWARD_EXIT_UNAVAILABLE || mysql_capture_stop)
 			break;
 		int frc = stream_flush(&s, err + strlen(err), errlen - strlen(err));
