@@ -275,6 +275,43 @@ invalid_utf8_never_produces_invalid_json(void **state)
 	free(json);
 }
 
+/*
+ * Control characters are escaped as JSON requires, and byte sequences that
+ * are not UTF-8 scalar values (overlong forms, surrogates, beyond U+10FFFF,
+ * a truncated sequence) become U+FFFD; what comes back is the same text.
+ */
+static void
+escapes_and_non_scalar_sequences(void **state)
+{
+	(void) state;
+	Steward__Change c = STEWARD__CHANGE__INIT;
+	Steward__Value after[1], *ap[1];
+	c.schema = "s";
+	c.table = "t";
+	c.has_op = true;
+	c.op = STEWARD__OP__OP_INSERT;
+	set_value(&after[0], "v", "text",
+		  "a\x01\"\\\n\t\b\f\r\x7f|\xed\xa0\x80|\xc0\xaf|\xf4\x90\x80\x80|\xe0\x80\x80|\xf0\x9f\x98",
+		  false);
+	ap[0] = &after[0];
+	c.n_after = 1;
+	c.after = ap;
+	char *json = to_json(&c);
+	const char *want = "\"v\":\"a\\u0001\\\"\\\\\\n\\t\\b\\f\\r\x7f|"
+			   "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd|"
+			   "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|"
+			   "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd|\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\"";
+	if (strstr(json, want) == NULL)
+		fail_msg("unexpected JSON: %s", json);
+	char err[256];
+	Steward__Change *back = record_from_json(json, err, sizeof(err));
+	assert_non_null(back);
+	assert_int_equal(back->n_after, 1);
+	assert_memory_equal(back->after[0]->text, "a\x01\"\\\n\t\b\f\r\x7f|", 11);
+	record_free(back);
+	free(json);
+}
+
 static void
 bad_json_lines_give_clear_errors(void **state)
 {
@@ -388,6 +425,7 @@ main(void)
 		cmocka_unit_test(update_key_falls_back_to_before_when_after_lacks_it),
 		cmocka_unit_test(commit_ts_is_rfc3339_utc_with_microseconds),
 		cmocka_unit_test(invalid_utf8_never_produces_invalid_json),
+		cmocka_unit_test(escapes_and_non_scalar_sequences),
 		cmocka_unit_test(bad_json_lines_give_clear_errors),
 		cmocka_unit_test(minimal_line_without_optional_fields_parses),
 		cmocka_unit_test(op_and_kind_names),
