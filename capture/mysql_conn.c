@@ -50,6 +50,14 @@ pct_decode(const char *s, size_t n)
 	return out;
 }
 
+/* The host names and addresses that never leave this machine. */
+static bool
+is_loopback(const char *host)
+{
+	return !strcasecmp(host, "localhost") || !strcmp(host, "::1") ||
+	       !strncmp(host, "127.", 4) || !strcmp(host, "0:0:0:0:0:0:0:1");
+}
+
 static bool
 set_param(mysql_dsn_t *d, const char *key, const char *val, char *err, size_t errlen)
 {
@@ -70,7 +78,7 @@ set_param(mysql_dsn_t *d, const char *key, const char *val, char *err, size_t er
 	} else if (strcmp(key, "sslca") == 0 || strcmp(key, "ssl-ca") == 0 || strcmp(key, "sslrootcert") == 0) {
 		free(d->tls_ca);
 		d->tls_ca = xstrdup(val);
-		if (d->tls == 0)
+		if (d->tls < 0)
 			d->tls = 2;
 	} else {
 		snprintf(err, errlen, "invalid DSN: unknown parameter \"%s\"", key);
@@ -84,6 +92,7 @@ mysql_dsn_parse(const char *dsn, mysql_dsn_t *d, char *err, size_t errlen)
 {
 	memset(d, 0, sizeof(*d));
 	d->port = 3306;
+	d->tls = -1;  /* not given: decided from the host below */
 	const char *p;
 	if (strncasecmp(dsn, "mysql://", 8) == 0)
 		p = dsn + 8;
@@ -165,6 +174,14 @@ mysql_dsn_parse(const char *dsn, mysql_dsn_t *d, char *err, size_t errlen)
 		snprintf(err, errlen, "invalid DSN: no user name (mysql://USER:PASSWORD@HOST:PORT/DATABASE)");
 		goto fail;
 	}
+	/*
+	 * Secure by default: without ssl-mode, a remote server is reached over
+	 * TLS with its certificate and host name verified (system CA store, or
+	 * sslca=).  Loopback never leaves the host, so it needs no TLS unless
+	 * asked for.
+	 */
+	if (d->tls < 0)
+		d->tls = is_loopback(d->host) ? 0 : 2;
 	return true;
 fail:
 	mysql_dsn_clear(d);

@@ -4,10 +4,14 @@
 # work with ssl-mode=verify-ca&sslca=CA and the connection really is TLS; a
 # wrong CA, and a DSN without TLS, fail with a clear message and exit 69;
 # the password never appears in any output or in the process's command
-# line (--dsn-file).
+# line (--dsn-file).  Secure by default: without ssl-mode, a server at a
+# non-loopback address is reached over TLS with its certificate verified
+# against the system trust store (here SSL_CERT_FILE), and refused when the
+# certificate is not trusted.
 set -euo pipefail
 source "$(dirname "$0")/lib/mysql_lib.sh"
 mysql_setup mysql_tls 33472
+HOSTIP=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+\.' | grep -v '^127\.' | head -1 || true)
 
 T="$WORK/tls"
 mkdir -p "$T"
@@ -16,20 +20,21 @@ mkdir -p "$T"
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Steward test CA" -keyout ca.key -out ca.pem
   openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Other CA" -keyout other.key -out other.pem
   openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >san.ext
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost%s\n' "${HOSTIP:+,IP:$HOSTIP}" >san.ext
   openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.pem
 ) >"$WORK/openssl.log" 2>&1 || { cat "$WORK/openssl.log"; fail "openssl"; }
 [[ $(id -u) -eq 0 ]] && chown -R mysql:mysql "$T"
 server_stop
 SERVER_OPTS=(ssl_cert="$T/server.pem" ssl_key="$T/server.key" ssl_ca="$T/ca.pem" require_secure_transport=ON)
+[[ -n $HOSTIP ]] && SERVER_OPTS+=(bind-address=0.0.0.0)
 server_start
 [[ $(sql -N -e "SELECT @@have_ssl, @@require_secure_transport") == "YES	1" ]] || fail "server has no TLS"
 
 PW='Tls-S3cret-pw'
 sql <<SQL
-CREATE USER 'tlsuser'@'127.0.0.1' IDENTIFIED BY '$PW';
-GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'tlsuser'@'127.0.0.1';
-GRANT SELECT ON app.* TO 'tlsuser'@'127.0.0.1';
+CREATE USER 'tlsuser'@'%' IDENTIFIED BY '$PW';
+GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'tlsuser'@'%';
+GRANT SELECT ON app.* TO 'tlsuser'@'%';
 SQL
 sql app -e "CREATE TABLE t (id int primary key, v varchar(20)); INSERT INTO t VALUES (1, 'one'), (2, 'two')"
 BASE="mysql://tlsuser:$PW@127.0.0.1:$PORT/app"
@@ -70,6 +75,19 @@ grep -qi "insecure transport\|Access denied" "$WORK/plain.out" || fail "no reaso
 rc=0; "$STEWARD_BIN" capture --dsn "$BASE?sslca=$T/missing.pem" --data-dir "$WORK/z" >"$WORK/missing.out" 2>&1 || rc=$?
 cat "$WORK/missing.out"
 [[ $rc -ne 0 ]] || fail "a missing CA file was accepted"
+
+# the default without ssl-mode, at a non-loopback address: TLS, verified
+if [[ -n $HOSTIP ]]; then
+  REMOTE="mysql://tlsuser:$PW@$HOSTIP:$PORT/app"
+  SSL_CERT_FILE="$T/ca.pem" "$STEWARD_BIN" capture --dsn "$REMOTE" --check >"$WORK/remote.out" 2>&1 \
+    || { cat "$WORK/remote.out"; fail "default TLS to $HOSTIP with a trusted CA"; }
+  rc=0; SSL_CERT_FILE="$T/other.pem" "$STEWARD_BIN" capture --dsn "$REMOTE" --data-dir "$WORK/r" >"$WORK/remote-untrusted.out" 2>&1 || rc=$?
+  cat "$WORK/remote-untrusted.out"
+  [[ $rc -eq 69 ]] || fail "default to $HOSTIP with an untrusted certificate: exit $rc, want 69"
+  grep -qi "certificate" "$WORK/remote-untrusted.out" || fail "untrusted certificate: the message does not say so"
+else
+  echo "no non-loopback IPv4 address: default-TLS check skipped"
+fi
 
 for f in "$WORK"/*.out "$WORK"/*.log; do
   ! grep -q "$PW" "$f" || fail "password printed in $(basename "$f")"
