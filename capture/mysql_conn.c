@@ -5,10 +5,12 @@
 #include "mysql_capture.h"
 
 #include <errmsg.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "exitcodes.h"
 #include "redact.h"
@@ -204,6 +206,12 @@ mysql_dsn_clear(mysql_dsn_t *d)
 MYSQL *
 mysql_conn_open(const mysql_dsn_t *d, unsigned read_timeout_s, char *err, size_t errlen)
 {
+	/* the library only says "No such file or directory" */
+	if (d->tls && d->tls_ca && access(d->tls_ca, R_OK) != 0) {
+		snprintf(err, errlen, "could not read CA file \"%s\" (sslca): %s", d->tls_ca,
+			 strerror(errno));
+		return NULL;
+	}
 	MYSQL *m = mysql_init(NULL);
 	unsigned connect_timeout = 10;
 	mysql_optionsv(m, MYSQL_OPT_CONNECT_TIMEOUT, &connect_timeout);

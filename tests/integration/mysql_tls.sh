@@ -74,7 +74,8 @@ grep -qi "insecure transport\|Access denied" "$WORK/plain.out" || fail "no reaso
 # verification cannot be requested without something to verify against... a CA file that does not exist
 rc=0; "$STEWARD_BIN" capture --dsn "$BASE?sslca=$T/missing.pem" --data-dir "$WORK/z" >"$WORK/missing.out" 2>&1 || rc=$?
 cat "$WORK/missing.out"
-[[ $rc -ne 0 ]] || fail "a missing CA file was accepted"
+[[ $rc -eq 69 ]] || fail "a missing CA file: exit $rc, want 69"
+grep -q "could not read CA file .*missing.pem" "$WORK/missing.out" || fail "the message does not name the CA file"
 
 # the default without ssl-mode, at a non-loopback address: TLS, verified
 if [[ -n $HOSTIP ]]; then
