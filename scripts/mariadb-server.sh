@@ -10,6 +10,9 @@
 #   scripts/mariadb-server.sh client DIR [ARGS...]        run the mariadb client as root (unix socket)
 #   scripts/mariadb-server.sh dsn PORT [DB]               print a mysql:// URI for the test user
 #
+# MARIADB_TEMPLATE_DIR=DIR: install the system tables once into DIR and copy
+# them for each new server (much faster for test suites).
+#
 # Row-based binlog with full images and full metadata, as Steward expects.
 # A TCP user steward/steward with every privilege is created for tests
 # (root@localhost only accepts unix-socket logins).
@@ -60,6 +63,21 @@ CNF
       [[ $opt == *=* || $opt =~ ^[A-Za-z_-]+$ ]] || { echo "bad server option \"$opt\" (want NAME=VALUE)" >&2; exit 2; }
       echo "$opt" >>"$dir/my.cnf"
     done
+    if [[ ! -d "$dir/data/mysql" && -n ${MARIADB_TEMPLATE_DIR:-} ]]; then
+      # install once into the template (under a lock: tests start in parallel), then copy
+      tpl=$(realpath -m "$MARIADB_TEMPLATE_DIR")
+      mkdir -p "$tpl"
+      [[ $(id -u) -eq 0 ]] && chown mysql:mysql "$tpl"
+      (
+        flock 9
+        if [[ ! -d "$tpl/data/mysql" ]]; then
+          rm -rf "$tpl/data"
+          as_mysql mariadb-install-db --no-defaults --datadir="$tpl/data" --auth-root-authentication-method=socket \
+            --skip-test-db >"$tpl/install.log" 2>&1
+        fi
+        cp -a "$tpl/data" "$dir/data"
+      ) 9>"$tpl/.lock"
+    fi
     if [[ ! -d "$dir/data/mysql" ]]; then
       as_mysql mariadb-install-db --no-defaults --datadir="$dir/data" --auth-root-authentication-method=socket \
         --skip-test-db >"$dir/install.log" 2>&1
@@ -93,5 +111,5 @@ SQL
     echo "mysql://steward:steward@127.0.0.1:$2/${3:-}"
     ;;
   *)
-    sed -n '2,16p' "$0"; exit 2 ;;
+    sed -n '2,19p' "$0"; exit 2 ;;
 esac

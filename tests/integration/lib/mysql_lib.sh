@@ -17,6 +17,8 @@ set -euo pipefail
 : "${STEWARD_BUILD_DIR:=$STEWARD_SOURCE_DIR/build}"
 : "${STEWARD_BIN:=$STEWARD_BUILD_DIR/cli/steward}"
 SERVER_SH="$STEWARD_SOURCE_DIR/scripts/mariadb-server.sh"
+# system tables installed once per build directory, copied for each scenario
+export MARIADB_TEMPLATE_DIR="${MARIADB_TEMPLATE_DIR:-$STEWARD_BUILD_DIR/tmp/.mariadb-template}"
 
 mysql_setup() {
   local name=$1
