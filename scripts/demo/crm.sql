@@ -14,3 +14,17 @@ CREATE TABLE IF NOT EXISTS accounts (
     credit_limit decimal(12,2),
     updated_at   datetime(6)
 ) ENGINE=InnoDB;
+
+-- Cases: the support desk's tickets as the CRM sees them (status only is
+-- written by Steward; external_id is the support desk's ticket id).
+CREATE TABLE IF NOT EXISTS cases (
+    id             varchar(18)  NOT NULL PRIMARY KEY,
+    external_id    varchar(64)  UNIQUE,
+    subject        varchar(255),
+    status         varchar(16)  NOT NULL DEFAULT 'new'
+                   CHECK (status IN ('new', 'open', 'pending', 'solved', 'closed')),
+    priority       varchar(16)
+                   CHECK (priority IN ('low', 'normal', 'high', 'urgent')),
+    supplied_email varchar(255),
+    updated_at     datetime(6)
+) ENGINE=InnoDB;

@@ -45,7 +45,7 @@ delete_all_data(emu_db_t *db, char *err, size_t errlen)
 		[EMU_SUPPORT] = "DELETE FROM tickets",
 	};
 	static const char *const my_sql[EMU_NPLATFORMS][3] = {
-		[EMU_CRM] = {"DELETE FROM accounts", NULL, NULL},
+		[EMU_CRM] = {"DELETE FROM cases", "DELETE FROM accounts", NULL},
 		[EMU_BILLING] = {"DELETE FROM payments", "DELETE FROM subscriptions", "DELETE FROM customers"},
 	};
 	for (int p = 0; p < EMU_NPLATFORMS; p++) {

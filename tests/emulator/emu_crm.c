@@ -1,9 +1,10 @@
 /*
- * emu_crm.c — the CRM, Salesforce REST style, over crm.accounts (MariaDB).
+ * emu_crm.c — the CRM, Salesforce REST style, over MariaDB tables: the
+ * Account object over crm.accounts and the Case object over crm.cases.
  *
- *   PATCH/GET/DELETE /crm/services/data/vXX.X/sobjects/Account/ExternalId__c/{value}
- *   GET/PATCH/DELETE /crm/services/data/vXX.X/sobjects/Account/{id}
- *   POST             /crm/services/data/vXX.X/sobjects/Account
+ *   PATCH/GET/DELETE /crm/services/data/vXX.X/sobjects/{Account|Case}/ExternalId__c/{value}
+ *   GET/PATCH/DELETE /crm/services/data/vXX.X/sobjects/{Account|Case}/{id}
+ *   POST             /crm/services/data/vXX.X/sobjects/{Account|Case}
  *
  * Errors are Salesforce's: a JSON array of {"message","errorCode","fields"}.
  */
@@ -20,23 +21,53 @@ enum ftype { F_TEXT, F_EMAIL, F_PICKLIST, F_DECIMAL };
 
 struct field {
 	const char *api;  /* Salesforce field name */
-	const char *col;  /* crm.accounts column */
+	const char *col;  /* table column */
 	enum ftype type;
 	size_t maxlen;
-	bool required;
+	bool required;    /* may not be null or empty */
+	const char *const *values;  /* F_PICKLIST: the allowed values */
 };
 
-static const struct field fields[] = {
-	{"Name", "name", F_TEXT, 255, true},
-	{"Email__c", "email", F_EMAIL, 255, false},
-	{"Phone", "phone", F_TEXT, 64, false},
-	{"Status__c", "status", F_PICKLIST, 16, true},
-	{"Credit_Limit__c", "credit_limit", F_DECIMAL, 0, false},
-	{"ExternalId__c", "external_id", F_TEXT, 64, false},
-};
-#define NFIELDS (sizeof(fields) / sizeof(fields[0]))
+#define MAX_FIELDS 8
 
-static const char *const statuses[] = {"prospect", "active", "churned", NULL};
+/* One sObject type and the table it lives in. */
+struct sobject {
+	const char *name;        /* "Account" */
+	const char *table;       /* "accounts" */
+	const char *id_prefix;   /* Salesforce key prefix of its ids */
+	const char *create_required;  /* API name a create needs (NULL: none) */
+	const struct field *fields;
+	size_t nfields;
+};
+
+static const char *const account_statuses[] = {"prospect", "active", "churned", NULL};
+static const char *const case_statuses[] = {"new", "open", "pending", "solved", "closed", NULL};
+static const char *const case_priorities[] = {"low", "normal", "high", "urgent", NULL};
+
+static const struct field account_fields[] = {
+	{"Name", "name", F_TEXT, 255, true, NULL},
+	{"Email__c", "email", F_EMAIL, 255, false, NULL},
+	{"Phone", "phone", F_TEXT, 64, false, NULL},
+	{"Status__c", "status", F_PICKLIST, 16, true, account_statuses},
+	{"Credit_Limit__c", "credit_limit", F_DECIMAL, 0, false, NULL},
+	{"ExternalId__c", "external_id", F_TEXT, 64, false, NULL},
+};
+
+/* Case: the support desk's status vocabulary as its Status picklist. */
+static const struct field case_fields[] = {
+	{"Subject", "subject", F_TEXT, 255, false, NULL},
+	{"Status", "status", F_PICKLIST, 16, true, case_statuses},
+	{"Priority", "priority", F_PICKLIST, 16, false, case_priorities},
+	{"SuppliedEmail", "supplied_email", F_EMAIL, 255, false, NULL},
+	{"ExternalId__c", "external_id", F_TEXT, 64, false, NULL},
+};
+
+static const struct sobject sobjects[] = {
+	{"Account", "accounts", "001", "Name", account_fields,
+	 sizeof(account_fields) / sizeof(account_fields[0])},
+	{"Case", "cases", "500", NULL, case_fields, sizeof(case_fields) / sizeof(case_fields[0])},
+};
+#define NSOBJECTS (sizeof(sobjects) / sizeof(sobjects[0]))
 
 static void
 sf_error(emu_resp_t *resp, int status, const char *code, const char *message, const char *field)
@@ -87,9 +118,9 @@ struct assign {
 };
 
 struct changes {
-	struct assign a[NFIELDS];
+	struct assign a[MAX_FIELDS];
 	size_t n;
-	bool has_name;
+	bool has_required;  /* the object's create_required field is set */
 };
 
 static void
@@ -101,11 +132,12 @@ changes_free(struct changes *c)
 }
 
 /*
- * Validate a JSON body into column assignments.  allow_external: whether
- * ExternalId__c may appear.  false with the Salesforce error in resp.
+ * Validate a JSON body into column assignments of object o.  allow_external:
+ * whether ExternalId__c may appear.  false with the Salesforce error in resp.
  */
 static bool
-parse_changes(const emu_req_t *req, emu_resp_t *resp, bool allow_external, struct changes *out)
+parse_changes(const struct sobject *o, const emu_req_t *req, emu_resp_t *resp,
+	      bool allow_external, struct changes *out)
 {
 	json_error_t jerr;
 	char msg[512];
@@ -124,11 +156,12 @@ parse_changes(const emu_req_t *req, emu_resp_t *resp, bool allow_external, struc
 		if (strcmp(key, "attributes") == 0)
 			continue;
 		const struct field *f = NULL;
-		for (size_t i = 0; i < NFIELDS; i++)
-			if (strcmp(fields[i].api, key) == 0)
-				f = &fields[i];
+		for (size_t i = 0; i < o->nfields; i++)
+			if (strcmp(o->fields[i].api, key) == 0)
+				f = &o->fields[i];
 		if (f == NULL || (!allow_external && strcmp(f->col, "external_id") == 0)) {
-			snprintf(msg, sizeof(msg), "No such column '%s' on sobject of type Account", key);
+			snprintf(msg, sizeof(msg), "No such column '%s' on sobject of type %s", key,
+				 o->name);
 			sf_error(resp, 400, "INVALID_FIELD", msg, key);
 			goto fail;
 		}
@@ -162,7 +195,7 @@ parse_changes(const emu_req_t *req, emu_resp_t *resp, bool allow_external, struc
 				goto fail;
 			}
 			const char *s = json_string_value(v);
-			if (f->type == F_PICKLIST && !emu_in_set(s, statuses)) {
+			if (f->type == F_PICKLIST && !emu_in_set(s, f->values)) {
 				snprintf(msg, sizeof(msg), "%s: bad value for restricted picklist field: %.100s", f->api, s);
 				sf_error(resp, 400, "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST", msg, f->api);
 				goto fail;
@@ -188,9 +221,11 @@ parse_changes(const emu_req_t *req, emu_resp_t *resp, bool allow_external, struc
 		out->a[out->n].f = f;
 		out->a[out->n].value = value;
 		out->n++;
-		if (strcmp(f->col, "name") == 0)
-			out->has_name = true;
+		if (o->create_required && strcmp(f->api, o->create_required) == 0)
+			out->has_required = true;
 	}
+	if (!o->create_required)
+		out->has_required = true;
 	json_decref(body);
 	return true;
 fail:
@@ -206,6 +241,14 @@ db_failure(emu_resp_t *resp, const char *what, const char *err)
 	char msg[600];
 	snprintf(msg, sizeof(msg), "%s: %s", what, err);
 	sf_error(resp, 500, "UNKNOWN_EXCEPTION", msg, NULL);
+}
+
+static void
+missing_required(const struct sobject *o, emu_resp_t *resp)
+{
+	char msg[128];
+	snprintf(msg, sizeof(msg), "Required fields are missing: [%s]", o->create_required);
+	sf_error(resp, 400, "REQUIRED_FIELD_MISSING", msg, o->create_required);
 }
 
 /* SELECT returning the first column of the first row, or NULL (caller frees).
@@ -236,15 +279,21 @@ append_where(emu_dbconn_t *c, buf_t *sql, bool by_external, const char *key)
 }
 
 static void
-account_get(emu_dbconn_t *c, const emu_req_t *req, emu_resp_t *resp, bool by_external, const char *key)
+object_get(const struct sobject *o, emu_dbconn_t *c, emu_resp_t *resp, bool by_external,
+	   const char *key)
 {
 	char err[512];
 	buf_t sql = BUF_INIT;
-	buf_append_str(&sql, "SELECT id, external_id, name, email, phone, status, credit_limit, "
-		       "CONCAT(LEFT(DATE_FORMAT(updated_at, '%Y-%m-%dT%H:%i:%s.%f'), 23), '+0000') FROM accounts");
+	buf_append_str(&sql, "SELECT id");
+	for (size_t i = 0; i < o->nfields; i++)
+		buf_printf(&sql, ", %s", o->fields[i].col);
+	buf_printf(&sql, ", CONCAT(LEFT(DATE_FORMAT(updated_at, '%%Y-%%m-%%dT%%H:%%i:%%s.%%f'), 23), "
+		   "'+0000') FROM %s", o->table);
 	append_where(c, &sql, by_external, key);
 	if (emu_my_exec(c, sql.data, err, sizeof(err)) != 0) {
-		db_failure(resp, "could not read account", err);
+		char what[64];
+		snprintf(what, sizeof(what), "could not read %s", o->name);
+		db_failure(resp, what, err);
 		goto out;
 	}
 	MYSQL_RES *res = mysql_store_result(c->my);
@@ -253,15 +302,19 @@ account_get(emu_dbconn_t *c, const emu_req_t *req, emu_resp_t *resp, bool by_ext
 		crm_error(resp, EMU_ERR_NO_ROUTE, 404, NULL);
 	} else {
 		char url[128];
-		snprintf(url, sizeof(url), "/services/data/v59.0/sobjects/Account/%s", row[0]);
-		json_t *o = json_pack("{s:{s:s,s:s},s:s}", "attributes", "type", "Account", "url", url,
+		snprintf(url, sizeof(url), "/services/data/v59.0/sobjects/%s/%s", o->name, row[0]);
+		json_t *j = json_pack("{s:{s:s,s:s},s:s}", "attributes", "type", o->name, "url", url,
 				      "Id", row[0]);
-		const char *names[] = {"ExternalId__c", "Name", "Email__c", "Phone", "Status__c"};
-		for (int i = 0; i < 5; i++)
-			json_object_set_new(o, names[i], row[i + 1] ? json_string(row[i + 1]) : json_null());
-		json_object_set_new(o, "Credit_Limit__c", row[6] ? json_real(strtod(row[6], NULL)) : json_null());
-		json_object_set_new(o, "LastModifiedDate", row[7] ? json_string(row[7]) : json_null());
-		emu_resp_json(resp, 200, o);
+		for (size_t i = 0; i < o->nfields; i++) {
+			const char *v = row[i + 1];
+			json_object_set_new(j, o->fields[i].api,
+					    v == NULL ? json_null()
+					    : o->fields[i].type == F_DECIMAL ? json_real(strtod(v, NULL))
+					    : json_string(v));
+		}
+		const char *mod = row[o->nfields + 1];
+		json_object_set_new(j, "LastModifiedDate", mod ? json_string(mod) : json_null());
+		emu_resp_json(resp, 200, j);
 	}
 	if (res)
 		mysql_free_result(res);
@@ -270,14 +323,15 @@ out:
 }
 
 static void
-account_delete(emu_dbconn_t *c, emu_resp_t *resp, bool by_external, const char *key)
+object_delete(const struct sobject *o, emu_dbconn_t *c, emu_resp_t *resp, bool by_external,
+	      const char *key)
 {
 	char err[512];
 	buf_t sql = BUF_INIT;
-	buf_append_str(&sql, "DELETE FROM accounts");
+	buf_printf(&sql, "DELETE FROM %s", o->table);
 	append_where(c, &sql, by_external, key);
 	if (emu_my_exec(c, sql.data, err, sizeof(err)) != 0)
-		db_failure(resp, "could not delete account", err);
+		db_failure(resp, "could not delete record", err);
 	else if (mysql_affected_rows(c->my) == 0)
 		crm_error(resp, EMU_ERR_NO_ROUTE, 404, NULL);
 	else {
@@ -301,7 +355,8 @@ append_set(emu_dbconn_t *c, buf_t *sql, const struct changes *ch)
 }
 
 static void
-duplicate_error(emu_dbconn_t *c, emu_resp_t *resp, const struct changes *ch)
+duplicate_error(const struct sobject *o, emu_dbconn_t *c, emu_resp_t *resp,
+		const struct changes *ch)
 {
 	const char *ext = NULL;
 	for (size_t i = 0; i < ch->n; i++)
@@ -310,7 +365,7 @@ duplicate_error(emu_dbconn_t *c, emu_resp_t *resp, const struct changes *ch)
 	char err[512], msg[256];
 	bool failed;
 	buf_t sql = BUF_INIT;
-	buf_append_str(&sql, "SELECT id FROM accounts");
+	buf_printf(&sql, "SELECT id FROM %s", o->table);
 	append_where(c, &sql, true, ext ? ext : "");
 	char *other = select_one(c, sql.data, &failed, err, sizeof(err));
 	snprintf(msg, sizeof(msg), "duplicate value found: ExternalId__c duplicates value on record with id: %s",
@@ -322,18 +377,18 @@ duplicate_error(emu_dbconn_t *c, emu_resp_t *resp, const struct changes *ch)
 
 /* PATCH by id (204) or, for an upsert, by external id (201 created / 204). */
 static void
-account_update(emu_dbconn_t *c, const emu_req_t *req, emu_resp_t *resp, bool by_external,
-	       const char *key, bool upsert)
+object_update(const struct sobject *o, emu_dbconn_t *c, const emu_req_t *req, emu_resp_t *resp,
+	      bool by_external, const char *key, bool upsert)
 {
 	struct changes ch;
 	char err[512];
 	buf_t sql = BUF_INIT;
-	if (!parse_changes(req, resp, !upsert, &ch))
+	if (!parse_changes(o, req, resp, !upsert, &ch))
 		return;
-	if (upsert && ch.has_name) {
+	if (upsert && ch.has_required) {
 		/* INSERT … ON DUPLICATE KEY UPDATE is atomic under concurrent upserts of one key */
-		char *id = emu_random_id("001", 15);
-		buf_append_str(&sql, "INSERT INTO accounts (id, external_id");
+		char *id = emu_random_id(o->id_prefix, 15);
+		buf_printf(&sql, "INSERT INTO %s (id, external_id", o->table);
 		for (size_t i = 0; i < ch.n; i++)
 			buf_printf(&sql, ", %s", ch.a[i].f->col);
 		buf_append_str(&sql, ", updated_at) VALUES (");
@@ -349,7 +404,7 @@ account_update(emu_dbconn_t *c, const emu_req_t *req, emu_resp_t *resp, bool by_
 			buf_printf(&sql, "%s = VALUES(%s), ", ch.a[i].f->col, ch.a[i].f->col);
 		buf_append_str(&sql, "updated_at = VALUES(updated_at)");
 		if (emu_my_exec(c, sql.data, err, sizeof(err)) != 0) {
-			db_failure(resp, "could not upsert account", err);
+			db_failure(resp, "could not upsert record", err);
 		} else if (mysql_affected_rows(c->my) == 1) {
 			emu_resp_json(resp, 201, json_pack("{s:s,s:b,s:[],s:b}", "id", id, "success", 1,
 							   "errors", "created", 1));
@@ -361,17 +416,17 @@ account_update(emu_dbconn_t *c, const emu_req_t *req, emu_resp_t *resp, bool by_
 		free(id);
 		goto out;
 	}
-	buf_append_str(&sql, "UPDATE accounts");
+	buf_printf(&sql, "UPDATE %s", o->table);
 	append_set(c, &sql, &ch);
 	append_where(c, &sql, by_external, key);
 	unsigned code = emu_my_exec(c, sql.data, err, sizeof(err));
 	if (code == 1062) {
-		duplicate_error(c, resp, &ch);
+		duplicate_error(o, c, resp, &ch);
 	} else if (code != 0) {
-		db_failure(resp, "could not update account", err);
+		db_failure(resp, "could not update record", err);
 	} else if (mysql_affected_rows(c->my) == 0) {
 		if (upsert)
-			sf_error(resp, 400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [Name]", "Name");
+			missing_required(o, resp);
 		else
 			crm_error(resp, EMU_ERR_NO_ROUTE, 404, NULL);
 	} else {
@@ -384,28 +439,28 @@ out:
 }
 
 static void
-account_create(emu_dbconn_t *c, const emu_req_t *req, emu_resp_t *resp)
+object_create(const struct sobject *o, emu_dbconn_t *c, const emu_req_t *req, emu_resp_t *resp)
 {
 	struct changes ch;
 	char err[512];
-	if (!parse_changes(req, resp, true, &ch))
+	if (!parse_changes(o, req, resp, true, &ch))
 		return;
-	if (!ch.has_name) {
-		sf_error(resp, 400, "REQUIRED_FIELD_MISSING", "Required fields are missing: [Name]", "Name");
+	if (!ch.has_required) {
+		missing_required(o, resp);
 		changes_free(&ch);
 		return;
 	}
-	char *id = emu_random_id("001", 15);
+	char *id = emu_random_id(o->id_prefix, 15);
 	buf_t sql = BUF_INIT;
-	buf_append_str(&sql, "INSERT INTO accounts");
+	buf_printf(&sql, "INSERT INTO %s", o->table);
 	append_set(c, &sql, &ch);
 	buf_append_str(&sql, ", id = ");
 	emu_my_quote(c, &sql, id);
 	unsigned code = emu_my_exec(c, sql.data, err, sizeof(err));
 	if (code == 1062) {
-		duplicate_error(c, resp, &ch);
+		duplicate_error(o, c, resp, &ch);
 	} else if (code != 0) {
-		db_failure(resp, "could not create account", err);
+		db_failure(resp, "could not create record", err);
 	} else {
 		emu_resp_json(resp, 201, json_pack("{s:s,s:b,s:[]}", "id", id, "success", 1, "errors"));
 		resp->write = EMU_WRITE_CREATE;
@@ -427,7 +482,7 @@ method_not_allowed(emu_resp_t *resp, const char *method, const char *allowed)
 static void
 crm_handle(const emu_req_t *req, emu_resp_t *resp)
 {
-	/* "/services/data/v59.0/sobjects/Account[/…]" */
+	/* "/services/data/v59.0/sobjects/{Account|Case}[/…]" */
 	static const char base[] = "/services/data/v";
 	const char *p = req->sub;
 	if (strncmp(p, base, sizeof(base) - 1) != 0)
@@ -437,13 +492,18 @@ crm_handle(const emu_req_t *req, emu_resp_t *resp)
 	if (p == NULL || strncmp(p, sobj, sizeof(sobj) - 1) != 0)
 		return;
 	p += sizeof(sobj) - 1;
-	if (strncmp(p, "Account", 7) != 0 || (p[7] != '\0' && p[7] != '/')) {
+	size_t tlen = strcspn(p, "/");
+	const struct sobject *o = NULL;
+	for (size_t i = 0; i < NSOBJECTS; i++)
+		if (strlen(sobjects[i].name) == tlen && strncmp(p, sobjects[i].name, tlen) == 0)
+			o = &sobjects[i];
+	if (o == NULL) {
 		char msg[160];
-		snprintf(msg, sizeof(msg), "sObject type '%.*s' is not supported.", (int) strcspn(p, "/"), p);
+		snprintf(msg, sizeof(msg), "sObject type '%.*s' is not supported.", (int) tlen, p);
 		sf_error(resp, 404, "NOT_FOUND", msg, NULL);
 		return;
 	}
-	p += 7;
+	p += tlen;
 	const char *m = req->method;
 	bool by_external = false;
 	const char *key = NULL;
@@ -481,13 +541,13 @@ crm_handle(const emu_req_t *req, emu_resp_t *resp)
 		return;
 	}
 	if (key == NULL)
-		account_create(c, req, resp);
+		object_create(o, c, req, resp);
 	else if (strcmp(m, "GET") == 0)
-		account_get(c, req, resp, by_external, key);
+		object_get(o, c, resp, by_external, key);
 	else if (strcmp(m, "DELETE") == 0)
-		account_delete(c, resp, by_external, key);
+		object_delete(o, c, resp, by_external, key);
 	else
-		account_update(c, req, resp, by_external, key, by_external);
+		object_update(o, c, req, resp, by_external, key, by_external);
 	emu_db_put(req->ctx->db, c);
 }
 

@@ -7,10 +7,12 @@
 #
 # Random business activity in every system at once (CRM accounts through the
 # CRM API, credit limits and invoices in ERP SQL, billing customers,
-# subscriptions and payments through the billing API, tickets through the
-# support API, a non-owner's edit, a billing customer nobody may create),
+# subscriptions and payments through the billing API, tickets and their
+# status changes through the support API, a non-owner's edit, a billing
+# customer nobody may create),
 # then quiescence.  Asserts: every system holds the owner's value of every
-# field it receives; no duplicate creates; no ping-pong (our writes echo back
+# field it receives (the CRM's Case the support desk's status); no duplicate
+# creates; no ping-pong (our writes echo back
 # and cause no further writes, the write count stays put); every rejected
 # change is in the dead-letter queue or the conflict log.
 #
@@ -138,10 +140,18 @@ erp_activity() {  # one psql session: statements commit one by one, spaced a lit
     done
   } | psql_db erp >/dev/null
 }
-support_activity() {
+support_activity() {  # tickets, two of three then worked on: their status goes to the CRM's Case
+  local t id
   for i in $(seq 1 $((N / 2))); do
-    api_retry POST /support/api/v2/tickets.json "{\"ticket\":{\"subject\":\"Help $i\",\"requester_email\":\"ap$i@acme$i.example\",\"customer_no\":\"C-$i\",\"external_id\":\"case-$i\"}}" >/dev/null || true
+    t=$(api_retry POST /support/api/v2/tickets.json "{\"ticket\":{\"subject\":\"Help $i\",\"requester_email\":\"ap$i@acme$i.example\",\"customer_no\":\"C-$i\",\"external_id\":\"case-$i\"}}") || continue
+    id=$(echo "$t" | python3 -c 'import json,sys; print(json.load(sys.stdin)["ticket"]["id"])') || continue
     sleep 0.1
+    case $((i % 3)) in
+      1) api_retry PUT "/support/api/v2/tickets/$id.json" '{"ticket":{"status":"open"}}' >/dev/null || true ;;
+      2) api_retry PUT "/support/api/v2/tickets/$id.json" '{"ticket":{"status":"pending"}}' >/dev/null || true
+         sleep 0.0$((RANDOM % 10))
+         api_retry PUT "/support/api/v2/tickets/$id.json" '{"ticket":{"status":"solved"}}' >/dev/null || true ;;
+    esac
   done
 }
 billing_activity() {
@@ -258,18 +268,27 @@ while read -r i; do
   st=$(pg erp "SELECT status FROM invoices WHERE invoice_no = 'I-$i'")
   [[ $st == paid ]] || bad "invoice I-$i is '$st' after a succeeded payment"
 done <"$DIR/paid"
-# 6. rejected changes are on record with their reason
+# 6. the CRM's Case holds the support desk's status (the owner's), one Case per ticket
+n_tickets=$(pg support "SELECT COUNT(*) FROM tickets")
+n_cases=$(my "SELECT COUNT(*) FROM crm.cases")
+[[ $n_tickets -ge 1 ]] || bad "the support desk holds no tickets"
+[[ $n_cases == "$n_tickets" ]] || bad "CRM holds $n_cases cases, the support desk $n_tickets tickets"
+while IFS='|' read -r id st; do
+  crm=$(my "SELECT coalesce(status,'') FROM crm.cases WHERE external_id = '$id'")
+  [[ $crm == "$st" ]] || bad "CRM case status of ticket $id: '$crm', the support desk says '$st'"
+done < <(pg support "SELECT id, status FROM tickets")
+# 7. rejected changes are on record with their reason
 dlq=$("$BIN" dlq list --state "$DIR/state.db" --limit 1000)
 echo "$dlq" | grep -q "unauthorized create: billing may not create customer" || bad "the ghost billing customer is not in the DLQ"
 conflicts=$(python3 -c "import sqlite3; print(sqlite3.connect('$DIR/state.db').execute('SELECT COUNT(*) FROM conflict').fetchone()[0])" 2>/dev/null || echo 0)
 [[ $conflicts -ge 1 ]] || bad "no conflict recorded for the non-owners' edits"
-# 7. no ping-pong: nothing more happens, and the writes are bounded
+# 8. no ping-pong: nothing more happens, and the writes are bounded
 sleep 4
 w2=$(writes)
 [[ $w2 == "$last" ]] || bad "writes kept coming after quiescence: $last → $w2"
 metrics=$(curl -sf "http://127.0.0.1:$MET_PORT/metrics")
 ours=$(echo "$metrics" | awk '/^steward_apply_writes_total\{/ && /code="2/ {s+=$NF} END {print s+0}')
-activity=$((N + N / 2 + 2 * N + N / 2 * 3 + 2))
+activity=$((N + N / 2 + 2 * N + N / 2 * 3 + N / 2 + 2))
 echo "apply's successful writes since the last start: $ours; emulator writes: $w2; activity ops: ~$activity"
 [[ $w2 -le $((activity * 3)) ]] || bad "write count $w2 exceeds 3 × activity ($activity): ping-pong?"
 echo "dead letters: $(echo "$dlq" | tail -n +2 | wc -l), conflicts: $conflicts"

@@ -66,8 +66,14 @@ test_example_targets_file_loads(void **st)
 	assert_string_equal(f->json_name, "Credit_Limit__c");
 	assert_int_equal(f->type, TEMPLATE_JSON_NUMBER);
 	assert_null(apply_target_entity_field(e, rules_field_find(r, customer, "name")));
-	/* Not configured: the CRM's cases. */
-	assert_null(apply_targets_entity(t, crm, rules_entity_find(r, "case")));
+	/* The CRM's Case: upsert by the support desk's ticket id, status only. */
+	const apply_target_entity_t *c = apply_targets_entity(t, crm, rules_entity_find(r, "case"));
+	assert_non_null(c);
+	assert_non_null(strstr(c->ops[APPLY_OP_UPSERT].url, "Case/ExternalId__c/{id:support}"));
+	const apply_target_field_t *cs =
+		apply_target_entity_field(c, rules_field_find(r, rules_entity_find(r, "case"), "status"));
+	assert_non_null(cs);
+	assert_string_equal(cs->json_name, "Status");
 	apply_targets_free(t);
 	rules_free(r);
 }
