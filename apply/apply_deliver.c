@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "apply_identity.h"
+#include "apply_queue.h"
 #include "http_target.h"
 #include "idem.h"
 #include "log.h"
@@ -19,11 +20,11 @@
 #include "template.h"
 #include "xalloc.h"
 
-#define DUE_BATCH 512
 #define REF_WAIT_MS 1000
-/* The due rows are re-read from the outbox at most this often while the
- * previous read still has rows to start (the scan is O(outbox)). */
-#define DUE_REFRESH_MS 200
+/* New outbox rows are read into the in-memory queue this many at a time,
+ * while it holds fewer than QUEUE_MAX (the rest wait in the state store). */
+#define LOAD_BATCH 4096
+#define QUEUE_MAX 100000
 /* Answers are recorded in one transaction (one fsync) for up to this many
  * rows, or when the oldest unrecorded answer is this old. */
 #define RECORD_BATCH 64
@@ -52,8 +53,22 @@ typedef struct flight {
 	int64_t started_mono;
 	bool done;
 	http_response_t resp;       /* copy of the answer (owned strings) */
+	apply_qrow_t *qrow;         /* the queue's row, held while in flight */
+	bool resched;               /* recorded as a failed attempt (else removed) */
+	int next_attempts;
+	int64_t next_ms;
+	char *next_error;
 	struct flight *next;
 } flight_t;
+
+/* A change to the in-memory queue, applied once its transaction commits. */
+typedef struct qmut {
+	apply_qrow_t *qrow;
+	bool remove;                /* else reschedule */
+	int attempts;
+	int64_t next_ms;
+	char *last_error;
+} qmut_t;
 
 struct apply_deliver {
 	const rules_t *rules;
@@ -68,9 +83,9 @@ struct apply_deliver {
 	size_t nts;
 	flight_t *flights;          /* in flight or answered, not yet recorded */
 	unsigned in_flight;
-	apply_outbox_row_t *due;    /* last outbox_due answer; [due_next, ndue) not yet tried */
-	size_t ndue, due_next;
-	int64_t due_read_ms;        /* mono time of that read */
+	apply_queue_t *queue;       /* committed pending rows (apply_queue.h) */
+	qmut_t *muts;               /* queue changes of the open transaction */
+	size_t nmuts, capmuts;
 	unsigned answered;          /* flights done, not yet recorded */
 	int64_t first_answer_ms;    /* mono time the oldest of those finished */
 	metrics_family_t *f_writes, *f_latency, *f_dlq_total;
@@ -120,6 +135,7 @@ apply_deliver_create(const rules_t *rules, const apply_targets_t *targets, apply
 		d->opts.reference_timeout_ms = 300000;
 	retry_policy_default(&d->policy);
 	retry_rng_seed(&d->rng, d->opts.seed ? d->opts.seed : (uint64_t) wall_ms());
+	d->queue = apply_queue_new();
 	*out = NULL;
 	if ((st = http_client_create(&d->http, err, errlen)) != APPLY_OK)
 		goto fail;
@@ -209,6 +225,7 @@ flight_free(flight_t *f)
 	free(f->resp.body);
 	free(f->resp.retry_after);
 	free(f->resp.location);
+	free(f->next_error);
 	free(f);
 }
 
@@ -222,7 +239,10 @@ apply_deliver_destroy(apply_deliver_t *d)
 		nx = f->next;
 		flight_free(f);
 	}
-	apply_state_outbox_rows_free(d->due, d->ndue);
+	for (size_t i = 0; i < d->nmuts; i++)
+		free(d->muts[i].last_error);
+	free(d->muts);
+	apply_queue_free(d->queue);
 	free(d->ts);
 	free(d);
 }
@@ -240,15 +260,6 @@ find_target(apply_deliver_t *d, const char *name)
 		if (strcmp(d->ts[i].cfg->name, name) == 0)
 			return &d->ts[i];
 	return NULL;
-}
-
-static bool
-row_in_flight(apply_deliver_t *d, int64_t id)
-{
-	for (flight_t *f = d->flights; f; f = f->next)
-		if (f->row_id == id)
-			return true;
-	return false;
 }
 
 /* ---- rendering ---- */
@@ -573,6 +584,16 @@ record_id(apply_deliver_t *d, tstate_t *t, flight_t *f, char *err, size_t errlen
 	}
 	if (!id)
 		return APPLY_OK;  /* an upsert that answered 204: the key is already known */
+	/* Known already (the golden record's keys and the crosswalk are written
+	 * together): nothing to record. */
+	char *have = NULL, kerr[256];
+	if (apply_state_xwalk_key(d->state, f->row.entity, f->row.entity_id, t->cfg->name, &have,
+				  kerr, sizeof kerr) == APPLY_OK && strcmp(have, id) == 0) {
+		free(have);
+		free(id);
+		return APPLY_OK;
+	}
+	free(have);
 	apply_status_t st = apply_state_xwalk_put(d->state, f->row.entity, f->row.entity_id,
 						  t->cfg->name, id, err, errlen);
 	if (st == APPLY_CONFLICT) {
@@ -676,8 +697,13 @@ record_answer(apply_deliver_t *d, flight_t *f, char *err, size_t errlen)
 	log_info_kv("apply", kv, "retry %s %s in %lld ms: %s", f->row.entity, f->row.entity_id,
 		    (long long) delay, msg);
 	json_decref(intent);
-	return apply_state_outbox_reschedule(d->state, f->row_id, f->row.attempts + 1,
-					     wall_ms() + delay, msg, err, errlen);
+	f->resched = true;
+	f->next_attempts = f->row.attempts + 1;
+	f->next_ms = wall_ms() + delay;
+	free(f->next_error);
+	f->next_error = xstrdup(msg);
+	return apply_state_outbox_reschedule(d->state, f->row_id, f->next_attempts, f->next_ms,
+					     msg, err, errlen);
 }
 
 /* ---- submitting ---- */
@@ -709,37 +735,63 @@ copy_row(apply_outbox_row_t *dst, const apply_outbox_row_t *src)
 	dst->last_error = NULL;
 }
 
-/* Try to start one due row; returns true when it needs a state write
- * (reschedule or dead letter) that was done. */
+/* Queue a change to the in-memory queue for when the transaction commits. */
+static void
+mut_add(apply_deliver_t *d, apply_qrow_t *qr, bool remove, int attempts, int64_t next_ms,
+	const char *last_error)
+{
+	if (d->nmuts == d->capmuts) {
+		d->capmuts = d->capmuts ? d->capmuts * 2 : 16;
+		d->muts = xrealloc(d->muts, d->capmuts * sizeof *d->muts);
+	}
+	d->muts[d->nmuts++] = (qmut_t){qr, remove, attempts, next_ms,
+				       last_error ? xstrdup(last_error) : NULL};
+}
+
+/* The transaction committed (apply) or rolled back (forget). */
+static void
+muts_finish(apply_deliver_t *d, bool apply)
+{
+	for (size_t i = 0; i < d->nmuts; i++) {
+		qmut_t *m = &d->muts[i];
+		if (apply && m->remove) {
+			apply_queue_remove(d->queue, m->qrow);
+		} else if (apply) {
+			m->qrow->row.attempts = m->attempts;
+			m->qrow->row.next_attempt_ms = m->next_ms;
+			free(m->qrow->row.last_error);
+			m->qrow->row.last_error = m->last_error;
+			m->last_error = NULL;
+		}
+		free(m->last_error);
+	}
+	d->nmuts = 0;
+}
+
+/*
+ * Start one ready row whose target has room (checked by the caller), or
+ * reschedule or dead-letter it in the open transaction (the queue follows
+ * on commit).  A started row is held off the ready list.
+ */
 static apply_status_t
-start_row(apply_deliver_t *d, const apply_outbox_row_t *row, int64_t now_wall, int64_t now_mono,
+start_row(apply_deliver_t *d, apply_qrow_t *qr, int64_t now_wall, int64_t now_mono,
 	  char *err, size_t errlen)
 {
+	const apply_outbox_row_t *row = &qr->row;
 	tstate_t *t = find_target(d, row->target);
 	flight_t *f = xcalloc(1, sizeof *f);
 	apply_status_t st = APPLY_OK;
 	copy_row(&f->row, row);
 	f->row_id = row->id;
 	f->t = t;
+	f->qrow = qr;
 	if (!t) {
 		/* Queued for a target no longer configured: keep it, visibly. */
 		st = apply_state_outbox_reschedule(d->state, row->id, row->attempts,
 						   now_wall + 60000, "target not configured", err,
 						   errlen);
-		goto drop;
-	}
-	if (t->paused_until_ms > now_wall) {
-		st = apply_state_outbox_reschedule(d->state, row->id, row->attempts,
-						   t->paused_until_ms, row->last_error, err, errlen);
-		goto drop;
-	}
-	if (!http_target_has_slot(t->http) || retry_bucket_wait_ms(&t->bucket, now_mono) > 0)
-		goto drop;  /* next step */
-	if (!retry_breaker_allow(&t->breaker, now_mono)) {
-		st = apply_state_outbox_reschedule(d->state, row->id, row->attempts,
-						   now_wall + (retry_breaker_open_until(&t->breaker) - now_mono),
-						   row->last_error, err, errlen);
-		set_state(t, 3);
+		if (st == APPLY_OK)
+			mut_add(d, qr, false, row->attempts, now_wall + 60000, "target not configured");
 		goto drop;
 	}
 	json_t *intent = json_loads(row->request, 0, NULL);
@@ -758,9 +810,13 @@ start_row(apply_deliver_t *d, const apply_outbox_row_t *row, int64_t now_wall, i
 			/* Wait, in order: this row stays its entity's oldest. */
 			st = apply_state_outbox_reschedule(d->state, row->id, row->attempts,
 							   now_wall + REF_WAIT_MS, rerr, err, errlen);
+			if (st == APPLY_OK)
+				mut_add(d, qr, false, row->attempts, now_wall + REF_WAIT_MS, rerr);
 			goto drop;
 		}
 		st = dead_letter(d, t, f, rerr, NULL, err, errlen);
+		if (st == APPLY_OK)
+			mut_add(d, qr, true, 0, 0, NULL);
 		goto drop;
 	}
 	retry_bucket_take(&t->bucket, now_mono);
@@ -781,6 +837,8 @@ start_row(apply_deliver_t *d, const apply_outbox_row_t *row, int64_t now_wall, i
 	if (http_target_submit(t->http, &req, rerr, sizeof rerr) != APPLY_OK) {
 		retry_breaker_neutral(&t->breaker);
 		st = dead_letter(d, t, f, rerr, NULL, err, errlen);
+		if (st == APPLY_OK)
+			mut_add(d, qr, true, 0, 0, NULL);
 		goto drop;
 	}
 	const char *kv[] = {"corr", corr_buf, "target", t->cfg->name, NULL};
@@ -790,39 +848,60 @@ start_row(apply_deliver_t *d, const apply_outbox_row_t *row, int64_t now_wall, i
 	f->next = d->flights;
 	d->flights = f;
 	d->in_flight++;
+	apply_queue_hold(d->queue, qr);
 	return APPLY_OK;
 drop:
 	flight_free(f);
 	return st;
 }
 
-/* Record every answered flight in one transaction. */
+/*
+ * Record every answered flight in one transaction; then the queue follows:
+ * a delivered or dead-lettered row leaves it, a failed attempt waits for its
+ * next time.  When the transaction fails nothing is recorded and the rows
+ * are sent again under the same keys (the targets replay them).
+ */
 static apply_status_t
 record_answers(apply_deliver_t *d, size_t *done, char *err, size_t errlen)
 {
-	apply_status_t st = apply_state_begin(d->state, err, errlen);
+	apply_status_t st = apply_state_begin_lazy(d->state, err, errlen);
+	if (st == APPLY_OK) {
+		for (flight_t *f = d->flights; f && st == APPLY_OK; f = f->next)
+			if (f->done)
+				st = record_answer(d, f, err, errlen);
+		/* Lazy: a power loss may forget these answers (and only these, with
+		 * what followed them), and their rows are then sent again under
+		 * their keys, as after a kill -9 between an answer and its record. */
+		if (st == APPLY_OK)
+			st = apply_state_commit(d->state, err, errlen);
+		else
+			apply_state_rollback(d->state);
+	}
 	if (st != APPLY_OK)
-		return st;
+		log_warn("apply", "could not record %u answers: %s", d->answered, err);
 	for (flight_t **pp = &d->flights; *pp;) {
 		flight_t *f = *pp;
 		if (!f->done) {
 			pp = &f->next;
 			continue;
 		}
-		if ((st = record_answer(d, f, err, errlen)) != APPLY_OK) {
-			apply_state_rollback(d->state);
-			return st;  /* the answers stay; the next step records them again */
+		if (st != APPLY_OK) {
+			apply_queue_release(d->queue, f->qrow);
+		} else if (f->resched) {
+			apply_qrow_t *qr = f->qrow;
+			qr->row.attempts = f->next_attempts;
+			qr->row.next_attempt_ms = f->next_ms;
+			free(qr->row.last_error);
+			qr->row.last_error = f->next_error;
+			f->next_error = NULL;
+			apply_queue_release(d->queue, qr);
+		} else {
+			apply_queue_remove(d->queue, f->qrow);
+			(*done)++;
 		}
-		(*done)++;
 		*pp = f->next;
 		d->in_flight--;
-		d->answered--;
 		flight_free(f);
-	}
-	if ((st = apply_state_commit(d->state, err, errlen)) != APPLY_OK) {
-		/* Rolled back: nothing recorded.  The rows stay queued and are
-		 * sent again under the same keys (the targets replay them). */
-		log_warn("apply", "could not record %zu answers: %s", *done, err);
 	}
 	d->answered = 0;
 	return st;
@@ -835,12 +914,31 @@ waiting_answers(const apply_deliver_t *d)
 	return d->in_flight > d->answered;
 }
 
+/* Read the rows queued since the last read into the queue. */
+static apply_status_t
+load_new_rows(apply_deliver_t *d, char *err, size_t errlen)
+{
+	while (apply_queue_len(d->queue) < QUEUE_MAX) {
+		apply_outbox_row_t *rows = NULL;
+		size_t n = 0;
+		apply_status_t st = apply_state_outbox_after(d->state, apply_queue_last_id(d->queue),
+							     LOAD_BATCH, &rows, &n, err, errlen);
+		if (st != APPLY_OK)
+			return st;
+		for (size_t i = 0; i < n; i++)
+			apply_queue_push(d->queue, &rows[i]);
+		apply_state_outbox_rows_free(rows, n);  /* emptied by the pushes */
+		if (n < LOAD_BATCH)
+			break;
+	}
+	return APPLY_OK;
+}
+
 /*
- * One round: refresh the due rows when the last read is used up or old,
- * start what the targets have room for, poll, and record the answers in
- * one transaction once enough have arrived (group commit: one fsync for
- * many rows; the HTTP slots are free as soon as the answer is in, so new
- * requests do not wait for the commit).
+ * One round: take in newly queued rows, start the ready rows the targets
+ * have room for, poll, and record the answers in one transaction once
+ * enough have arrived (group commit; the HTTP slots are free as soon as the
+ * answer is in, so new requests do not wait for the commit).
  */
 apply_status_t
 apply_deliver_step(apply_deliver_t *d, int timeout_ms, size_t *finished, char *err, size_t errlen)
@@ -851,56 +949,49 @@ apply_deliver_step(apply_deliver_t *d, int timeout_ms, size_t *finished, char *e
 	bool txn = false;
 	if (finished)
 		*finished = 0;
-	if (d->due_next >= d->ndue || now_mono - d->due_read_ms >= DUE_REFRESH_MS) {
-		apply_state_outbox_rows_free(d->due, d->ndue);
-		d->due = NULL;
-		d->ndue = d->due_next = 0;
-		st = apply_state_outbox_due(d->state, now_wall, DUE_BATCH + d->in_flight, &d->due,
-					    &d->ndue, err, errlen);
-		if (st != APPLY_OK)
-			return st;
-		d->due_read_ms = now_mono;
+	if ((st = load_new_rows(d, err, errlen)) != APPLY_OK)
+		return st;
+	/* Targets that can take a request now; the walk ends when none can. */
+	bool room[64] = {0};
+	size_t nroom = 0;
+	for (size_t k = 0; k < d->nts && k < 64; k++) {
+		tstate_t *t = &d->ts[k];
+		room[k] = t->paused_until_ms <= now_wall && http_target_has_slot(t->http) &&
+			  retry_bucket_wait_ms(&t->bucket, now_mono) == 0;
+		nroom += room[k];
 	}
-	/* Start rows in order; a row whose target has no room keeps its place. */
-	size_t keep = d->due_next;
-	for (size_t i = d->due_next; i < d->ndue; i++) {
-		apply_outbox_row_t *row = &d->due[i];
-		tstate_t *t = find_target(d, row->target);
-		if (row_in_flight(d, row->id))
+	for (apply_qrow_t *qr = apply_queue_first(d->queue), *nx; qr && nroom; qr = nx) {
+		nx = apply_queue_next(qr);
+		if (qr->row.next_attempt_ms > now_wall)
 			continue;
-		if (t && t->paused_until_ms <= now_wall &&
-		    (!http_target_has_slot(t->http) || retry_bucket_wait_ms(&t->bucket, now_mono) > 0)) {
-			if (keep != i) {
-				apply_outbox_row_t tmp = d->due[keep];
-				d->due[keep] = *row;
-				*row = tmp;
-			}
-			keep++;
+		tstate_t *t = find_target(d, qr->row.target);
+		size_t k = t ? (size_t) (t - d->ts) : 0;
+		if (t && (k >= 64 || !room[k]))
+			continue;
+		if (t && !retry_breaker_allow(&t->breaker, now_mono)) {
+			set_state(t, 3);
+			room[k] = false;
+			nroom--;
 			continue;
 		}
 		if (!txn) {
-			if ((st = apply_state_begin(d->state, err, errlen)) != APPLY_OK)
+			if ((st = apply_state_begin_lazy(d->state, err, errlen)) != APPLY_OK)
 				goto out;
 			txn = true;
 		}
-		if ((st = start_row(d, row, now_wall, now_mono, err, errlen)) != APPLY_OK)
+		if ((st = start_row(d, qr, now_wall, now_mono, err, errlen)) != APPLY_OK)
 			goto out;
+		if (t && (!http_target_has_slot(t->http) ||
+			  retry_bucket_wait_ms(&t->bucket, now_mono) > 0)) {
+			room[k] = false;
+			nroom--;
+		}
 	}
-	/* [due_next, keep) waits for room; what follows was started or handled. */
-	for (size_t i = keep; i < d->ndue; i++) {
-		apply_outbox_row_t *r = &d->due[i];
-		free(r->entity);
-		free(r->entity_id);
-		free(r->target);
-		free(r->idem_key);
-		free(r->request);
-		free(r->source);
-		free(r->last_error);
-	}
-	d->ndue = keep;
 	if (txn) {
 		txn = false;
-		if ((st = apply_state_commit(d->state, err, errlen)) != APPLY_OK)
+		st = apply_state_commit(d->state, err, errlen);
+		muts_finish(d, st == APPLY_OK);
+		if (st != APPLY_OK)
 			goto out;
 	}
 	int wait = waiting_answers(d) ? timeout_ms : 0;
@@ -914,8 +1005,10 @@ apply_deliver_step(apply_deliver_t *d, int timeout_ms, size_t *finished, char *e
 		goto out;  /* more answers are coming; record them together */
 	st = record_answers(d, &done, err, errlen);
 out:
-	if (txn)
+	if (txn) {
 		apply_state_rollback(d->state);
+		muts_finish(d, false);
+	}
 	if (finished)
 		*finished = done;
 	return st;

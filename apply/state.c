@@ -87,7 +87,7 @@ typedef enum stmt_id {
 	ST_GOLDEN_GET, ST_GOLDEN_PUT, ST_GOLDEN_DEL,
 	ST_XW_BY_CANON, ST_XW_BY_KEY, ST_XW_INS,
 	ST_CP_GET, ST_CP_SET,
-	ST_OB_FIND, ST_OB_INS, ST_OB_DUE, ST_OB_DEL, ST_OB_RESCHED, ST_OB_COUNT, ST_OB_COUNT_T,
+	ST_OB_FIND, ST_OB_INS, ST_OB_DUE, ST_OB_AFTER, ST_OB_DEL, ST_OB_RESCHED, ST_OB_COUNT, ST_OB_COUNT_T,
 	ST_DLQ_INS, ST_DLQ_LIST, ST_DLQ_LIST_ALL, ST_DLQ_GET, ST_DLQ_STATE,
 	ST_CF_INS, ST_CF_COUNT,
 	ST_COUNT
@@ -126,6 +126,9 @@ static const char *const stmt_sql[ST_COUNT] = {
 		      " (SELECT min(id) FROM outbox WHERE state = 'pending'"
 		      "  GROUP BY target, entity, entity_id)"
 		      " AND next_attempt_ms <= ?1 ORDER BY id LIMIT ?2",
+	/* Rows queued after the last one the worker holds (primary key range). */
+	[ST_OB_AFTER] = "SELECT " OB_COLS " FROM outbox WHERE id > ?1 AND state = 'pending'"
+			" ORDER BY id LIMIT ?2",
 	[ST_OB_DEL] = "DELETE FROM outbox WHERE id = ?1",
 	[ST_OB_RESCHED] = "UPDATE outbox SET attempts = ?2, next_attempt_ms = ?3, last_error = ?4"
 			  " WHERE id = ?1",
@@ -148,6 +151,8 @@ struct apply_state {
 	char *path;
 	sqlite3_stmt *stmts[ST_COUNT];
 	bool in_txn;
+	bool lazy;          /* synchronous=NORMAL until the transaction ends */
+	bool lazy_begin;    /* apply_state_begin called by apply_state_begin_lazy */
 };
 
 static apply_status_t
@@ -357,6 +362,18 @@ apply_state_schema_version(apply_state_t *s)
 	return v;
 }
 
+/* Back to synchronous=FULL after a lazy transaction. */
+static apply_status_t
+end_lazy(apply_state_t *s, char *err, size_t errlen)
+{
+	if (!s->lazy)
+		return APPLY_OK;
+	apply_status_t st = exec_sql(s, "PRAGMA synchronous = FULL", "set synchronous", err, errlen);
+	if (st == APPLY_OK)
+		s->lazy = false;
+	return st;
+}
+
 apply_status_t
 apply_state_begin(apply_state_t *s, char *err, size_t errlen)
 {
@@ -364,9 +381,32 @@ apply_state_begin(apply_state_t *s, char *err, size_t errlen)
 		snprintf(err, errlen, "transaction already open in state store \"%s\"", s->path);
 		return APPLY_PERMANENT;
 	}
-	apply_status_t st = exec_sql(s, "BEGIN IMMEDIATE", "begin transaction", err, errlen);
+	apply_status_t st = APPLY_OK;
+	if (!s->lazy_begin && (st = end_lazy(s, err, errlen)) != APPLY_OK)
+		return st;  /* never an ordinary transaction at synchronous=NORMAL */
+	st = exec_sql(s, "BEGIN IMMEDIATE", "begin transaction", err, errlen);
 	if (st == APPLY_OK)
 		s->in_txn = true;
+	return st;
+}
+
+apply_status_t
+apply_state_begin_lazy(apply_state_t *s, char *err, size_t errlen)
+{
+	if (s->in_txn) {
+		snprintf(err, errlen, "transaction already open in state store \"%s\"", s->path);
+		return APPLY_PERMANENT;
+	}
+	/* The safety level cannot change inside a transaction: set it first. */
+	apply_status_t st = exec_sql(s, "PRAGMA synchronous = NORMAL", "set synchronous", err, errlen);
+	if (st != APPLY_OK)
+		return st;
+	s->lazy = true;
+	s->lazy_begin = true;
+	st = apply_state_begin(s, err, errlen);
+	s->lazy_begin = false;
+	if (st != APPLY_OK)
+		apply_state_rollback(s);  /* restores FULL */
 	return st;
 }
 
@@ -383,6 +423,10 @@ apply_state_commit(apply_state_t *s, char *err, size_t errlen)
 		return st;
 	}
 	s->in_txn = false;
+	/* Committed either way; a failure here leaves s->lazy set and the next
+	 * begin or commit tries again (apply_state_begin refuses to start an
+	 * ordinary transaction at NORMAL). */
+	end_lazy(s, err, errlen);
 	return APPLY_OK;
 }
 
@@ -392,6 +436,8 @@ apply_state_rollback(apply_state_t *s)
 	if (sqlite3_get_autocommit(s->db) == 0)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	s->in_txn = false;
+	char err[256];
+	end_lazy(s, err, sizeof err);
 }
 
 bool
@@ -649,6 +695,34 @@ apply_state_outbox_due(apply_state_t *s, int64_t now_ms, size_t limit,
 		*rows = NULL;
 		*n = 0;
 		return fail(s, rc, err, errlen, "could not scan outbox");
+	}
+	return APPLY_OK;
+}
+
+apply_status_t
+apply_state_outbox_after(apply_state_t *s, int64_t after_id, size_t limit,
+			 apply_outbox_row_t **rows, size_t *n, char *err, size_t errlen)
+{
+	*rows = NULL;
+	*n = 0;
+	PREPARE(st, ST_OB_AFTER, "outbox read");
+	sqlite3_bind_int64(st, 1, after_id);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64) limit);
+	size_t cap = 0;
+	int rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			*rows = xrealloc(*rows, cap * sizeof **rows);
+		}
+		outbox_row_read(st, &(*rows)[(*n)++]);
+	}
+	stmt_done(st);
+	if (rc != SQLITE_DONE) {
+		apply_state_outbox_rows_free(*rows, *n);
+		*rows = NULL;
+		*n = 0;
+		return fail(s, rc, err, errlen, "could not read outbox");
 	}
 	return APPLY_OK;
 }

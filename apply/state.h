@@ -61,6 +61,18 @@ int apply_state_schema_version(apply_state_t *s);
 apply_status_t apply_state_begin(apply_state_t *s, char *err, size_t errlen);
 /* On failure the transaction is rolled back. */
 apply_status_t apply_state_commit(apply_state_t *s, char *err, size_t errlen);
+/*
+ * BEGIN IMMEDIATE for a transaction whose commit does not wait for the disk
+ * (synchronous=NORMAL for this transaction only; apply_state_commit and
+ * apply_state_rollback restore FULL).  Atomic, and durable against a crash
+ * of the process; after a power loss it may be forgotten together with
+ * every later lazy commit, never out of order (the WAL is replayed as a
+ * prefix), and it becomes durable with the next ordinary commit.  For
+ * records whose loss only means doing idempotent work again: the outbox
+ * worker's answers (a forgotten answer is resent under the same
+ * Idempotency-Key).  Never for a cursor advance.
+ */
+apply_status_t apply_state_begin_lazy(apply_state_t *s, char *err, size_t errlen);
 /* Safe to call without an open transaction. */
 void apply_state_rollback(apply_state_t *s);
 bool apply_state_in_txn(apply_state_t *s);
@@ -147,6 +159,14 @@ apply_status_t apply_state_outbox_add(apply_state_t *s, const apply_outbox_row_t
 apply_status_t apply_state_outbox_due(apply_state_t *s, int64_t now_ms, size_t limit,
 				      apply_outbox_row_t **rows, size_t *n,
 				      char *err, size_t errlen);
+/*
+ * Pending rows with id > after_id, in id order, at most limit (ids grow:
+ * AUTOINCREMENT, one writer at a time), whether due or not.  *rows is the
+ * caller's (apply_state_outbox_rows_free).
+ */
+apply_status_t apply_state_outbox_after(apply_state_t *s, int64_t after_id, size_t limit,
+					apply_outbox_row_t **rows, size_t *n,
+					char *err, size_t errlen);
 /* Delivered (or dead-lettered): remove the row. */
 apply_status_t apply_state_outbox_done(apply_state_t *s, int64_t id, char *err, size_t errlen);
 /* Failed attempt: store attempts, next time and the (redacted) error. */

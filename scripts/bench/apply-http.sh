@@ -67,6 +67,8 @@ for run in $(seq 1 "$RUNS"); do
   psql -X -q -h 127.0.0.1 -p $PG_PORT -U postgres -d erp -c "DELETE FROM customers" >/dev/null
   rm -f "$DIR/state.db"*
   t0=$(date +%s.%N)
+  la=$(cut -d' ' -f1 /proc/loadavg)
+  ${PERF:+perf record $PERF -o "$DIR/perf.$run.data" --} /usr/bin/time -f '%U %S' -o "$DIR/cpu.txt" \
   "$BIN" apply --once --log "$DIR/log-crm" --rules "$SRC/docs/examples/estate.yaml" \
     --targets "$DIR/targets.yaml" --state "$DIR/state.db" --log-level warn >"$DIR/apply.log" 2>&1
   t1=$(date +%s.%N)
@@ -74,10 +76,11 @@ for run in $(seq 1 "$RUNS"); do
   [[ $got == "$N" ]] || { echo "apply wrote $got of $N customers" >&2; tail "$DIR/apply.log" >&2; exit 1; }
   rate=$(echo "$N / ($t1 - $t0)" | bc -l)
   printf '%.1f\n' "$rate" >>"$DIR/steward.txt"
+  cpu_us=$(awk -v n="$N" '{printf "%.0f", ($1 + $2) * 1e6 / n}' "$DIR/cpu.txt")
   w=$(wrk -t2 -c$CONC -d5s -s "$DIR/put.lua" "$URL" | awk '/Requests\/sec/ {print $2}')
   echo "$w" >>"$DIR/wrk.txt"
-  printf 'run %d: steward %.1f changes/s (%.2f ms/change), wrk %s req/s\n' "$run" "$rate" \
-    "$(echo "1000 / $rate" | bc -l)" "$w"
+  printf 'run %d: steward %.1f changes/s (%.2f ms/change, %s us CPU/change), wrk %s req/s, ratio %.2f, load %s\n' \
+    "$run" "$rate" "$(echo "1000 / $rate" | bc -l)" "$cpu_us" "$w" "$(echo "$rate / $w" | bc -l)" "$la"
 done
 s=$(median <"$DIR/steward.txt"); w=$(median <"$DIR/wrk.txt")
 printf 'steward %s changes/s (median of %d), %.2f ms per change; wrk ceiling %s req/s\n' \
