@@ -35,33 +35,55 @@ append_u64(buf_t *out, uint64_t v)
 	buf_append(out, tmp + i, sizeof(tmp) - (size_t) i);
 }
 
-/* v as exactly `width` digits (zero-padded), for dates and times. */
+/* v as exactly `width` digits (zero-padded) at dst, for dates and times. */
+static inline void
+put_padded(char *dst, unsigned v, int width)
+{
+	for (int i = width - 1; i >= 0; i--) {
+		dst[i] = (char) ('0' + v % 10);
+		v /= 10;
+	}
+}
+
 static void
 append_padded(buf_t *out, unsigned v, int width)
 {
 	char tmp[12];
-	for (int i = width - 1; i >= 0; i--) {
-		tmp[i] = (char) ('0' + v % 10);
-		v /= 10;
-	}
+	put_padded(tmp, v, width);
 	buf_append(out, tmp, (size_t) width);
 }
 
-/* YYYY-MM-DD HH:MM:SS */
+/* YYYY-MM-DD HH:MM:SS, then .ffffff to fsp digits when fsp > 0; one append */
+static void
+append_datetime_frac(buf_t *out, unsigned y, unsigned mo, unsigned d, unsigned h, unsigned mi,
+		     unsigned se, unsigned fsp, unsigned long usec)
+{
+	static const unsigned long div[7] = {1000000, 100000, 10000, 1000, 100, 10, 1};
+	char t[28];
+	put_padded(t, y, 4);
+	t[4] = '-';
+	put_padded(t + 5, mo, 2);
+	t[7] = '-';
+	put_padded(t + 8, d, 2);
+	t[10] = ' ';
+	put_padded(t + 11, h, 2);
+	t[13] = ':';
+	put_padded(t + 14, mi, 2);
+	t[16] = ':';
+	put_padded(t + 17, se, 2);
+	size_t n = 19;
+	if (fsp > 0 && fsp <= 6) {
+		t[n++] = '.';
+		put_padded(t + n, (unsigned) (usec / div[fsp]), (int) fsp);
+		n += fsp;
+	}
+	buf_append(out, t, n);
+}
+
 static void
 append_datetime(buf_t *out, unsigned y, unsigned mo, unsigned d, unsigned h, unsigned mi, unsigned se)
 {
-	append_padded(out, y, 4);
-	buf_append_char(out, '-');
-	append_padded(out, mo, 2);
-	buf_append_char(out, '-');
-	append_padded(out, d, 2);
-	buf_append_char(out, ' ');
-	append_padded(out, h, 2);
-	buf_append_char(out, ':');
-	append_padded(out, mi, 2);
-	buf_append_char(out, ':');
-	append_padded(out, se, 2);
+	append_datetime_frac(out, y, mo, d, h, mi, se, 0, 0);
 }
 
 /* ---- floating point: the server's my_gcvt rules ---- */
@@ -74,25 +96,36 @@ append_datetime(buf_t *out, unsigned y, unsigned mo, unsigned d, unsigned h, uns
 static void
 format_digits(bool neg, const char *digits, int len, int decpt, buf_t *out)
 {
-	if (neg)
-		buf_append_char(out, '-');
 	if (decpt >= -14 && (decpt <= 15 || len > decpt)) {
+		/* at most 1 + 2 + 14 + 17 or 1 + 17 + 1 chars (len <= 17, decpt <= 17 here) */
+		char t[64];
+		size_t n = 0;
+		if (neg)
+			t[n++] = '-';
 		if (decpt <= 0) {
-			buf_append_str(out, "0.");
+			t[n++] = '0';
+			t[n++] = '.';
 			for (int i = 0; i < -decpt; i++)
-				buf_append_char(out, '0');
-			buf_append(out, digits, (size_t) len);
+				t[n++] = '0';
+			memcpy(t + n, digits, (size_t) len);
+			n += (size_t) len;
 		} else if (decpt < len) {
-			buf_append(out, digits, (size_t) decpt);
-			buf_append_char(out, '.');
-			buf_append(out, digits + decpt, (size_t) (len - decpt));
+			memcpy(t + n, digits, (size_t) decpt);
+			n += (size_t) decpt;
+			t[n++] = '.';
+			memcpy(t + n, digits + decpt, (size_t) (len - decpt));
+			n += (size_t) (len - decpt);
 		} else {
-			buf_append(out, digits, (size_t) len);
+			memcpy(t + n, digits, (size_t) len);
+			n += (size_t) len;
 			for (int i = len; i < decpt; i++)
-				buf_append_char(out, '0');
+				t[n++] = '0';
 		}
+		buf_append(out, t, n);
 		return;
 	}
+	if (neg)
+		buf_append_char(out, '-');
 	buf_append_char(out, digits[0]);
 	if (len > 1) {
 		buf_append_char(out, '.');
@@ -163,7 +196,8 @@ exact_digits(double v, int p, char *digits, int *len, int *decpt, bool *roundtri
 	int s = 1075 - biased;
 	if (s < 1 || s > 120)
 		return false;
-	int e10 = (int) floor(log10(v));
+	/* floor(log10(2^e)) for v in [2^e, 2^(e+1)): low by at most one, the loop fixes it */
+	int e10 = ((biased - 1023) * 78913) >> 18;
 	for (int tries = 0; tries < 4; tries++) {
 		int k = p - 1 - e10;
 		if (k < 0 || k > 21)
@@ -348,16 +382,22 @@ decimal_text(unsigned precision, unsigned scale, const uint8_t *p, size_t avail,
 		zero &= ip[i] == '0';
 	for (size_t i = 0; i < fl; i++)
 		zero &= fp[i] == '0';
+	char t[2 + 80 + 1 + 80];
+	size_t n = 0;
 	if (neg && !zero)
-		buf_append_char(out, '-');
-	if (il == 0)
-		buf_append_char(out, '0');
-	else
-		buf_append(out, ip + lead, il - lead);
-	if (scale) {
-		buf_append_char(out, '.');
-		buf_append(out, fp, fl);
+		t[n++] = '-';
+	if (il == 0) {
+		t[n++] = '0';
+	} else {
+		memcpy(t + n, ip + lead, il - lead);
+		n += il - lead;
 	}
+	if (scale) {
+		t[n++] = '.';
+		memcpy(t + n, fp, fl);
+		n += fl;
+	}
+	buf_append(out, t, n);
 	*used = size;
 	return MYDEC_OK;
 }
@@ -527,10 +567,18 @@ mysql_value_text(const mysql_column_t *c, const uint8_t *p, size_t avail, size_t
 			if (n < 8 && (u >> (8 * n - 1)) & 1)
 				u |= ~0ULL << (8 * n);  /* sign-extend */
 			if ((int64_t) u < 0) {
-				buf_append_char(out, '-');
+				char tmp[24];
+				int i = (int) sizeof(tmp);
 				u = -u;  /* also right for INT64_MIN: its magnitude as unsigned */
+				do {
+					tmp[--i] = (char) ('0' + u % 10);
+					u /= 10;
+				} while (u);
+				tmp[--i] = '-';
+				buf_append(out, tmp + i, sizeof(tmp) - (size_t) i);
+			} else {
+				append_u64(out, u);
 			}
-			append_u64(out, u);
 		}
 		*used = n;
 		return MYDEC_OK;
@@ -599,9 +647,10 @@ mysql_value_text(const mysql_column_t *c, const uint8_t *p, size_t avail, size_t
 		NEED(n);
 		uint64_t v = mysql_be(p, 5) - 0x8000000000ULL;
 		uint64_t ymd = v >> 17, ym = ymd >> 5, hms = v & 0x1ffff;
-		append_datetime(out, (unsigned) (ym / 13), (unsigned) (ym % 13), (unsigned) (ymd & 31),
-				(unsigned) (hms >> 12), (unsigned) ((hms >> 6) & 63), (unsigned) (hms & 63));
-		append_frac(out, meta, read_frac(p + 5, meta));
+		append_datetime_frac(out, (unsigned) (ym / 13), (unsigned) (ym % 13),
+				     (unsigned) (ymd & 31), (unsigned) (hms >> 12),
+				     (unsigned) ((hms >> 6) & 63), (unsigned) (hms & 63), meta,
+				     read_frac(p + 5, meta));
 		*used = n;
 		return MYDEC_OK;
 	}

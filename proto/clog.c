@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,14 @@ pbc_arena_free(void *data, void *p)
 
 /* ---- writer ---- */
 
+/* A packed steward.Batch being built or written, and its records' positions. */
+typedef struct batch {
+	uint8_t *raw;
+	size_t raw_len, raw_cap;
+	uint32_t count;
+	position_t first, last;
+} batch_t;
+
 struct clog_writer {
 	char *dir;
 	char *segdir;
@@ -57,10 +66,24 @@ struct clog_writer {
 	position_t last_pos;      /* last appended (pending or written) */
 	position_t durable_pos;   /* last made durable */
 	/* pending batch: a packed steward.Batch built in place */
-	uint8_t *raw;
-	size_t raw_len, raw_cap;
-	uint32_t count;
-	position_t first_pending;
+	batch_t cur;
+	/*
+	 * A full batch is compressed, checksummed and written by the frame
+	 * thread while the caller fills the next one (double buffering).  Under
+	 * lock: job, job_busy, job_rc, job_err, stop.  While job_busy the
+	 * thread alone touches the segment fields, unsynced_bytes and failed;
+	 * the caller waits for it (writer_wait) before it touches them.
+	 */
+	batch_t job;
+	bool job_busy;
+	clog_status_t job_rc;      /* of the last job; its batch is kept for a retry on error */
+	char job_err[512];
+	bool stop;
+	bool thread_started;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t inflight_bytes;   /* raw bytes of the busy job (atomic), for pending_bytes */
 	ZSTD_CCtx *cctx;
 	uint8_t *frame;           /* header + compressed payload, reused */
 	size_t frame_cap;
@@ -83,10 +106,10 @@ writer_roll(clog_writer_t *w, char *err, size_t errlen)
 		if (fdatasync(w->seg_fd) != 0) {
 			snprintf(err, errlen, "could not fdatasync change log segment \"%s\": %s",
 				 w->seg_path, strerror(errno));
-			w->failed = true;
+			__atomic_store_n(&w->failed, true, __ATOMIC_RELAXED);
 			return CLOG_ERROR;
 		}
-		w->unsynced_bytes = 0;
+		__atomic_store_n(&w->unsynced_bytes, 0, __ATOMIC_RELAXED);
 		close(w->seg_fd);
 		w->seg_fd = -1;
 	}
@@ -110,13 +133,13 @@ writer_roll(clog_writer_t *w, char *err, size_t errlen)
 
 /* Compress the pending batch and write it as one frame (no fsync). */
 static clog_status_t
-writer_write_frame(clog_writer_t *w, char *err, size_t errlen)
+writer_write_frame(clog_writer_t *w, batch_t *b, char *err, size_t errlen)
 {
-	if (w->count == 0)
+	if (b->count == 0)
 		return CLOG_OK;
-	size_t bound = ZSTD_compressBound(w->raw_len);
+	size_t bound = ZSTD_compressBound(b->raw_len);
 	clog_grow(&w->frame, &w->frame_cap, FRAME_HDR_LEN + bound);
-	size_t clen = ZSTD_compress2(w->cctx, w->frame + FRAME_HDR_LEN, bound, w->raw, w->raw_len);
+	size_t clen = ZSTD_compress2(w->cctx, w->frame + FRAME_HDR_LEN, bound, b->raw, b->raw_len);
 	if (ZSTD_isError(clen)) {
 		snprintf(err, errlen, "could not compress change log frame: %s",
 			 ZSTD_getErrorName(clen));
@@ -129,8 +152,8 @@ writer_write_frame(clog_writer_t *w, char *err, size_t errlen)
 		if (rc != CLOG_OK)
 			return rc;
 	}
-	clog_frame_header_build(w->frame, FRAME_COMP_ZSTD, (uint32_t) clen, (uint32_t) w->raw_len,
-			   w->count, &w->first_pending, &w->last_pos);
+	clog_frame_header_build(w->frame, FRAME_COMP_ZSTD, (uint32_t) clen, (uint32_t) b->raw_len,
+			   b->count, &b->first, &b->last);
 	uint32_t crc = clog_crc32c(0, w->frame, CRC_COVERED);
 	crc = clog_crc32c(crc, w->frame + FRAME_HDR_LEN, clen);
 	clog_put_le32(w->frame + OFF_CRC, crc);
@@ -139,17 +162,96 @@ writer_write_frame(clog_writer_t *w, char *err, size_t errlen)
 		int saved = errno;
 		/* Leave only whole frames behind so a retry (e.g. after disk full) is clean. */
 		if (ftruncate(w->seg_fd, (off_t) w->seg_size) != 0)
-			w->failed = true;
+			__atomic_store_n(&w->failed, true, __ATOMIC_RELAXED);
 		snprintf(err, errlen, "could not write to change log segment \"%s\": %s",
 			 w->seg_path, strerror(saved));
 		return CLOG_ERROR;
 	}
 	w->seg_size += frame_len;
-	w->unsynced_bytes += frame_len;
-	w->raw_len = 0;
-	w->count = 0;
+	__atomic_add_fetch(&w->unsynced_bytes, frame_len, __ATOMIC_RELAXED);
+	b->raw_len = 0;
+	b->count = 0;
 	return CLOG_OK;
 }
+
+/* The frame thread: write each submitted batch; keep a failed one for a retry. */
+static void *
+writer_thread(void *arg)
+{
+	clog_writer_t *w = arg;
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (!w->job_busy && !w->stop)
+			pthread_cond_wait(&w->cond, &w->lock);
+		if (!w->job_busy)
+			break;
+		pthread_mutex_unlock(&w->lock);
+		char err[512];
+		clog_status_t rc = writer_write_frame(w, &w->job, err, sizeof err);
+		pthread_mutex_lock(&w->lock);
+		w->job_rc = rc;
+		if (rc != CLOG_OK)
+			snprintf(w->job_err, sizeof w->job_err, "%s", err);
+		w->job_busy = false;
+		__atomic_store_n(&w->inflight_bytes, 0, __ATOMIC_RELAXED);
+		pthread_cond_broadcast(&w->cond);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+/*
+ * Wait until the frame thread is idle; then make sure the batch it was
+ * given is written (retrying a failed one here).  CLOG_OK when no earlier
+ * batch is left unwritten.
+ */
+static clog_status_t
+writer_wait(clog_writer_t *w, char *err, size_t errlen)
+{
+	if (!w->thread_started)
+		return CLOG_OK;
+	pthread_mutex_lock(&w->lock);
+	while (w->job_busy)
+		pthread_cond_wait(&w->cond, &w->lock);
+	clog_status_t rc = w->job_rc;
+	if (rc != CLOG_OK)
+		snprintf(err, errlen, "%s", w->job_err);
+	pthread_mutex_unlock(&w->lock);
+	if (rc != CLOG_OK && !w->failed) {
+		/* the thread is idle: retry its batch here (e.g. after a disk full) */
+		rc = writer_write_frame(w, &w->job, err, errlen);
+		if (rc == CLOG_OK)
+			w->job_rc = CLOG_OK;
+	}
+	return rc;
+}
+
+/* Hand the full pending batch to the frame thread and start a new one. */
+static clog_status_t
+writer_submit(clog_writer_t *w, char *err, size_t errlen)
+{
+	clog_status_t rc = writer_wait(w, err, errlen);
+	if (rc != CLOG_OK)
+		return rc;
+	if (!w->thread_started) {
+		if (pthread_create(&w->thread, NULL, writer_thread, w) != 0)
+			return writer_write_frame(w, &w->cur, err, errlen);  /* write it here */
+		w->thread_started = true;
+	}
+	batch_t done = w->cur;
+	w->cur = w->job;  /* the thread's previous buffer, empty and reused */
+	w->cur.raw_len = 0;
+	w->cur.count = 0;
+	pthread_mutex_lock(&w->lock);
+	w->job = done;
+	w->job_busy = true;
+	__atomic_store_n(&w->inflight_bytes, done.raw_len, __ATOMIC_RELAXED);
+	pthread_cond_broadcast(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	return CLOG_OK;
+}
+
+
 
 /*
  * Find the last position in the log and truncate a torn tail of the last
@@ -219,6 +321,8 @@ clog_writer_open(const char *dir, const clog_options_t *opts, clog_writer_t **ou
 {
 	clog_writer_t *w = xcalloc(1, sizeof(*w));
 	clog_status_t rc = CLOG_ERROR;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
 	w->lock_fd = -1;
 	w->seg_fd = -1;
 	w->dir = xstrdup(dir);
@@ -316,7 +420,7 @@ static clog_status_t
 batch_reserve(clog_writer_t *w, const position_t *pos, size_t size, const char *what,
 	      uint8_t **dst, char *err, size_t errlen)
 {
-	if (w->failed)
+	if (__atomic_load_n(&w->failed, __ATOMIC_RELAXED))
 		return writer_failed(w, err, errlen);
 	if (position_cmp(pos, &w->last_pos) <= 0)
 		return CLOG_DUPLICATE;
@@ -326,22 +430,24 @@ batch_reserve(clog_writer_t *w, const position_t *pos, size_t size, const char *
 			 what, size);
 		return CLOG_ERROR;
 	}
-	if (w->raw_len > 0 &&
-	    (w->raw_len >= w->opts.batch_raw_bytes || w->raw_len + entry > CLOG_MAX_RAW)) {
-		clog_status_t rc = writer_write_frame(w, err, errlen);
+	batch_t *b = &w->cur;
+	if (b->raw_len > 0 &&
+	    (b->raw_len >= w->opts.batch_raw_bytes || b->raw_len + entry > CLOG_MAX_RAW)) {
+		clog_status_t rc = writer_submit(w, err, errlen);
 		if (rc != CLOG_OK)
 			return rc;
 	}
-	clog_grow(&w->raw, &w->raw_cap, w->raw_len + entry);
+	clog_grow(&b->raw, &b->raw_cap, b->raw_len + entry);
 	/* Batch field 1 (changes), wire type 2: packed straight into the frame buffer. */
-	uint8_t *p = w->raw + w->raw_len;
+	uint8_t *p = b->raw + b->raw_len;
 	*p++ = 0x0a;
 	p += put_varint(p, size);
 	*dst = p;
-	w->raw_len = (size_t) (p - w->raw) + size;
-	if (w->count == 0)
-		w->first_pending = *pos;
-	w->count++;
+	b->raw_len = (size_t) (p - b->raw) + size;
+	if (b->count == 0)
+		b->first = *pos;
+	b->count++;
+	b->last = *pos;
 	w->last_pos = *pos;
 	return CLOG_OK;
 }
@@ -356,7 +462,7 @@ clog_writer_append(clog_writer_t *w, const Steward__Change *change, char *err, s
 			 change->table ? change->table : "", change->has_position ? change->position.len : 0);
 		return CLOG_ERROR;
 	}
-	if (w->failed)
+	if (__atomic_load_n(&w->failed, __ATOMIC_RELAXED))
 		return writer_failed(w, err, errlen);
 	if (position_cmp(&pos, &w->last_pos) <= 0)
 		return CLOG_DUPLICATE;
@@ -384,24 +490,28 @@ clog_writer_reserve(clog_writer_t *w, const position_t *pos, size_t size, uint8_
 clog_status_t
 clog_writer_flush(clog_writer_t *w, char *err, size_t errlen)
 {
+	/* the frame thread is idle after writer_wait: the segment fields are ours */
+	clog_status_t rc = writer_wait(w, err, errlen);
 	if (w->failed)
 		return writer_failed(w, err, errlen);
-	clog_status_t rc = writer_write_frame(w, err, errlen);
 	if (rc != CLOG_OK)
 		return rc;
-	if (w->unsynced_bytes > 0) {
+	rc = writer_write_frame(w, &w->cur, err, errlen);
+	if (rc != CLOG_OK)
+		return rc;
+	if (__atomic_load_n(&w->unsynced_bytes, __ATOMIC_RELAXED) > 0) {
 		if (fdatasync(w->seg_fd) != 0) {
 			/* After a failed fsync the kernel may have dropped dirty pages: never retry. */
 			snprintf(err, errlen, "could not fdatasync change log segment \"%s\": %s",
 				 w->seg_path, strerror(errno));
-			w->failed = true;
+			__atomic_store_n(&w->failed, true, __ATOMIC_RELAXED);
 			return CLOG_ERROR;
 		}
-		w->unsynced_bytes = 0;
+		__atomic_store_n(&w->unsynced_bytes, 0, __ATOMIC_RELAXED);
 	}
 	if (w->need_dir_sync) {
 		if (!clog_fsync_dir(w->segdir, err, errlen)) {
-			w->failed = true;
+			__atomic_store_n(&w->failed, true, __ATOMIC_RELAXED);
 			return CLOG_ERROR;
 		}
 		w->need_dir_sync = false;
@@ -414,7 +524,8 @@ clog_writer_flush(clog_writer_t *w, char *err, size_t errlen)
 size_t
 clog_writer_pending_bytes(const clog_writer_t *w)
 {
-	return w->raw_len + (size_t) w->unsynced_bytes;
+	return w->cur.raw_len + (size_t) __atomic_load_n(&w->inflight_bytes, __ATOMIC_RELAXED) +
+	       (size_t) __atomic_load_n(&w->unsynced_bytes, __ATOMIC_RELAXED);
 }
 
 void
@@ -422,12 +533,22 @@ clog_writer_close(clog_writer_t *w)
 {
 	if (w == NULL)
 		return;
+	if (w->thread_started) {
+		pthread_mutex_lock(&w->lock);
+		w->stop = true;
+		pthread_cond_broadcast(&w->cond);
+		pthread_mutex_unlock(&w->lock);
+		pthread_join(w->thread, NULL);
+	}
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
 	if (w->seg_fd >= 0)
 		close(w->seg_fd);
 	if (w->lock_fd >= 0)
 		close(w->lock_fd);  /* releases the flock */
 	ZSTD_freeCCtx(w->cctx);
-	free(w->raw);
+	free(w->cur.raw);
+	free(w->job.raw);
 	free(w->frame);
 	free(w->seg_path);
 	free(w->segdir);
