@@ -84,6 +84,7 @@ struct apply_deliver {
 	flight_t *flights;          /* in flight or answered, not yet recorded */
 	unsigned in_flight;
 	apply_queue_t *queue;       /* committed pending rows (apply_queue.h) */
+	bool txn;                   /* a step's transaction is open (starts only when a row needs a write) */
 	qmut_t *muts;               /* queue changes of the open transaction */
 	size_t nmuts, capmuts;
 	unsigned answered;          /* flights done, not yet recorded */
@@ -251,6 +252,13 @@ unsigned
 apply_deliver_in_flight(const apply_deliver_t *d)
 {
 	return d->in_flight;
+}
+
+int64_t
+apply_deliver_pending(const apply_deliver_t *d)
+{
+	size_t n = apply_queue_len(d->queue);
+	return n < QUEUE_MAX ? (int64_t) n : -1;
 }
 
 static tstate_t *
@@ -768,6 +776,17 @@ muts_finish(apply_deliver_t *d, bool apply)
 	d->nmuts = 0;
 }
 
+/* The step's transaction, begun on the first write it needs. */
+static apply_status_t
+step_txn(apply_deliver_t *d, char *err, size_t errlen)
+{
+	if (d->txn)
+		return APPLY_OK;
+	apply_status_t st = apply_state_begin_lazy(d->state, err, errlen);
+	d->txn = st == APPLY_OK;
+	return st;
+}
+
 /*
  * Start one ready row whose target has room (checked by the caller), or
  * reschedule or dead-letter it in the open transaction (the queue follows
@@ -787,6 +806,8 @@ start_row(apply_deliver_t *d, apply_qrow_t *qr, int64_t now_wall, int64_t now_mo
 	f->qrow = qr;
 	if (!t) {
 		/* Queued for a target no longer configured: keep it, visibly. */
+		if ((st = step_txn(d, err, errlen)) != APPLY_OK)
+			goto drop;
 		st = apply_state_outbox_reschedule(d->state, row->id, row->attempts,
 						   now_wall + 60000, "target not configured", err,
 						   errlen);
@@ -805,6 +826,8 @@ start_row(apply_deliver_t *d, apply_qrow_t *qr, int64_t now_wall, int64_t now_mo
 		snprintf(rerr, sizeof rerr, "queued request is not JSON");
 	if (ts != TEMPLATE_OK) {
 		retry_breaker_neutral(&t->breaker);
+		if ((st = step_txn(d, err, errlen)) != APPLY_OK)
+			goto drop;
 		if (ts == TEMPLATE_MISSING_REF &&
 		    now_wall - row->created_ms < d->opts.reference_timeout_ms) {
 			/* Wait, in order: this row stays its entity's oldest. */
@@ -836,6 +859,8 @@ start_row(apply_deliver_t *d, apply_qrow_t *qr, int64_t now_wall, int64_t now_mo
 	};
 	if (http_target_submit(t->http, &req, rerr, sizeof rerr) != APPLY_OK) {
 		retry_breaker_neutral(&t->breaker);
+		if ((st = step_txn(d, err, errlen)) != APPLY_OK)
+			goto drop;
 		st = dead_letter(d, t, f, rerr, NULL, err, errlen);
 		if (st == APPLY_OK)
 			mut_add(d, qr, true, 0, 0, NULL);
@@ -946,7 +971,6 @@ apply_deliver_step(apply_deliver_t *d, int timeout_ms, size_t *finished, char *e
 	size_t done = 0;
 	apply_status_t st = APPLY_OK;
 	int64_t now_wall = wall_ms(), now_mono = mono_ms();
-	bool txn = false;
 	if (finished)
 		*finished = 0;
 	if ((st = load_new_rows(d, err, errlen)) != APPLY_OK)
@@ -974,11 +998,6 @@ apply_deliver_step(apply_deliver_t *d, int timeout_ms, size_t *finished, char *e
 			nroom--;
 			continue;
 		}
-		if (!txn) {
-			if ((st = apply_state_begin_lazy(d->state, err, errlen)) != APPLY_OK)
-				goto out;
-			txn = true;
-		}
 		if ((st = start_row(d, qr, now_wall, now_mono, err, errlen)) != APPLY_OK)
 			goto out;
 		if (t && (!http_target_has_slot(t->http) ||
@@ -987,8 +1006,8 @@ apply_deliver_step(apply_deliver_t *d, int timeout_ms, size_t *finished, char *e
 			nroom--;
 		}
 	}
-	if (txn) {
-		txn = false;
+	if (d->txn) {
+		d->txn = false;
 		st = apply_state_commit(d->state, err, errlen);
 		muts_finish(d, st == APPLY_OK);
 		if (st != APPLY_OK)
@@ -1005,7 +1024,8 @@ apply_deliver_step(apply_deliver_t *d, int timeout_ms, size_t *finished, char *e
 		goto out;  /* more answers are coming; record them together */
 	st = record_answers(d, &done, err, errlen);
 out:
-	if (txn) {
+	if (d->txn) {
+		d->txn = false;
 		apply_state_rollback(d->state);
 		muts_finish(d, false);
 	}

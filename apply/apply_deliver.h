@@ -11,17 +11,19 @@
  * entity existed in the target) gets the ids it needs.  A create whose id
  * became known meanwhile is sent as an update: no duplicate creates.
  *
- * Order: the state store hands out only the oldest row of each (target,
- * entity, id), and a row stays in the outbox until it is delivered or
- * dead-lettered, so one entity's writes reach a target in source order
- * while different entities proceed in parallel (bounded per target).
+ * Order: committed outbox rows are read (by id, only the new ones) into an
+ * in-memory FIFO per (target, entity, id) (apply_queue.h); only a FIFO's
+ * head is sent, and a row stays in the outbox and at the head until its
+ * delivery or dead letter is committed, so one entity's writes reach a
+ * target in source order while different entities proceed in parallel
+ * (bounded per target).
  *
  * Failures (apply/retry.h): backoff with jitter for 5xx/timeouts/network
  * errors, Retry-After for 429, quota and auth pauses, a token bucket and a
  * circuit breaker per target; 4xx business errors, unknown ids and
  * references missing past the reference timeout go to the dead-letter queue
- * with request and response.  Results are recorded in one state-store
- * transaction per poll.  Single-threaded; owner: apply service.
+ * with request and response.  Answers are recorded in one state-store
+ * transaction for up to 64 of them (lazy commit: see apply_state_begin_lazy).  Single-threaded; owner: apply service.
  */
 #ifndef STEWARD_APPLY_APPLY_DELIVER_H
 #define STEWARD_APPLY_APPLY_DELIVER_H
@@ -66,6 +68,9 @@ void apply_deliver_destroy(apply_deliver_t *d);
 apply_status_t apply_deliver_step(apply_deliver_t *d, int timeout_ms, size_t *finished,
 				  char *err, size_t errlen);
 unsigned apply_deliver_in_flight(const apply_deliver_t *d);
+/* Outbox rows pending as of the last step (read into its queue), or -1
+ * when the queue is full and the state store holds more. */
+int64_t apply_deliver_pending(const apply_deliver_t *d);
 
 /* Per target: {"name","state","in_flight","last_error","dead_letters",
  * "delivered","retries"}; appended to the array targets. */

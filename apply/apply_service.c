@@ -708,7 +708,9 @@ apply_service_run(const apply_service_config_t *cfg)
 		/* Backpressure: let the outbox drain before taking more changes.
 		 * The count scans the outbox: not on every round. */
 		if (s->deliver && now0 >= next_count_ms) {
-			apply_state_outbox_count(s->state, NULL, &pending, err, sizeof err);
+			pending = apply_deliver_pending(s->deliver);
+			if (pending < 0)  /* more than the worker holds: count them */
+				apply_state_outbox_count(s->state, NULL, &pending, err, sizeof err);
 			next_count_ms = now0 + 100;
 		}
 		if (pending < 20000 && now0 >= next_ingest_ms) {
@@ -750,8 +752,11 @@ apply_service_run(const apply_service_config_t *cfg)
 			bool caught_up = true;
 			for (size_t i = 0; i < s->nlogs; i++)
 				caught_up &= s->logs[i].caught_up;
-			int64_t left = 0;
-			apply_state_outbox_count(s->state, NULL, &left, err, sizeof err);
+			/* The worker's queue took in every row this loop queued (no
+			 * ingest since its step); count only beyond its capacity. */
+			int64_t left = s->deliver ? apply_deliver_pending(s->deliver) : 0;
+			if (left < 0)
+				apply_state_outbox_count(s->state, NULL, &left, err, sizeof err);
 			if (caught_up && (!s->deliver || (left == 0 && !apply_deliver_in_flight(s->deliver))))
 				break;
 		}
