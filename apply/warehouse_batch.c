@@ -25,6 +25,7 @@ typedef struct tpend {
 	size_t nslots;
 	buf_t history;            /* COPY text of history rows */
 	size_t nhistory;
+	size_t hist_ncols;        /* history data columns the buffered rows have */
 	buf_t keys;               /* SCD2: COPY text of the keys touched */
 } tpend_t;
 
@@ -38,8 +39,12 @@ struct wh_batch {
 	bool in_txn;
 	wh_merge_scratch_t scratch;
 	buf_t json;
-	size_t *idx_after, *idx_before;
+	size_t *idx_after, *idx_before;    /* mirror columns of the images */
+	size_t *hidx_after, *hidx_before;  /* history columns of the images */
 	size_t idx_cap;
+	const char **hval;                 /* one history row's typed cells */
+	size_t *hlen;
+	size_t hcap;
 };
 
 wh_batch_t *
@@ -91,6 +96,10 @@ wh_batch_free(wh_batch_t *b)
 	buf_free(&b->scratch.sql);
 	free(b->idx_after);
 	free(b->idx_before);
+	free(b->hidx_after);
+	free(b->hidx_before);
+	free(b->hval);
+	free(b->hlen);
 	free(b);
 }
 
@@ -308,10 +317,77 @@ mrow_new(wh_batch_t *b, const wh_table_t *t, const buf_t *key, bool deleted,
 
 /* ---- history ---- */
 
+/* COPY text of timestamptz us, or NULL when unknown (0). */
 static void
-history_row(wh_batch_t *b, tpend_t *p, const wh_change_t *c, const buf_t *key, bool haskey)
+append_copy_ts(buf_t *out, int64_t us)
 {
+	if (us)
+		wh_append_ts(out, us);
+	else
+		buf_append(out, "\\N", 2);
+}
+
+/* The names of unchanged columns as a text[] literal into j ("" if none). */
+static void
+unchanged_array(buf_t *j, const wh_value_t *v, size_t n)
+{
+	buf_reset(j);
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i].unchanged)
+			continue;
+		buf_append_char(j, j->len ? ',' : '{');
+		buf_append_char(j, '"');
+		for (const char *s = v[i].name; *s; s++) {
+			if (*s == '"' || *s == '\\')
+				buf_append_char(j, '\\');
+			buf_append_char(j, *s);
+		}
+		buf_append_char(j, '"');
+	}
+	if (j->len)
+		buf_append_char(j, '}');
+}
+
+/*
+ * One typed history row: the _steward_ metadata, then the row as the
+ * change leaves it (insert, update, snapshot) or as it was (delete: the
+ * before image, or just the key), typed like the mirror.  An update's old
+ * image goes into _steward_before as JSON; its unchanged TOAST columns are
+ * NULL and listed in _steward_unchanged.  hidx maps the image's values to
+ * history columns (SIZE_MAX: none).
+ */
+static void
+history_row(wh_batch_t *b, tpend_t *p, const wh_change_t *c, const size_t *hidx)
+{
+	const wh_table_t *t = p->table;
 	buf_t *h = &p->history;
+	if (p->nhistory == 0)
+		p->hist_ncols = t->nhcols;
+	size_t ncols = p->hist_ncols;
+	if (ncols > b->hcap) {
+		b->hcap = ncols * 2;
+		b->hval = xrealloc(b->hval, b->hcap * sizeof(*b->hval));
+		b->hlen = xrealloc(b->hlen, b->hcap * sizeof(*b->hlen));
+	}
+	for (size_t j = 0; j < ncols; j++)
+		b->hval[j] = NULL;
+	const wh_value_t *img = NULL;
+	size_t nimg = 0;
+	if (c->op == WH_OP_DELETE) {
+		img = c->before;
+		nimg = c->nbefore;
+	} else if (c->op == WH_OP_UPSERT) {
+		img = c->after;
+		nimg = c->nafter;
+	}
+	for (size_t i = 0; i < nimg; i++) {
+		size_t j = hidx[i];
+		if (j < ncols && !img[i].unchanged && img[i].text) {
+			b->hval[j] = img[i].text;
+			b->hlen[j] = img[i].len;
+		}
+	}
+
 	append_copy_text(h, c->op_name);
 	buf_append_char(h, '\t');
 	append_copy_text(h, c->source);
@@ -320,53 +396,54 @@ history_row(wh_batch_t *b, tpend_t *p, const wh_change_t *c, const buf_t *key, b
 	buf_append_char(h, '\t');
 	append_copy_bytea(h, c->position, c->position_len);
 	buf_append_char(h, '\t');
-	if (c->commit_ts_us)
-		wh_append_ts(h, c->commit_ts_us);
-	else
-		buf_append(h, "\\N", 2);
+	append_copy_ts(h, c->commit_ts_us);
 	buf_append_char(h, '\t');
 	append_copy_text(h, c->txid && *c->txid ? c->txid : NULL);
 	buf_append_char(h, '\t');
-	/* correlation id: source and position, as on every log line */
-	append_copy_text(h, c->source);
-	buf_append_char(h, ':');
-	append_copy_text(h, c->position_text ? c->position_text : "");
+	if (c->op == WH_OP_UPSERT && c->nbefore > 0) {
+		image_json(&b->json, c->before, c->nbefore);
+		wh_copy_escape(h, b->json.data, b->json.len);
+	} else {
+		buf_append(h, "\\N", 2);
+	}
 	buf_append_char(h, '\t');
-	if (haskey)
-		wh_copy_escape(h, key->data, key->len);
+	unchanged_array(&b->json, img, c->op == WH_OP_UPSERT ? nimg : 0);
+	if (b->json.len)
+		wh_copy_escape(h, b->json.data, b->json.len);
 	else
 		buf_append(h, "\\N", 2);
-	for (int img = 0; img < 2; img++) {
-		const wh_value_t *v = img ? c->after : c->before;
-		size_t n = img ? c->nafter : c->nbefore;
-		buf_append_char(h, '\t');
-		if (n == 0 && !(img == 1 && c->op == WH_OP_UPSERT)) {
-			buf_append(h, "\\N", 2);
-			continue;
-		}
-		image_json(&b->json, v, n);
-		wh_copy_escape(h, b->json.data, b->json.len);
-	}
 	if (b->opts.scd2) {
 		/* valid_from, valid_to: a truncate row is closed at once; the rest
 		 * are closed by the next version of their key (see flush). */
 		buf_append_char(h, '\t');
-		if (c->commit_ts_us)
-			wh_append_ts(h, c->commit_ts_us);
-		else
-			buf_append(h, "\\N", 2);
+		append_copy_ts(h, c->commit_ts_us);
 		buf_append_char(h, '\t');
-		if (c->op == WH_OP_TRUNCATE && c->commit_ts_us)
-			wh_append_ts(h, c->commit_ts_us);
+		if (c->op == WH_OP_TRUNCATE)
+			append_copy_ts(h, c->commit_ts_us);
 		else
 			buf_append(h, "\\N", 2);
-		if (haskey) {
-			wh_copy_escape(&p->keys, key->data, key->len);
-			buf_append_char(&p->keys, '\n');
-		}
+	}
+	for (size_t j = 0; j < ncols; j++) {
+		buf_append_char(h, '\t');
+		if (b->hval[j])
+			wh_copy_escape(h, b->hval[j], b->hlen[j]);
+		else
+			buf_append(h, "\\N", 2);
 	}
 	buf_append_char(h, '\n');
 	p->nhistory++;
+	if (b->opts.scd2 && c->op != WH_OP_TRUNCATE && t->nhkey > 0) {
+		bool whole = true;
+		for (size_t k = 0; k < t->nhkey && whole; k++)
+			whole = t->hkey[k] < ncols && b->hval[t->hkey[k]];
+		for (size_t k = 0; k < t->nhkey && whole; k++) {
+			if (k)
+				buf_append_char(&p->keys, '\t');
+			wh_copy_escape(&p->keys, b->hval[t->hkey[k]], b->hlen[t->hkey[k]]);
+		}
+		if (whole)
+			buf_append_char(&p->keys, '\n');
+	}
 }
 
 /* ---- SQL plumbing ---- */
@@ -390,39 +467,59 @@ flush_history(wh_batch_t *b, PGconn *conn, tpend_t *p, char *err, size_t errlen)
 	wh_status_t st = WH_OK;
 	buf_t *sql = &b->scratch.sql;
 	buf_reset(sql);
-	buf_printf(sql, "COPY %s (op, source, position_text, position, commit_ts, txid,"
-			" correlation_id, key, before, after%s) FROM STDIN",
-		   t->history_qname, b->opts.scd2 ? ", valid_from, valid_to" : "");
-	if ((st = wh_copy_in(conn, sql->data, &p->history, "could not copy into history table",
-			     NULL, err, errlen)))
+	buf_printf(sql, "COPY %s (_steward_op, _steward_source, _steward_position_text,"
+			" _steward_position, _steward_commit_ts, _steward_txid, _steward_before,"
+			" _steward_unchanged%s",
+		   t->history_qname, b->opts.scd2 ? ", _steward_valid_from, _steward_valid_to" : "");
+	for (size_t j = 0; j < p->hist_ncols; j++)
+		buf_printf(sql, ", %s", t->hcols[j].ident);
+	buf_append_str(sql, ") FROM STDIN");
+	st = wh_copy_in(conn, sql->data, &p->history, "could not copy into history table", NULL,
+			err, errlen);
+	buf_reset(&p->history);
+	p->nhistory = 0;
+	if (st != WH_OK || !b->opts.scd2 || p->keys.len == 0 || t->nhkey == 0)
 		return st;
-	if (!b->opts.scd2 || p->keys.len == 0)
-		return WH_OK;
 	/* Close the versions this batch superseded: each open row of a touched
 	 * key ends where the next one (by source position) begins; a delete
-	 * ends its key's history. */
+	 * ends its key's history.  Keys compare as the typed key columns. */
+	buf_t cols = BUF_INIT, xcols = BUF_INIT;
+	for (size_t k = 0; k < t->nhkey; k++) {
+		const char *id = t->hcols[t->hkey[k]].ident;
+		buf_printf(&cols, "%s%s", k ? ", " : "", id);
+		buf_printf(&xcols, "%sx.%s", k ? ", " : "", id);
+	}
 	char keys[32];
 	snprintf(keys, sizeof(keys), "_steward_keys_%u", ++b->scratch.stage_seq);
 	buf_reset(sql);
-	buf_printf(sql, "CREATE TEMP TABLE %s (key jsonb) ON COMMIT DROP", keys);
+	buf_printf(sql, "CREATE TEMP TABLE %s ON COMMIT DROP AS SELECT %s FROM %s WITH NO DATA",
+		   keys, cols.data, t->history_qname);
 	if ((st = wh_exec(conn, sql->data, "could not create key staging table", err, errlen)))
-		return st;
+		goto out;
 	buf_reset(sql);
-	buf_printf(sql, "COPY %s (key) FROM STDIN", keys);
-	if ((st = wh_copy_in(conn, sql->data, &p->keys, "could not copy keys", NULL, err, errlen)))
-		return st;
+	buf_printf(sql, "COPY %s FROM STDIN", keys);
+	st = wh_copy_in(conn, sql->data, &p->keys, "could not copy keys", NULL, err, errlen);
+	buf_reset(&p->keys);
+	if (st)
+		goto out;
 	buf_reset(sql);
 	buf_printf(sql,
-		   "UPDATE %s h SET valid_to = n.next_from FROM ("
-		   " SELECT x.ctid AS id, lead(x.valid_from) OVER"
-		   "   (PARTITION BY x.key ORDER BY x.position) AS next_from"
-		   " FROM %s x WHERE x.valid_to IS NULL"
-		   "   AND x.key IN (SELECT DISTINCT key FROM %s)) n"
+		   "UPDATE %s h SET _steward_valid_to = n.next_from FROM ("
+		   " SELECT x.ctid AS id, lead(x._steward_valid_from) OVER"
+		   "   (PARTITION BY %s ORDER BY x._steward_position) AS next_from"
+		   " FROM %s x WHERE x._steward_valid_to IS NULL"
+		   "   AND (%s) IN (SELECT %s FROM %s)) n"
 		   " WHERE h.ctid = n.id AND n.next_from IS NOT NULL;"
-		   "UPDATE %s SET valid_to = valid_from WHERE op = 'delete' AND valid_to IS NULL"
-		   " AND key IN (SELECT DISTINCT key FROM %s)",
-		   t->history_qname, t->history_qname, keys, t->history_qname, keys);
-	return wh_exec(conn, sql->data, "could not close history versions", err, errlen);
+		   "UPDATE %s SET _steward_valid_to = _steward_valid_from"
+		   " WHERE _steward_op = 'delete' AND _steward_valid_to IS NULL"
+		   " AND (%s) IN (SELECT %s FROM %s)",
+		   t->history_qname, xcols.data, t->history_qname, xcols.data, cols.data, keys,
+		   t->history_qname, cols.data, cols.data, keys);
+	st = wh_exec(conn, sql->data, "could not close history versions", err, errlen);
+out:
+	buf_free(&cols);
+	buf_free(&xcols);
+	return st;
 }
 
 static wh_status_t
@@ -478,9 +575,12 @@ add_truncate(wh_batch_t *b, PGconn *conn, const wh_change_t *c, char *err, size_
 		res = NULL;
 	}
 	if ((b->opts.modes & WH_MODE_HISTORY) && t->has_history) {
+		if ((st = wh_schema_history_check(b->schema, t, err, errlen)) != WH_OK)
+			goto out;
 		if (b->opts.scd2) {
 			buf_reset(sql);
-			buf_printf(sql, "UPDATE %s SET valid_to = $1::timestamptz WHERE valid_to IS NULL",
+			buf_printf(sql, "UPDATE %s SET _steward_valid_to = $1::timestamptz"
+					" WHERE _steward_valid_to IS NULL",
 				   t->history_qname);
 			res = PQexecParams(conn, sql->data, 1, NULL, params, NULL, NULL, 0);
 			if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -489,8 +589,7 @@ add_truncate(wh_batch_t *b, PGconn *conn, const wh_change_t *c, char *err, size_
 				goto out;
 			}
 		}
-		buf_t none = BUF_INIT;
-		history_row(b, p, c, &none, false);
+		history_row(b, p, c, NULL);
 	}
 out:
 	PQclear(res);
@@ -515,22 +614,36 @@ wh_batch_add(wh_batch_t *b, PGconn *conn, const wh_change_t *c, char *err, size_
 		b->idx_cap = need * 2;
 		b->idx_after = xrealloc(b->idx_after, b->idx_cap * sizeof(size_t));
 		b->idx_before = xrealloc(b->idx_before, b->idx_cap * sizeof(size_t));
+		b->hidx_after = xrealloc(b->hidx_after, b->idx_cap * sizeof(size_t));
+		b->hidx_before = xrealloc(b->hidx_before, b->idx_cap * sizeof(size_t));
 	}
 	wh_table_t *t = NULL;
-	st = wh_schema_prepare(conn, b->schema, c, &t, b->idx_after, b->idx_before, err, errlen);
+	wh_colmap_t mmap = {b->idx_after, b->idx_before};
+	wh_colmap_t hmap = {b->hidx_after, b->hidx_before};
+	st = wh_schema_prepare(conn, b->schema, c, &t, &mmap, &hmap, err, errlen);
 	if (st != WH_OK)
 		return st;
 	tpend_t *p = pend_for(b, t);
-	buf_t key = BUF_INIT;
 	bool deleted = c->op == WH_OP_DELETE;
+	if (b->opts.modes & WH_MODE_HISTORY) {
+		/* Rows buffered before a column was added lack it: send them with
+		 * the columns they have. */
+		if (p->nhistory > 0 && p->hist_ncols != t->nhcols &&
+		    (st = flush_history(b, conn, p, err, errlen)) != WH_OK)
+			return st;
+		history_row(b, p, c, deleted ? b->hidx_before : b->hidx_after);
+	}
+	if (!(b->opts.modes & WH_MODE_MIRROR) || !t->has_mirror) {
+		b->count++;
+		return WH_OK;
+	}
+	buf_t key = BUF_INIT;
 	const wh_value_t *img = deleted ? c->before : c->after;
 	size_t nimg = deleted ? c->nbefore : c->nafter;
 	const size_t *idx = deleted ? b->idx_before : b->idx_after;
 	bool haskey = key_json(&key, c, img, nimg);
 	if (!haskey && !deleted && c->nbefore)
 		haskey = key_json(&key, c, c->before, c->nbefore);
-	if (b->opts.modes & WH_MODE_HISTORY)
-		history_row(b, p, c, &key, haskey);
 	if ((b->opts.modes & WH_MODE_MIRROR) && t->has_mirror && haskey) {
 		if (!deleted && c->nbefore) {
 			/* An update that changed the key: the old key is gone. */

@@ -39,12 +39,21 @@ typedef struct wh_table {
 	bool has_mirror;       /* the mirror table exists (has a key) */
 	bool has_history;
 	bool history_ready;    /* ensured this run (SCD2 columns included) */
+	bool history_old;      /* the history table has the pre-typed shape */
 	wh_column_t *cols;     /* mirror data columns (no _steward_* columns) */
 	size_t ncols;
 	size_t *key;           /* indexes into cols of the primary key */
 	size_t nkey;
 	size_t *hint;          /* hint[i]: column of the i-th value last time */
 	size_t nhint;
+	/* History data columns (typed like the mirror's, evolved the same way,
+	 * but their own list: the two tables can be altered independently). */
+	wh_column_t *hcols;
+	size_t nhcols;
+	size_t *hhint;
+	size_t nhhint;
+	size_t *hkey;          /* indexes into hcols of the key columns (SCD2) */
+	size_t nhkey;
 	bool warned_no_key;
 	unsigned direct_skip;  /* mirror batches left to merge before trying direct COPY */
 	unsigned direct_backoff;
@@ -73,17 +82,32 @@ const char *wh_schema_qname(const wh_schema_t *s);
  */
 wh_status_t wh_schema_bootstrap(PGconn *conn, wh_schema_t *s, char *err, size_t errlen);
 
+/* Column indexes of one change's images in one table (arrays of at least
+ * nafter / nbefore entries, owned by the caller). */
+typedef struct wh_colmap {
+	size_t *after;
+	size_t *before;
+} wh_colmap_t;
+
 /*
  * Make the tables for c->target exist with every column of c's images,
- * adding columns (ALTER TABLE … ADD COLUMN) and widening types as needed.
- * On WH_OK *out is the table and idx_after[i] / idx_before[i] the column
- * of c->after[i] / c->before[i] (SIZE_MAX when the table has no mirror).
- * WH_SCHEMA: an incompatible type change; err names table, column and
- * both types.  Runs inside the caller's transaction.
+ * adding columns (ALTER TABLE … ADD COLUMN) and widening types as needed,
+ * in the mirror and the history table alike.  On WH_OK *out is the table,
+ * mirror->after[i] / ->before[i] the mirror column of c->after[i] /
+ * c->before[i] and history->… the history data column (SIZE_MAX when
+ * that table is not written or the value was unchanged and unknown).
+ * WH_SCHEMA: an incompatible type change (err names table, column and
+ * both types) or a history table of the pre-typed shape (err names it).
+ * Runs inside the caller's transaction.
  */
 wh_status_t wh_schema_prepare(PGconn *conn, wh_schema_t *s, const wh_change_t *c,
-			      wh_table_t **out, size_t *idx_after, size_t *idx_before,
+			      wh_table_t **out, wh_colmap_t *mirror, wh_colmap_t *history,
 			      char *err, size_t errlen);
+
+/* WH_SCHEMA with a message when t's history table has the pre-typed
+ * shape and history is written; else WH_OK. */
+wh_status_t wh_schema_history_check(const wh_schema_t *s, const wh_table_t *t, char *err,
+				    size_t errlen);
 
 /*
  * Find a table already known or existing in the warehouse (for truncate);

@@ -60,7 +60,7 @@ static const opt_spec_t apply_opts[] = {
 	{"hard-delete", 0, OPT_FLAG, NULL, NULL, 0, 0,
 	 "Mirror: delete rows instead of flagging them _steward_deleted."},
 	{"scd2", 0, OPT_FLAG, NULL, NULL, 0, 0,
-	 "History: maintain valid_from / valid_to (slowly changing dimension type 2)."},
+	 "History: maintain _steward_valid_from / _steward_valid_to (slowly changing dimension type 2)."},
 	/* apply service (HTTP targets) */
 	{"rules", 'r', OPT_STRING, "FILE", NULL, 0, 0,
 	 "Ownership rules (docs/ownership-rules.md); selects the apply service."},

@@ -8,7 +8,8 @@
 # steward_loggen; then for RUNS rounds (default 3) the three candidates run
 # alternately on fresh schemas.  Prints rows/s of each and the median ratios
 # as `ratio_mirror <x>` and `ratio_history <y>`, with the machine's load
-# average (uptime) before and after: on a shared machine, say so.
+# average (uptime) before and after and steward's CPU time (user+sys) per
+# run: on a shared machine, say so.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B=$(cd "${1:-$ROOT/build}" && pwd)
@@ -41,13 +42,15 @@ for r in $(seq 1 "$RUNS"); do
   t0=$(now); q "\\copy ceiling FROM '$T/rows.copy'"; t1=$(now)
   c=$(rate "$t0" "$t1")
   q "CHECKPOINT"
-  t0=$(now); "$B/cli/steward" apply --log "$T/log" --warehouse "$DSN" --warehouse-schema m --mode mirror --once --batch "$BATCH" --log-level warn; t1=$(now)
+  t0=$(now); /usr/bin/time -o "$T/cpu_m" -f '%U %S' "$B/cli/steward" apply --log "$T/log" --warehouse "$DSN" --warehouse-schema m --mode mirror --once --batch "$BATCH" --log-level warn; t1=$(now)
   m=$(rate "$t0" "$t1")
   q "CHECKPOINT"
-  t0=$(now); "$B/cli/steward" apply --log "$T/log" --warehouse "$DSN" --warehouse-schema h --mode history --once --batch "$BATCH" --log-level warn; t1=$(now)
+  t0=$(now); /usr/bin/time -o "$T/cpu_h" -f '%U %S' "$B/cli/steward" apply --log "$T/log" --warehouse "$DSN" --warehouse-schema h --mode history --once --batch "$BATCH" --log-level warn; t1=$(now)
   h=$(rate "$t0" "$t1")
   [[ $(q "SELECT count(*) FROM m.gen__items") == "$N" && $(q "SELECT count(*) FROM h.gen__items__history") == "$N" ]] || { echo "row count mismatch" >&2; exit 1; }
-  printf 'run %d: copy %.0f rows/s  mirror %.0f rows/s  history %.0f rows/s  (load %s)\n' "$r" "$c" "$m" "$h" "$(cut -d' ' -f1 /proc/loadavg)"
+  cpu() { awk '{printf "%.1f", $1 + $2}' "$1"; }
+  printf 'run %d: copy %.0f rows/s  mirror %.0f rows/s (steward cpu %s s)  history %.0f rows/s (steward cpu %s s)  (load %s)\n' \
+    "$r" "$c" "$m" "$(cpu "$T/cpu_m")" "$h" "$(cpu "$T/cpu_h")" "$(cut -d' ' -f1 /proc/loadavg)"
   RM+=("$(div "$m" "$c")"); RH+=("$(div "$h" "$c")")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }

@@ -43,7 +43,10 @@ done
 q "COPY (SELECT id, name, amount, qty, created_at, active, note, payload FROM steward.gen__items WHERE NOT _steward_deleted ORDER BY id) TO STDOUT" >"$T/got.txt"
 cmp -s "$T/expect.txt" "$T/got.txt" || { diff "$T/expect.txt" "$T/got.txt" | head; fail "mirror differs after kill -9"; }
 [[ $(q "SELECT count(*) FROM steward.gen__items__history") == "$N" ]] || fail "history has $(q "SELECT count(*) FROM steward.gen__items__history") rows, want $N"
-[[ $(q "SELECT count(DISTINCT position) FROM steward.gen__items__history") == "$N" ]] || fail "duplicate history rows"
+[[ $(q "SELECT count(DISTINCT _steward_position) FROM steward.gen__items__history") == "$N" ]] || fail "duplicate history rows"
 [[ $(applied) == "$N" ]] || fail "state counter $(applied), want $N"
-[[ $(q "SELECT count(*) FROM (SELECT key FROM steward.gen__items__history WHERE valid_to IS NULL GROUP BY key HAVING count(*) > 1) x") == 0 ]] || fail "scd2: two open versions"
+[[ $(q "SELECT count(*) FROM (SELECT id FROM steward.gen__items__history WHERE _steward_valid_to IS NULL GROUP BY id HAVING count(*) > 1) x") == 0 ]] || fail "scd2: two open versions"
+[[ $(q "SELECT count(*) FROM steward.gen__items__history WHERE _steward_valid_to IS NULL AND _steward_op <> 'delete'") == $(wc -l <"$T/expect.txt") ]] || fail "scd2: open versions != live rows"
+# the open version of every live key is its mirror row
+[[ $(q "SELECT count(*) FROM steward.gen__items m JOIN steward.gen__items__history h ON h.id = m.id AND h._steward_valid_to IS NULL WHERE NOT m._steward_deleted AND (h.name, h.amount, h.qty, h.created_at, h.active, h.note, h.payload) IS NOT DISTINCT FROM (m.name, m.amount, m.qty, m.created_at, m.active, m.note, m.payload)") == $(wc -l <"$T/expect.txt") ]] || fail "history's open versions differ from the mirror"
 echo "warehouse_crash: ok"

@@ -133,8 +133,14 @@ compare '"Odd Table"' '"postgres__Odd Table"' '"Key ✓", "we""ird", span, at' '
 want=$(jq -s '[.[] | select(.op == "insert" or .op == "update" or .op == "delete" or .op == "snapshot")] | length' "$DIR/dump.jsonl")
 got=$(wq "SELECT (SELECT count(*) FROM steward.postgres__customers__history) + (SELECT count(*) FROM steward.postgres__orders__history) + (SELECT count(*) FROM steward.\"postgres__Odd Table__history\")")
 [[ $got == "$want" ]] || fail "history has $got rows, the log $want changes"
-dups=$(wq "SELECT count(*) - count(DISTINCT position) FROM steward.postgres__customers__history")
+dups=$(wq "SELECT count(*) - count(DISTINCT _steward_position) FROM steward.postgres__customers__history")
 [[ $dups == 0 ]] || fail "history has $dups duplicate changes"
+# typed history: the same columns and types as the mirror, every row keyed
+types() { wq "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attname) FROM pg_attribute WHERE attrelid = 'steward.$1'::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE '\_steward\_%'"; }
+[[ $(types postgres__customers__history) == "$(types postgres__customers)" ]] || fail "history columns $(types postgres__customers__history) differ from the mirror's"
+[[ $(wq "SELECT count(*) FROM steward.postgres__orders__history WHERE region IS NULL OR order_no IS NULL") == 0 ]] || fail "history rows without their key"
+# a live key's last version in history is its mirror row (whole rows only)
+[[ $(wq "SELECT count(*) FROM (SELECT DISTINCT ON (id) * FROM steward.postgres__customers__history ORDER BY id, _steward_position DESC) h JOIN steward.postgres__customers m USING (id) WHERE NOT m._steward_deleted AND h._steward_unchanged IS NULL AND (h._steward_op = 'delete' OR (h.name, h.email, h.balance, h.vip, h.born, h.seen, h.prefs, h.tags, h.ratio) IS DISTINCT FROM (m.name, m.email, m.balance, m.vip, m.born, m.seen, m.prefs, m.tags, m.ratio))") == 0 ]] || fail "history's last versions differ from the mirror"
 # the change log checkpoint (for log gc) is the stored, committed position
 ck=$(awk '{print $3}' "$DIR"/log/readers/warehouse-steward-*)
 [[ $ck == "$(wq "SELECT encode(position, 'hex') FROM steward._steward_apply_state")" ]] \

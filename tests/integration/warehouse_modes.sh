@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Warehouse apply, every mode: the mirror equals the source's final state
-# (soft and hard deletes), history holds every change exactly once, SCD2
-# keeps one open version per live key, truncate is applied, and tables and
-# columns with quotes, spaces and Unicode in their names work.
+# (soft and hard deletes), history holds every change exactly once as typed
+# rows (inserts, updates with their before image and unchanged TOAST
+# columns, deletes with the before image or just the key), SCD2 keeps one
+# open version per live key and closes superseded and deleted versions,
+# truncate is applied, a history table of the pre-typed shape is refused by
+# name, and tables and columns with quotes, spaces and Unicode in their
+# names work.
 set -euo pipefail
 : "${STEWARD_BIN:?}" "${STEWARD_SOURCE_DIR:?}" "${STEWARD_BUILD_DIR:?}"
 PORT=55470
@@ -27,12 +31,16 @@ COLS='id, name, amount, qty, created_at, active, note, payload'
 q "COPY (SELECT $COLS FROM wh.gen__items WHERE NOT _steward_deleted ORDER BY id) TO STDOUT" >"$T/got.txt"
 cmp -s "$T/expect.txt" "$T/got.txt" || { diff "$T/expect.txt" "$T/got.txt" | head; fail "mirror differs from expected state"; }
 [[ $(q "SELECT count(*) FROM wh.gen__items__history") == "$N" ]] || fail "history row count"
-[[ $(q "SELECT count(DISTINCT position) FROM wh.gen__items__history") == "$N" ]] || fail "duplicate history rows"
+[[ $(q "SELECT count(DISTINCT _steward_position) FROM wh.gen__items__history") == "$N" ]] || fail "duplicate history rows"
+[[ $(q "SELECT count(*) FROM wh.gen__items__history WHERE _steward_correlation_id <> 'gen:' || _steward_position_text") == 0 ]] || fail "correlation id"
+# the last history row of every live key is its mirror row, typed
+[[ $(q "SELECT count(*) FROM (SELECT DISTINCT ON (id) * FROM wh.gen__items__history ORDER BY id, _steward_position DESC) h JOIN wh.gen__items m USING (id) WHERE NOT m._steward_deleted AND (h._steward_op = 'delete' OR (h.name, h.amount, h.qty, h.created_at, h.active, h.note, h.payload) IS DISTINCT FROM (m.name, m.amount, m.qty, m.created_at, m.active, m.note, m.payload))") == 0 ]] || fail "history's last version differs from the mirror"
 [[ $(q "SELECT count(*) FROM wh.gen__items WHERE _steward_deleted AND _steward_deleted_at IS NULL") == 0 ]] || fail "soft delete without timestamp"
 live=$(wc -l <"$T/expect.txt")
-[[ $(q "SELECT count(*) FROM wh.gen__items__history WHERE valid_to IS NULL") == "$live" ]] || fail "scd2: open versions != live rows"
-[[ $(q "SELECT count(*) FROM (SELECT key FROM wh.gen__items__history WHERE valid_to IS NULL GROUP BY key HAVING count(*) > 1) x") == 0 ]] || fail "scd2: two open versions of a key"
-[[ $(q "SELECT count(*) FROM wh.gen__items__history h WHERE op = 'delete' AND valid_to IS NULL") == 0 ]] || fail "scd2: open delete"
+[[ $(q "SELECT count(*) FROM wh.gen__items__history WHERE _steward_valid_to IS NULL") == "$live" ]] || fail "scd2: open versions != live rows"
+[[ $(q "SELECT count(*) FROM (SELECT id FROM wh.gen__items__history WHERE _steward_valid_to IS NULL GROUP BY id HAVING count(*) > 1) x") == 0 ]] || fail "scd2: two open versions of a key"
+[[ $(q "SELECT count(*) FROM wh.gen__items__history h WHERE _steward_op = 'delete' AND _steward_valid_to IS NULL") == 0 ]] || fail "scd2: open delete"
+[[ $(q "SELECT count(*) FROM (SELECT _steward_valid_to, lead(_steward_valid_from) OVER (PARTITION BY id ORDER BY _steward_position) AS nxt, _steward_op FROM wh.gen__items__history) x WHERE _steward_op <> 'delete' AND _steward_valid_to IS DISTINCT FROM nxt") == 0 ]] || fail "scd2: a version does not end where the next begins"
 [[ $(q "SELECT position_text FROM wh._steward_apply_state WHERE source = 'gen'") != "" ]] || fail "no state row"
 
 # a second run applies nothing more
@@ -60,5 +68,49 @@ W='"my ""wh"" ✓"."crm__Sales Dept__Ünïcode ""Tab""le"'
 got=$(q "SELECT string_agg(concat_ws('|', \"I d\", \"we\"\"ird col\", \"Größe ✓\", big, _steward_deleted), ';' ORDER BY \"I d\") FROM $W")
 [[ $got == '1|changed|3|x|f;2|c|2|y|t;3|moved|2|y|f' ]] || fail "weird identifiers / unchanged / key change: got $got"
 [[ $(q "SELECT count(*) FROM \"my \"\"wh\"\" ✓\".crm__gone WHERE NOT _steward_deleted") == 0 ]] || fail "truncate not applied"
-[[ $(q "SELECT count(*) FROM \"my \"\"wh\"\" ✓\".crm__gone__history WHERE op = 'truncate'") == 1 ]] || fail "truncate not in history"
+[[ $(q "SELECT count(*) FROM \"my \"\"wh\"\" ✓\".crm__gone__history WHERE _steward_op = 'truncate' AND id IS NULL") == 1 ]] || fail "truncate not in history"
+WH='"my ""wh"" ✓"."crm__Sales Dept__Ünïcode ""Tab""le__history"'
+got=$(q "SELECT string_agg(concat_ws('|', _steward_op, \"I d\", \"we\"\"ird col\", \"Größe ✓\", coalesce(big, '-'), _steward_unchanged::text, _steward_before::text), ';' ORDER BY _steward_position) FROM $WH")
+[[ $got == 'insert|1|a	b|1.5|x;insert|2|c|2|y;update|1|changed|3|-|{big};update|3|moved|2|y|{"I d":"2"}' ]] || fail "weird identifiers in history: got $got"
+
+# typed history, exactly: before images, unchanged TOAST, deletes, SCD2
+R='"source":"crm","source_kind":"postgresql","database":"crm","table":"public.acct"'
+TY='"types":{"id":"integer","name":"text","amount":"numeric(12,2)","big":"text"}'
+cat >"$T/hist.jsonl" <<JSON
+{$R,"op":"insert","txid":"700","key":{"id":"1"},"after":{"id":"1","name":"a","amount":"1.50","big":"BIG1"},$TY}
+{$R,"op":"insert","txid":"700","key":{"id":"2"},"after":{"id":"2","name":"b","amount":"2.00","big":"BIG2"},$TY}
+{$R,"op":"update","txid":"701","key":{"id":"1"},"before":{"id":"1","name":"a","amount":"1.50","big":"BIG1"},"after":{"id":"1","name":"a\\tb","amount":"2.25"},"unchanged":["big"],$TY}
+{$R,"op":"update","txid":"702","key":{"id":"2"},"after":{"id":"2","name":"b2","amount":"3","big":"BIG2b"},$TY}
+{$R,"op":"delete","txid":"703","key":{"id":"2"},"before":{"id":"2","name":"b2","amount":"3","big":"BIG2b"},$TY}
+{$R,"op":"insert","txid":"704","key":{"id":"3"},"after":{"id":"3","name":"c","amount":null,"big":"BIG3"},$TY}
+{$R,"op":"delete","txid":"705","key":{"id":"3"},"before":{"id":"3"},$TY}
+JSON
+"$GEN" --out "$T/hist" --json "$T/hist.jsonl"
+"$STEWARD_BIN" apply --log "$T/hist" --warehouse "$DSN" --warehouse-schema hs --scd2 --once --log-level warn
+H=hs.crm__acct__history
+[[ $(q "SELECT string_agg(attname || ' ' || format_type(atttypid, atttypmod), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = '$H'::regclass AND attnum > 0 AND attname NOT LIKE '\_steward\_%'") == 'id integer, name text, amount numeric(12,2), big text' ]] || fail "history data columns not typed like the source"
+got=$(q "SELECT string_agg(concat_ws('|', _steward_op, _steward_txid, id, coalesce(name, '-'), coalesce(amount::text, '-'), coalesce(big, '-'), coalesce(_steward_unchanged::text, '-'), coalesce(_steward_before::jsonb::text, '-'), CASE WHEN _steward_valid_to IS NULL THEN 'open' WHEN _steward_valid_to = _steward_valid_from THEN 'ended' ELSE 'closed' END), E'\n' ORDER BY _steward_position) FROM $H")
+want='insert|700|1|a|1.50|BIG1|-|-|closed
+insert|700|2|b|2.00|BIG2|-|-|closed
+update|701|1|a	b|2.25|-|{big}|{"id": "1", "big": "BIG1", "name": "a", "amount": "1.50"}|open
+update|702|2|b2|3.00|BIG2b|-|-|closed
+delete|703|2|b2|3.00|BIG2b|-|-|ended
+insert|704|3|c|-|BIG3|-|-|closed
+delete|705|3|-|-|-|-|-|ended'
+[[ $got == "$want" ]] || { printf 'got:\n%s\nwant:\n%s\n' "$got" "$want" >&2; fail "typed history rows"; }
+[[ $(q "SELECT count(*) FROM $H a JOIN $H b ON a.id = b.id AND b._steward_position > a._steward_position WHERE a._steward_op = 'insert' AND a._steward_valid_to <> b._steward_valid_from AND NOT EXISTS (SELECT 1 FROM $H c WHERE c.id = a.id AND c._steward_position > a._steward_position AND c._steward_position < b._steward_position)") == 0 ]] || fail "scd2: a closed version does not end where the next begins"
+[[ $(q "SELECT count(*) FROM $H WHERE _steward_correlation_id = 'crm:' || _steward_position_text AND _steward_commit_ts IS NOT NULL") == 7 ]] || fail "history metadata"
+# the state at a point in time, the way a data team asks
+[[ $(q "SELECT name FROM $H WHERE id = 1 AND _steward_valid_from <= '2023-11-14 22:13:20.002+00' AND (_steward_valid_to > '2023-11-14 22:13:20.002+00' OR _steward_valid_to IS NULL)") == a ]] || fail "point-in-time query"
+
+# a history table of the pre-typed shape is refused by name, nothing is written
+q "CREATE SCHEMA old; CREATE TABLE old.crm__acct__history (op text NOT NULL, source text NOT NULL, position_text text NOT NULL, position bytea NOT NULL, commit_ts timestamptz, txid text, correlation_id text NOT NULL, key jsonb, before json, after json)"
+set +e
+"$STEWARD_BIN" apply --log "$T/hist" --warehouse "$DSN" --warehouse-schema old --once 2>"$T/old.err"
+rc=$?
+set -e
+[[ $rc == 65 ]] || { cat "$T/old.err"; fail "old history shape: exit $rc, want 65"; }
+grep -q 'history table .*old.*crm__acct__history.* has the shape of an earlier steward version' "$T/old.err" || { cat "$T/old.err"; fail "old history shape: message does not name the table"; }
+[[ $(q "SELECT count(*) FROM old.crm__acct__history") == 0 ]] || fail "old history table written"
+[[ $(q "SELECT count(*) FROM pg_tables WHERE schemaname = 'old' AND tablename = 'crm__acct'") == 0 ]] || fail "mirror written next to an old history table"
 echo "warehouse_modes: ok"

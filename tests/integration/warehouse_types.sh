@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every type the capture agents emit lands in a column of the right type
-# with its value intact: PostgreSQL (numeric NaN/huge, float Infinity,
+# with its value intact, in the mirror and in the typed history table alike: PostgreSQL (numeric NaN/huge, float Infinity,
 # timestamps incl. infinity, bytea, json, arrays, uuid, interval, enum) and
 # MySQL (unsigned bigint, decimal, datetime(6), timestamp, bit, enum/set,
 # blob, geometry hex, zero date, json).
@@ -65,20 +65,22 @@ for line in cases.splitlines():
     col, st, txt, _, _ = line.split("|")
     after[col] = txt.replace("\\\\", "\\")
     types[col] = st
-print(json.dumps({"source": "src", "source_kind": kind, "database": "db", "table": "db." + table,
-                  "op": "insert", "key": {"id": "1"}, "after": after, "types": types}))
+rec = {"source": "src", "source_kind": kind, "database": "db", "table": "db." + table,
+       "key": {"id": "1"}, "types": types}
+print(json.dumps(dict(rec, op="insert", after=after)))
+print(json.dumps(dict(rec, op="delete", before=after)))
 PY
 }
 { mkjson postgresql pgtypes "$PGCASES"; mkjson mysql mytypes "$MYCASES"; } >"$T/types.jsonl"
 "$GEN" --out "$T/log" --json "$T/types.jsonl"
 "$STEWARD_BIN" apply --log "$T/log" --warehouse "$DSN" --once --log-level warn
 
-check() {  # table cases
-  local table=$1 cases=$2 bad=0
+check() {  # table cases [where]
+  local table=$1 cases=$2 where=${3:-} bad=0
   while IFS='|' read -r col st txt wtype wtext; do
     wtext=${wtext//\\\\/\\}
     got_type=$(q "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'steward.src__$table'::regclass AND attname = '$col'")
-    got=$(q "SELECT coalesce($col::text, '') FROM steward.src__$table")
+    got=$(q "SELECT coalesce($col::text, '') FROM steward.src__$table $where")
     if [[ $got_type != "$wtype" || $got != "$wtext" ]]; then
       echo "  $table.$col ($st): got $got_type '$got', want $wtype '$wtext'" >&2; bad=1
     fi
@@ -87,5 +89,10 @@ check() {  # table cases
 }
 check pgtypes "$PGCASES" || fail "PostgreSQL types"
 check mytypes "$MYCASES" || fail "MySQL types"
-[[ $(q "SELECT after->>'n_nan' FROM steward.src__pgtypes__history") == NaN ]] || fail "history json"
+check pgtypes__history "$PGCASES" "WHERE _steward_op = 'insert'" || fail "PostgreSQL types in history"
+check mytypes__history "$MYCASES" "WHERE _steward_op = 'insert'" || fail "MySQL types in history"
+# a delete's history row holds the row as it was (the before image), typed
+check pgtypes__history "$PGCASES" "WHERE _steward_op = 'delete'" || fail "PostgreSQL types in a deleted row's history"
+check mytypes__history "$MYCASES" "WHERE _steward_op = 'delete'" || fail "MySQL types in a deleted row's history"
+[[ $(q "SELECT string_agg(_steward_op || ':' || id, ',' ORDER BY _steward_position) FROM steward.src__pgtypes__history") == insert:1,delete:1 ]] || fail "history rows"
 echo "warehouse_types: ok"
