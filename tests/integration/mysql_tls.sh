@@ -10,24 +10,23 @@
 # certificate is not trusted.
 set -euo pipefail
 source "$(dirname "$0")/lib/mysql_lib.sh"
-mysql_setup mysql_tls 33472
 HOSTIP=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+\.' | grep -v '^127\.' | head -1 || true)
-
-T="$WORK/tls"
-mkdir -p "$T"
-(
-  cd "$T"
-  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Steward test CA" -keyout ca.key -out ca.pem
-  openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=Other CA" -keyout other.key -out other.pem
-  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr
-  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost%s\n' "${HOSTIP:+,IP:$HOSTIP}" >san.ext
-  openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.pem
-) >"$WORK/openssl.log" 2>&1 || { cat "$WORK/openssl.log"; fail "openssl"; }
-[[ $(id -u) -eq 0 ]] && chown -R mysql:mysql "$T"
-server_stop
-SERVER_OPTS=(ssl_cert="$T/server.pem" ssl_key="$T/server.key" ssl_ca="$T/ca.pem" require_secure_transport=ON)
-[[ -n $HOSTIP ]] && SERVER_OPTS+=(bind-address=0.0.0.0)
-server_start
+mysql_before_start() {  # a throwaway CA, another CA, and a server certificate for the loopback and host addresses
+  T="$WORK/tls"
+  mkdir -p "$T"
+  (
+    cd "$T"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=Steward test CA" -keyout ca.key -out ca.pem
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj "/CN=Other CA" -keyout other.key -out other.pem
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" -keyout server.key -out server.csr
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost%s\n' "${HOSTIP:+,IP:$HOSTIP}" >san.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.pem
+  ) >"$WORK/openssl.log" 2>&1 || { cat "$WORK/openssl.log"; fail "openssl"; }
+  if [[ $(id -u) -eq 0 ]]; then chown -R mysql:mysql "$T"; fi
+  SERVER_OPTS=(ssl_cert="$T/server.pem" ssl_key="$T/server.key" ssl_ca="$T/ca.pem" require_secure_transport=ON)
+  if [[ -n $HOSTIP ]]; then SERVER_OPTS+=(bind-address=0.0.0.0); fi
+}
+mysql_setup mysql_tls 33472
 [[ $(sql -N -e "SELECT @@have_ssl, @@require_secure_transport") == "YES	1" ]] || fail "server has no TLS"
 
 PW='Tls-S3cret-pw'

@@ -4,7 +4,8 @@
 #
 #   mysql_setup NAME PORT [OPTION=VALUE...]
 #                           start a server under $STEWARD_BUILD_DIR/tmp/NAME, trap cleanup;
-#                           extra server options go to its my.cnf (kept in SERVER_OPTS)
+#                           extra server options go to its my.cnf (kept in SERVER_OPTS);
+#                           a function mysql_before_start, if defined, runs just before the start
 #   server_start / server_stop   restart that server with the same options
 #   sql ARGS...             mariadb client as root on that server
 #   end_pos                 current binlog FILE:OFFSET
@@ -30,6 +31,8 @@ mysql_setup() {
   shift 2
   SERVER_OPTS=("$@")
   trap 'mysql_cleanup' EXIT
+  # a scenario may prepare files the server needs (certificates) in $WORK first
+  if declare -F mysql_before_start >/dev/null; then mysql_before_start; fi
   server_start
   DSN="mysql://steward:steward@127.0.0.1:$PORT/app"
   sql -e "CREATE DATABASE IF NOT EXISTS app"
