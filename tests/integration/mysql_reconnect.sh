@@ -48,13 +48,13 @@ LOAD_PID=$!
 first=$(wait_dump)
 for _ in $(seq 1 50); do status | grep -q '"streaming"' && break; sleep 0.1; done
 status | grep -q '"streaming"' || fail "agent not streaming: $(status)"
-sleep 1
+sleep 0.5
 
 # (a) the server kills the binlog dump connection
 sql -e "KILL $first"
 second=$(wait_dump "$first")
 echo "binlog dump connection $first killed; the agent came back as $second"
-sleep 1
+sleep 0.5
 
 # (b) the server goes away for a few seconds
 server_stop
@@ -65,11 +65,11 @@ for _ in $(seq 1 30); do
 done
 status | tee "$WORK/status-down.json"; echo
 [[ $seen_reconnecting == 1 ]] || fail "/status did not show reconnecting while the server was down"
-sleep 3
+sleep 2
 kill -0 "$CAPTURE_PID" || fail "capture exited while the server was down: $(tail -5 "$WORK/capture.log")"
 server_start
 wait_dump >/dev/null
-sleep 1.5
+sleep 1
 touch "$WORK/stop-load"; wait "$LOAD_PID"
 
 # the last change of all: once it is in the log, everything before it is
