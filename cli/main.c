@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "exitcodes.h"
+#include "redact.h"
 
 struct command {
 	const char *name;
@@ -51,9 +52,11 @@ main(int argc, char **argv)
 		printf("steward %s\n", STEWARD_VERSION);
 		return STEWARD_EXIT_OK;
 	}
+	/* Commands parse a copy; ps shows the original with passwords masked. */
+	char **args = redact_argv(argc, argv);
 	for (const struct command *c = commands; c->name; c++)
-		if (strcmp(argv[1], c->name) == 0)
-			return c->run(argc - 1, argv + 1);
+		if (strcmp(args[1], c->name) == 0)
+			return c->run(argc - 1, args + 1);
 	fprintf(stderr, "steward: unknown command \"%s\"\n\n", argv[1]);
 	usage(stderr);
 	return STEWARD_EXIT_USAGE;

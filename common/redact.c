@@ -5,9 +5,11 @@
 
 #include <ctype.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "buf.h"
+#include "xalloc.h"
 
 static const char MASK[] = "********";
 
@@ -119,4 +121,34 @@ redact_secret_in_place(char *text, const char *secret)
 	size_t n = strlen(secret);
 	for (char *p = strstr(text, secret); p; p = strstr(p + n, secret))
 		memset(p, '*', n);
+}
+
+char **
+redact_argv(int argc, char **argv)
+{
+	char **copy = xmalloc(((size_t) argc + 1) * sizeof(char *));
+	for (int i = 0; i < argc; i++)
+		copy[i] = xstrdup(argv[i]);
+	copy[argc] = NULL;
+	for (int i = 1; i < argc; i++) {
+		char *arg = argv[i];
+		size_t len = strlen(arg);
+		char *masked = xmalloc(len + 64);
+		redact_dsn(arg, masked, len + 64);
+		if (strcmp(masked, arg) != 0) {
+			/*
+			 * The password is what differs between the argument and its
+			 * redacted form: between their common prefix and suffix.  Masking
+			 * in place keeps the length the kernel reports for argv.
+			 */
+			size_t mlen = strlen(masked), pre = 0, suf = 0;
+			while (pre < len && pre < mlen && arg[pre] == masked[pre])
+				pre++;
+			while (suf < len - pre && suf < mlen - pre && arg[len - 1 - suf] == masked[mlen - 1 - suf])
+				suf++;
+			memset(arg + pre, '*', len - pre - suf);
+		}
+		free(masked);
+	}
+	return copy;
 }

@@ -19,4 +19,13 @@ void redact_dsn(const char *dsn, char *out, size_t outlen);
  */
 void redact_secret_in_place(char *text, const char *secret);
 
+/*
+ * Keep passwords given on the command line out of the process title
+ * (ps, /proc/PID/cmdline show the memory of argv).  Returns a copy of argv
+ * (argc strings and a NULL) for the program to parse, then overwrites, in
+ * the original strings, every byte of a DSN password with '*'.  The copy
+ * lives as long as the process and is never freed.
+ */
+char **redact_argv(int argc, char **argv);
+
 #endif

@@ -34,3 +34,17 @@ expect_error bad_uri 78 "invalid connection string" \
 # A usage error is exit 2.
 rc=0; "$STEWARD" capture --data-dir "$DIR/x" >/dev/null 2>&1 || rc=$?
 [[ $rc == 2 ]] || fail "missing --dsn: exit $rc, expected 2"
+
+# A running agent's process title (ps, /proc/PID/cmdline) masks the password
+# of the DSN on its command line; postgres logs in by trust, so it streams.
+"$STEWARD" capture --dsn "postgresql://postgres:$SECRET@127.0.0.1:$PORT/postgres" \
+  --data-dir "$DIR/log_title" >"$DIR/title.out" 2>&1 &
+pid=$!
+for _ in $(seq 1 100); do [[ -d "$DIR/log_title" ]] && break; sleep 0.1; done; sleep 0.5
+kill -0 "$pid" 2>/dev/null || fail "capture with a password DSN exited: $(cat "$DIR/title.out")"
+title=$(tr '\0' ' ' <"/proc/$pid/cmdline")
+kill "$pid"; wait "$pid" || true
+if grep -q "$SECRET" <<<"$title"; then fail "password in the process title: $title"; fi
+grep -q "postgresql://postgres:\*\{10\}@127.0.0.1" <<<"$title" || fail "process title not masked as expected: $title"
+if grep -q "$SECRET" "$DIR/title.out"; then fail "password in the agent's output"; fi
+echo "ok: process title: $title"

@@ -159,6 +159,37 @@ passwords_never_survive_redaction(void **state)
 	assert_string_equal(msg, "connection to app:******@db failed: ******");
 }
 
+/* The command line keeps its shape in ps; only the password bytes change. */
+static void
+argv_passwords_are_masked_in_place(void **state)
+{
+	(void) state;
+	char a0[] = "steward", a1[] = "capture", a2[] = "--dsn";
+	char a3[] = "postgresql://app:s3cret@db/erp";
+	char a4[] = "--warehouse=host=db password='se cret' dbname=w";
+	char a5[] = "mysql://u:x@h/d";
+	char a6[] = "--data-dir";
+	char a7[] = "/var/lib/steward";
+	char *argv[] = {a0, a1, a2, a3, a4, a5, a6, a7, NULL};
+	char **copy = redact_argv(8, argv);
+	assert_string_equal(copy[3], "postgresql://app:s3cret@db/erp");
+	assert_string_equal(copy[4], "--warehouse=host=db password='se cret' dbname=w");
+	assert_string_equal(copy[7], "/var/lib/steward");
+	assert_null(copy[8]);
+	assert_string_equal(a3, "postgresql://app:******@db/erp");
+	assert_string_equal(a5, "mysql://u:*@h/d");
+	if (strstr(a4, "se cret") || strstr(a4, "cret"))
+		fail_msg("password left in \"%s\"", a4);
+	assert_int_equal(strncmp(a4, "--warehouse=host=db password=", 29), 0);
+	assert_string_equal(a4 + strlen(a4) - 9, " dbname=w");
+	assert_string_equal(a0, "steward");
+	assert_string_equal(a2, "--dsn");
+	assert_string_equal(a7, "/var/lib/steward");
+	for (int i = 0; i < 8; i++)
+		free(copy[i]);
+	free(copy);
+}
+
 /* ---- arena ---- */
 
 static void
@@ -265,6 +296,7 @@ main(void)
 		cmocka_unit_test(options_reject_bad_input_with_clear_messages),
 		cmocka_unit_test(options_help_lists_every_option_with_defaults),
 		cmocka_unit_test(passwords_never_survive_redaction),
+		cmocka_unit_test(argv_passwords_are_masked_in_place),
 		cmocka_unit_test(arena_hands_out_aligned_independent_memory),
 		cmocka_unit_test(buffer_grows_and_stays_terminated),
 		cmocka_unit_test(positions_sort_in_commit_order),
