@@ -77,9 +77,13 @@ compare_state() {
     sql -B --binary-as-hex "$db" -e "SELECT * FROM \`$t\`" >"$WORK/select_$t.tsv"
   done
   python3 - "$WORK" "$db" $tables <<'PY'
-import json, sys
+import json, os, sys
 work, db, tables = sys.argv[1], sys.argv[2], sys.argv[3:]
 state, seen = {}, set()
+# TXN_CHECK=1: also count ops and check every transaction's sequence numbers
+# run 0, 1, 2, ... (one pass over a large dump instead of two).
+txn_check = os.environ.get("TXN_CHECK") == "1"
+ops, txids, last_seq = {}, {}, {}
 def esc(v):
     return v.replace("\\", "\\\\").replace("\0", "\\0").replace("\t", "\\t").replace("\n", "\\n")
 for line in open(f"{work}/dump.jsonl", encoding="utf-8"):
@@ -88,6 +92,14 @@ for line in open(f"{work}/dump.jsonl", encoding="utf-8"):
     if pos in seen:
         sys.exit(f"position {r['pos']} appears twice")
     seen.add(pos)
+    if txn_check and r["op"] != "snapshot":
+        ops[r["op"]] = ops.get(r["op"], 0) + 1
+        tx = r["txid"]
+        txids[tx] = txids.get(tx, 0) + 1
+        seq = int(r["pos"].rsplit(":", 1)[1])
+        if seq != last_seq.get(tx, -1) + 1:
+            sys.exit(f"transaction {tx}: sequence {seq} after {last_seq.get(tx, -1)}")
+        last_seq[tx] = seq
     sch, tbl = r["table"].split(".", 1)
     if sch != db:
         continue
@@ -99,6 +111,9 @@ for line in open(f"{work}/dump.jsonl", encoding="utf-8"):
         rows.pop(key(r["before"]), None)
     if r["op"] in ("insert", "update", "snapshot") and r["after"] is not None:
         rows[key(r["after"])] = r["after"]
+if txn_check:
+    print("ops " + " ".join(f"{k}={v}" for k, v in sorted(ops.items())))
+    print("transactions " + " ".join(str(n) for n in sorted(txids.values())))
 bad = 0
 for t in tables:
     lines = open(f"{work}/select_{t}.tsv", encoding="utf-8").read().split("\n")
