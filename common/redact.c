@@ -123,10 +123,14 @@ redact_secret_in_place(char *text, const char *secret)
 		memset(p, '*', n);
 }
 
+/* The copy redact_argv hands out; kept here so it stays reachable. */
+static char **argv_copy;
+
 char **
 redact_argv(int argc, char **argv)
 {
 	char **copy = xmalloc(((size_t) argc + 1) * sizeof(char *));
+	argv_copy = copy;
 	for (int i = 0; i < argc; i++)
 		copy[i] = xstrdup(argv[i]);
 	copy[argc] = NULL;
