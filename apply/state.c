@@ -671,15 +671,11 @@ outbox_row_read(sqlite3_stmt *st, apply_outbox_row_t *r)
 	r->last_error = col_text(st, 11);
 }
 
-apply_status_t
-apply_state_outbox_due(apply_state_t *s, int64_t now_ms, size_t limit,
-		       apply_outbox_row_t **rows, size_t *n, char *err, size_t errlen)
+/* Step a bound outbox statement, reading every row into *rows (caller frees). */
+static apply_status_t
+outbox_rows_collect(apply_state_t *s, sqlite3_stmt *st, const char *what,
+		    apply_outbox_row_t **rows, size_t *n, char *err, size_t errlen)
 {
-	*rows = NULL;
-	*n = 0;
-	PREPARE(st, ST_OB_DUE, "outbox scan");
-	sqlite3_bind_int64(st, 1, now_ms);
-	sqlite3_bind_int64(st, 2, (sqlite3_int64) limit);
 	size_t cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -694,9 +690,21 @@ apply_state_outbox_due(apply_state_t *s, int64_t now_ms, size_t limit,
 		apply_state_outbox_rows_free(*rows, *n);
 		*rows = NULL;
 		*n = 0;
-		return fail(s, rc, err, errlen, "could not scan outbox");
+		return fail(s, rc, err, errlen, "%s", what);
 	}
 	return APPLY_OK;
+}
+
+apply_status_t
+apply_state_outbox_due(apply_state_t *s, int64_t now_ms, size_t limit,
+		       apply_outbox_row_t **rows, size_t *n, char *err, size_t errlen)
+{
+	*rows = NULL;
+	*n = 0;
+	PREPARE(st, ST_OB_DUE, "outbox scan");
+	sqlite3_bind_int64(st, 1, now_ms);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64) limit);
+	return outbox_rows_collect(s, st, "could not scan outbox", rows, n, err, errlen);
 }
 
 apply_status_t
@@ -708,23 +716,7 @@ apply_state_outbox_after(apply_state_t *s, int64_t after_id, size_t limit,
 	PREPARE(st, ST_OB_AFTER, "outbox read");
 	sqlite3_bind_int64(st, 1, after_id);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64) limit);
-	size_t cap = 0;
-	int rc;
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		if (*n == cap) {
-			cap = cap ? cap * 2 : 16;
-			*rows = xrealloc(*rows, cap * sizeof **rows);
-		}
-		outbox_row_read(st, &(*rows)[(*n)++]);
-	}
-	stmt_done(st);
-	if (rc != SQLITE_DONE) {
-		apply_state_outbox_rows_free(*rows, *n);
-		*rows = NULL;
-		*n = 0;
-		return fail(s, rc, err, errlen, "could not read outbox");
-	}
-	return APPLY_OK;
+	return outbox_rows_collect(s, st, "could not read outbox", rows, n, err, errlen);
 }
 
 apply_status_t

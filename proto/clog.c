@@ -22,6 +22,7 @@
 
 #include "arena.h"
 #include "log.h"
+#include "record_encode.h"
 #include "xalloc.h"
 
 #define DEFAULT_SEGMENT_BYTES (64u * 1024 * 1024)
@@ -398,19 +399,6 @@ clog_writer_last_position(const clog_writer_t *w, position_t *out)
 	return w->durable_pos.len > 0;
 }
 
-/* Append a protobuf varint; returns bytes written (at most 10). */
-static size_t
-put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-	while (v >= 0x80) {
-		p[n++] = (uint8_t) (v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t) v;
-	return n;
-}
-
 /*
  * Make room for one packed Change of `size` bytes at `pos` in the pending
  * batch (writing the batch as a frame first when it is full) and count it.
@@ -441,7 +429,7 @@ batch_reserve(clog_writer_t *w, const position_t *pos, size_t size, const char *
 	/* Batch field 1 (changes), wire type 2: packed straight into the frame buffer. */
 	uint8_t *p = b->raw + b->raw_len;
 	*p++ = 0x0a;
-	p += put_varint(p, size);
+	p += record_varint_put(p, size);
 	*dst = p;
 	b->raw_len = (size_t) (p - b->raw) + size;
 	if (b->count == 0)
