@@ -42,11 +42,15 @@
 
 /*
  * A table map and its record encoding parts (proto/record_encode.h), built
- * when the map arrives: head (Change fields 1-6), keys (field 13) and one
- * Value prefix (name, type_id, type_name) per column.
+ * when the map arrives: its shape, registered with the change log writer
+ * (rows whose images hold every column are written as compact records
+ * referring to it), and for the other rows (binlog_row_image=MINIMAL or
+ * NOBLOB) the self-describing form's head (Change fields 1-6), keys (field
+ * 13) and one Value prefix (name, type_id, type_name) per column.
  */
 typedef struct table_enc {
 	mysql_table_t *t;
+	uint32_t shape_id;
 	buf_t head, keys, prefixes;
 	size_t *prefix_off;            /* ncols + 1 offsets into prefixes */
 } table_enc_t;
@@ -181,9 +185,9 @@ table_enc_free(table_enc_t *te)
 	free(te);
 }
 
-/* Takes ownership of t. */
+/* Takes ownership of t (freed on error too). */
 static table_enc_t *
-table_enc_new(stream_t *s, mysql_table_t *t)
+table_enc_new(stream_t *s, mysql_table_t *t, char *err, size_t errlen)
 {
 	table_enc_t *te = xcalloc(1, sizeof(*te));
 	te->t = t;
@@ -200,6 +204,24 @@ table_enc_new(stream_t *s, mysql_table_t *t)
 					t->cols[i].type_name);
 	}
 	te->prefix_off[t->ncols] = te->prefixes.len;
+	/* the same shape again (a table map per transaction) gets the same id */
+	buf_t shape = BUF_INIT;
+	record_enc_shape_head(&shape, STEWARD_RECORD_VERSION, s->o->src->source_name,
+			      STEWARD__SOURCE_KIND__SOURCE_KIND_MYSQL, t->schema, t->schema, t->name);
+	for (size_t i = 0; i < t->npk; i++) {
+		char *name = t->cols[t->pk[i]].name;
+		record_enc_shape_keys(&shape, &name, 1);
+	}
+	for (size_t i = 0; i < t->ncols; i++)
+		record_enc_shape_column(&shape, (const uint8_t *) te->prefixes.data + te->prefix_off[i],
+					te->prefix_off[i + 1] - te->prefix_off[i]);
+	clog_status_t cs = clog_writer_shape(s->w, (const uint8_t *) shape.data, shape.len,
+					     &te->shape_id, err, errlen);
+	buf_free(&shape);
+	if (cs != CLOG_OK) {
+		table_enc_free(te);
+		return NULL;
+	}
 	if (s->enc_cap < t->ncols) {
 		s->enc_cap = t->ncols;
 		s->enc_vals = xrealloc(s->enc_vals, 2 * s->enc_cap * sizeof(*s->enc_vals));
@@ -207,18 +229,21 @@ table_enc_new(stream_t *s, mysql_table_t *t)
 	return te;
 }
 
-static void
-table_put(stream_t *s, mysql_table_t *t)
+static bool
+table_put(stream_t *s, mysql_table_t *t, char *err, size_t errlen)
 {
-	table_enc_t *te = table_enc_new(s, t);
+	table_enc_t *te = table_enc_new(s, t, err, errlen);
+	if (!te)
+		return false;
 	for (size_t i = 0; i < s->ntables; i++)
 		if (s->tables[i]->t->table_id == t->table_id) {
 			table_enc_free(s->tables[i]);
 			s->tables[i] = te;
-			return;
+			return true;
 		}
 	s->tables = xrealloc(s->tables, (s->ntables + 1) * sizeof(*s->tables));
 	s->tables[s->ntables++] = te;
+	return true;
 }
 
 static void
@@ -374,9 +399,12 @@ txn_add(stream_t *s, uint8_t type, const uint8_t *a, size_t alen, const uint8_t 
 
 /* ---- records ---- */
 
-/* The encoder's view of one decoded image; returns the number of values. */
+/*
+ * The encoder's view of one decoded image; returns the number of values.
+ * shaped: every column is present and the values go without prefixes.
+ */
 static size_t
-enc_image(const table_enc_t *te, const mysql_value_t *vals, record_enc_value_t *out)
+enc_image(const table_enc_t *te, const mysql_value_t *vals, bool shaped, record_enc_value_t *out)
 {
 	const mysql_table_t *t = te->t;
 	const uint8_t *prefixes = (const uint8_t *) te->prefixes.data;
@@ -385,13 +413,28 @@ enc_image(const table_enc_t *te, const mysql_value_t *vals, record_enc_value_t *
 		if (!vals[i].present)
 			continue;
 		record_enc_value_t *v = &out[k++];
-		v->prefix = prefixes + te->prefix_off[i];
-		v->prefix_len = te->prefix_off[i + 1] - te->prefix_off[i];
+		if (shaped) {
+			v->prefix = NULL;
+			v->prefix_len = 0;
+		} else {
+			v->prefix = prefixes + te->prefix_off[i];
+			v->prefix_len = te->prefix_off[i + 1] - te->prefix_off[i];
+		}
 		v->kind = vals[i].is_null ? RECORD_ENC_NULL : RECORD_ENC_TEXT;
 		v->text = vals[i].text;
 		v->len = vals[i].len;
 	}
 	return k;
+}
+
+/* Does the rows event's column bitmap name every column of the table? */
+static bool
+bitmap_full(const uint8_t *bits, size_t ncols)
+{
+	for (size_t i = 0; i < ncols; i++)
+		if (!(bits[i / 8] & (1u << (i % 8))))
+			return false;
+	return true;
 }
 
 typedef struct commit_info {
@@ -410,7 +453,8 @@ typedef struct commit_info {
  */
 static int
 emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t *before,
-	 const mysql_value_t *after, commit_info_t *ci, bool *appended, char *err, size_t errlen)
+	 const mysql_value_t *after, bool shaped, commit_info_t *ci, bool *appended, char *err,
+	 size_t errlen)
 {
 	position_t pos;
 	position_mysql(&pos, ci->file_no, ci->end, POSITION_PHASE_STREAM, ci->seq);
@@ -425,8 +469,8 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 	while (nd)
 		*q++ = digits[--nd];
 	record_enc_change_t c = {
-		.head = (const uint8_t *) te->head.data,
-		.head_len = te->head.len,
+		.head = shaped ? NULL : (const uint8_t *) te->head.data,
+		.head_len = shaped ? 0 : te->head.len,
 		.row = {
 			.op = op,
 			.txid = s->txid,
@@ -440,20 +484,24 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 			.has_seq = true,
 			.seq = ci->seq,
 		},
-		.keys = (const uint8_t *) te->keys.data,
-		.keys_len = te->keys.len,
+		.keys = shaped ? NULL : (const uint8_t *) te->keys.data,
+		.keys_len = shaped ? 0 : te->keys.len,
+		.has_shape = shaped,
+		.shape = te->shape_id,
 	};
 	if (before) {
 		c.before = s->enc_vals;
-		c.nbefore = enc_image(te, before, s->enc_vals);
+		c.nbefore = enc_image(te, before, shaped, s->enc_vals);
 	}
 	if (after) {
 		c.after = s->enc_vals + s->enc_cap;
-		c.nafter = enc_image(te, after, s->enc_vals + s->enc_cap);
+		c.nafter = enc_image(te, after, shaped, s->enc_vals + s->enc_cap);
 	}
 	size_t size = record_encode_size(&c);
 	uint8_t *dst;
-	clog_status_t cs = clog_writer_reserve(s->w, &pos, size, &dst, err, errlen);
+	clog_status_t cs = shaped ? clog_writer_reserve_shaped(s->w, &pos, te->shape_id, size, &dst,
+							       err, errlen)
+				  : clog_writer_reserve(s->w, &pos, size, &dst, err, errlen);
 	ci->seq++;
 	*appended = false;
 	if (cs == CLOG_DUPLICATE)
@@ -491,6 +539,9 @@ replay_rows(stream_t *s, uint8_t type, const uint8_t *body, size_t len, commit_i
 	Steward__Op op = rows.kind == MYSQL_ROWS_WRITE    ? STEWARD__OP__OP_INSERT
 			 : rows.kind == MYSQL_ROWS_DELETE ? STEWARD__OP__OP_DELETE
 							  : STEWARD__OP__OP_UPDATE;
+	/* compact records when the images hold every column, in the table's order */
+	bool shaped = bitmap_full(rows.present, t->ncols) &&
+		      (rows.kind != MYSQL_ROWS_UPDATE || bitmap_full(rows.present_after, t->ncols));
 	uint64_t appended = 0;
 	int rc = STEWARD_EXIT_OK;
 	while (p < end) {
@@ -503,10 +554,10 @@ replay_rows(stream_t *s, uint8_t type, const uint8_t *body, size_t len, commit_i
 		}
 		switch (rows.kind) {
 		case MYSQL_ROWS_WRITE:
-			rc = emit_row(s, te, op, NULL, one, ci, &ok, err, errlen);
+			rc = emit_row(s, te, op, NULL, one, shaped, ci, &ok, err, errlen);
 			break;
 		case MYSQL_ROWS_DELETE:
-			rc = emit_row(s, te, op, one, NULL, ci, &ok, err, errlen);
+			rc = emit_row(s, te, op, one, NULL, shaped, ci, &ok, err, errlen);
 			break;
 		default:
 			buf_reset(&s->text_after);
@@ -515,7 +566,7 @@ replay_rows(stream_t *s, uint8_t type, const uint8_t *body, size_t len, commit_i
 				rc = STEWARD_EXIT_DATAERR;
 				break;
 			}
-			rc = emit_row(s, te, op, one, two, ci, &ok, err, errlen);
+			rc = emit_row(s, te, op, one, two, shaped, ci, &ok, err, errlen);
 			break;
 		}
 		if (rc != STEWARD_EXIT_OK)
@@ -675,8 +726,7 @@ on_table_map(stream_t *s, const uint8_t *body, size_t len, char *err, size_t err
 		mysql_table_free(t);
 		return rc;
 	}
-	table_put(s, t);
-	return STEWARD_EXIT_OK;
+	return table_put(s, t, err, errlen) ? STEWARD_EXIT_OK : STEWARD_EXIT_IOERR;
 }
 
 static int

@@ -49,8 +49,20 @@ typedef struct batch {
 	uint8_t *raw;
 	size_t raw_len, raw_cap;
 	uint32_t count;
+	bool has_shapes;          /* written as a version 2 frame */
 	position_t first, last;
 } batch_t;
+
+/*
+ * A registered shape: the packed steward.Shape without its id (the id is
+ * the index + 1), and the batch it was last written into.
+ */
+typedef struct shape_ent {
+	uint8_t *bytes;
+	size_t len;
+	uint64_t hash;
+	uint64_t batch_gen;       /* == writer's batch_gen: already in the pending batch */
+} shape_ent_t;
 
 struct clog_writer {
 	char *dir;
@@ -68,6 +80,9 @@ struct clog_writer {
 	position_t durable_pos;   /* last made durable */
 	/* pending batch: a packed steward.Batch built in place */
 	batch_t cur;
+	uint64_t batch_gen;       /* counts pending batches begun; 0 = none yet */
+	shape_ent_t *shapes;      /* registered shapes, id = index + 1 */
+	size_t nshapes;
 	/*
 	 * A full batch is compressed, checksummed and written by the frame
 	 * thread while the caller fills the next one (double buffering).  Under
@@ -153,8 +168,9 @@ writer_write_frame(clog_writer_t *w, batch_t *b, char *err, size_t errlen)
 		if (rc != CLOG_OK)
 			return rc;
 	}
-	clog_frame_header_build(w->frame, FRAME_COMP_ZSTD, (uint32_t) clen, (uint32_t) b->raw_len,
-			   b->count, &b->first, &b->last);
+	clog_frame_header_build(w->frame, b->has_shapes ? FRAME_VERSION_SHAPES : FRAME_VERSION,
+				FRAME_COMP_ZSTD, (uint32_t) clen, (uint32_t) b->raw_len, b->count,
+				&b->first, &b->last);
 	uint32_t crc = clog_crc32c(0, w->frame, CRC_COVERED);
 	crc = clog_crc32c(crc, w->frame + FRAME_HDR_LEN, clen);
 	clog_put_le32(w->frame + OFF_CRC, crc);
@@ -172,6 +188,7 @@ writer_write_frame(clog_writer_t *w, batch_t *b, char *err, size_t errlen)
 	__atomic_add_fetch(&w->unsynced_bytes, frame_len, __ATOMIC_RELAXED);
 	b->raw_len = 0;
 	b->count = 0;
+	b->has_shapes = false;
 	return CLOG_OK;
 }
 
@@ -243,6 +260,7 @@ writer_submit(clog_writer_t *w, char *err, size_t errlen)
 	w->cur = w->job;  /* the thread's previous buffer, empty and reused */
 	w->cur.raw_len = 0;
 	w->cur.count = 0;
+	w->cur.has_shapes = false;
 	pthread_mutex_lock(&w->lock);
 	w->job = done;
 	w->job_busy = true;
@@ -402,32 +420,50 @@ clog_writer_last_position(const clog_writer_t *w, position_t *out)
 /*
  * Make room for one packed Change of `size` bytes at `pos` in the pending
  * batch (writing the batch as a frame first when it is full) and count it.
- * *dst receives where its bytes go.
+ * A shaped record's shape (sh, id) goes in first when this batch lacks it.
+ * *dst receives where the record's bytes go.
  */
 static clog_status_t
-batch_reserve(clog_writer_t *w, const position_t *pos, size_t size, const char *what,
-	      uint8_t **dst, char *err, size_t errlen)
+batch_reserve(clog_writer_t *w, const position_t *pos, size_t size, shape_ent_t *sh,
+	      uint32_t shape_id, const char *what, uint8_t **dst, char *err, size_t errlen)
 {
 	if (__atomic_load_n(&w->failed, __ATOMIC_RELAXED))
 		return writer_failed(w, err, errlen);
 	if (position_cmp(pos, &w->last_pos) <= 0)
 		return CLOG_DUPLICATE;
 	size_t entry = 1 + 10 + size;  /* tag + varint length (at most) + message */
-	if (entry > CLOG_MAX_RAW) {
+	/* a shape entry: tag + length + id field (tag, varint) + the registered bytes */
+	size_t shape_entry = sh ? 1 + 10 + 1 + 5 + sh->len : 0;
+	if (entry + shape_entry > CLOG_MAX_RAW) {
 		snprintf(err, errlen, "change for table \"%s\" is too large (%zu bytes packed)",
 			 what, size);
 		return CLOG_ERROR;
 	}
 	batch_t *b = &w->cur;
 	if (b->raw_len > 0 &&
-	    (b->raw_len >= w->opts.batch_raw_bytes || b->raw_len + entry > CLOG_MAX_RAW)) {
+	    (b->raw_len >= w->opts.batch_raw_bytes ||
+	     b->raw_len + entry + shape_entry > CLOG_MAX_RAW)) {
 		clog_status_t rc = writer_submit(w, err, errlen);
 		if (rc != CLOG_OK)
 			return rc;
 	}
-	clog_grow(&b->raw, &b->raw_cap, b->raw_len + entry);
-	/* Batch field 1 (changes), wire type 2: packed straight into the frame buffer. */
+	if (b->raw_len == 0)
+		w->batch_gen++;  /* a new batch holds no shape yet, whatever went before */
+	clog_grow(&b->raw, &b->raw_cap, b->raw_len + entry + shape_entry);
 	uint8_t *p = b->raw + b->raw_len;
+	if (sh && sh->batch_gen != w->batch_gen) {
+		/* Batch field 2 (shapes): Shape.id (field 1, varint) then the registered fields. */
+		size_t body = 1 + record_varint_len(shape_id) + sh->len;
+		*p++ = 0x12;
+		p += record_varint_put(p, body);
+		*p++ = 0x08;
+		p += record_varint_put(p, shape_id);
+		memcpy(p, sh->bytes, sh->len);
+		p += sh->len;
+		sh->batch_gen = w->batch_gen;
+		b->has_shapes = true;
+	}
+	/* Batch field 1 (changes), wire type 2: packed straight into the frame buffer. */
 	*p++ = 0x0a;
 	p += record_varint_put(p, size);
 	*dst = p;
@@ -456,8 +492,8 @@ clog_writer_append(clog_writer_t *w, const Steward__Change *change, char *err, s
 		return CLOG_DUPLICATE;
 	size_t size = protobuf_c_message_get_packed_size(&change->base);
 	uint8_t *dst;
-	clog_status_t rc = batch_reserve(w, &pos, size, change->table ? change->table : "", &dst,
-					 err, errlen);
+	clog_status_t rc = batch_reserve(w, &pos, size, NULL, 0,
+					 change->table ? change->table : "", &dst, err, errlen);
 	if (rc != CLOG_OK)
 		return rc;
 	protobuf_c_message_pack(&change->base, dst);
@@ -472,7 +508,63 @@ clog_writer_reserve(clog_writer_t *w, const position_t *pos, size_t size, uint8_
 		snprintf(err, errlen, "change has no position");
 		return CLOG_ERROR;
 	}
-	return batch_reserve(w, pos, size, "", dst, err, errlen);
+	return batch_reserve(w, pos, size, NULL, 0, "", dst, err, errlen);
+}
+
+/* FNV-1a: shapes are looked up by their bytes. */
+static uint64_t
+shape_hash(const uint8_t *p, size_t n)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
+clog_status_t
+clog_writer_shape(clog_writer_t *w, const uint8_t *shape, size_t len, uint32_t *id, char *err,
+		  size_t errlen)
+{
+	uint64_t h = shape_hash(shape, len);
+	/* linear: called once per table map, and a source has few table shapes */
+	for (size_t i = w->nshapes; i-- > 0;) {
+		shape_ent_t *e = &w->shapes[i];
+		if (e->hash == h && e->len == len && memcmp(e->bytes, shape, len) == 0) {
+			*id = (uint32_t) (i + 1);
+			return CLOG_OK;
+		}
+	}
+	if (len > CLOG_MAX_RAW / 4 || w->nshapes >= UINT32_MAX - 1) {
+		snprintf(err, errlen, "table shape of %zu bytes cannot be registered (%zu shapes)",
+			 len, w->nshapes);
+		return CLOG_ERROR;
+	}
+	w->shapes = xrealloc(w->shapes, (w->nshapes + 1) * sizeof(*w->shapes));
+	shape_ent_t *e = &w->shapes[w->nshapes++];
+	e->bytes = xmalloc(len ? len : 1);
+	if (len)
+		memcpy(e->bytes, shape, len);
+	e->len = len;
+	e->hash = h;
+	e->batch_gen = 0;
+	*id = (uint32_t) w->nshapes;
+	return CLOG_OK;
+}
+
+clog_status_t
+clog_writer_reserve_shaped(clog_writer_t *w, const position_t *pos, uint32_t shape_id,
+			   size_t size, uint8_t **dst, char *err, size_t errlen)
+{
+	if (pos->len == 0) {
+		snprintf(err, errlen, "change has no position");
+		return CLOG_ERROR;
+	}
+	if (shape_id == 0 || shape_id > w->nshapes) {
+		snprintf(err, errlen, "change refers to unregistered shape %" PRIu32, shape_id);
+		return CLOG_ERROR;
+	}
+	return batch_reserve(w, pos, size, &w->shapes[shape_id - 1], shape_id, "", dst, err,
+			     errlen);
 }
 
 clog_status_t
@@ -537,6 +629,9 @@ clog_writer_close(clog_writer_t *w)
 	ZSTD_freeCCtx(w->cctx);
 	free(w->cur.raw);
 	free(w->job.raw);
+	for (size_t i = 0; i < w->nshapes; i++)
+		free(w->shapes[i].bytes);
+	free(w->shapes);
 	free(w->frame);
 	free(w->seg_path);
 	free(w->segdir);
@@ -745,7 +840,7 @@ clog_reader_next(clog_reader_t *r, const Steward__Change **change, char *err, si
 			return reader_corrupt(r, why, err, errlen);
 		r->hdr = h;
 		r->frame_end = frame_end;
-		clog_batch_cursor_init(&r->cursor, &r->hdr, data);
+		clog_batch_cursor_init(&r->cursor, &r->hdr, data);  /* frees the last frame's shapes */
 		r->in_frame = true;
 	}
 }
@@ -766,6 +861,8 @@ clog_reader_close(clog_reader_t *r)
 		return;
 	if (r->seg_fd >= 0)
 		close(r->seg_fd);
+	clog_batch_cursor_release(&r->cursor);
+	free(r->cursor.shapes);
 	arena_destroy(r->arena);
 	ZSTD_freeDCtx(r->dctx);
 	free(r->payload);

@@ -11,7 +11,8 @@
  *   frame   = header(96 bytes) payload(payload_len bytes)
  *   header:
  *     [0..4)    magic "STWF"
- *     [4]       frame format version (1)
+ *     [4]       frame format version: 1, or 2 when the batch holds shapes
+ *               (a reader that knows only 1 stops with a clear message)
  *     [5]       compression: 0 = none, 1 = zstd
  *     [6..8)    reserved, zero
  *     [8..12)   payload_len: bytes that follow the header
@@ -22,7 +23,13 @@
  *     [86..88)  reserved, zero
  *     [88..92)  CRC32C of header bytes [0..88) followed by the payload
  *     [92..96)  reserved, zero
- *   payload: zstd frame of a packed steward.Batch (proto/steward.proto)
+ *   payload: zstd frame of a packed steward.Batch (proto/steward.proto):
+ *     a sequence of field-1 entries (a packed Change, "record") and, in
+ *     version 2 frames, field-2 entries (a packed Shape) in the order
+ *     written; a shaped record's Shape precedes it in the same batch, so
+ *     every frame is self-contained.  Readers hand out shaped records
+ *     filled in from their shape: the same Steward__Change as the
+ *     self-describing form.  Version 1 frames stay readable.
  *
  * Durability promise: when clog_writer_flush returns CLOG_OK, every record
  * appended before it is on stable storage (write + fdatasync of the segment,
@@ -96,6 +103,27 @@ clog_status_t clog_writer_append(clog_writer_t *w, const Steward__Change *change
  */
 clog_status_t clog_writer_reserve(clog_writer_t *w, const position_t *pos, size_t size,
 				  uint8_t **dst, char *err, size_t errlen);
+
+/*
+ * Register a shape: shape/len are a packed steward.Shape without its id
+ * (record_enc_shape_head/keys/column in proto/record_encode.h); copied.
+ * *id receives the id to pass to clog_writer_reserve_shaped; the same
+ * bytes always get the same id, so registering a table's shape again (at
+ * every table map) costs a lookup and no batch space.  Shapes are kept
+ * for the writer's life.
+ */
+clog_status_t clog_writer_shape(clog_writer_t *w, const uint8_t *shape, size_t len,
+				uint32_t *id, char *err, size_t errlen);
+
+/*
+ * clog_writer_reserve for a shaped record (Change.shape = shape_id, see
+ * proto/steward.proto): the writer writes the shape into the pending
+ * batch first when the batch does not hold it yet.  size is the packed
+ * record's size; the shape's bytes are not part of it.
+ */
+clog_status_t clog_writer_reserve_shaped(clog_writer_t *w, const position_t *pos,
+					 uint32_t shape_id, size_t size, uint8_t **dst, char *err,
+					 size_t errlen);
 
 /* Write any pending batch and make everything appended durable. */
 clog_status_t clog_writer_flush(clog_writer_t *w, char *err, size_t errlen);

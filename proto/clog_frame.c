@@ -59,13 +59,13 @@ get_le32(const uint8_t *p)
 
 /* Fill hdr[0..96) for a frame; the CRC needs the payload and is set later. */
 void
-clog_frame_header_build(uint8_t *hdr, uint8_t compression, uint32_t payload_len,
-		   uint32_t raw_len, uint32_t count, const position_t *first,
-		   const position_t *last)
+clog_frame_header_build(uint8_t *hdr, uint8_t version, uint8_t compression, uint32_t payload_len,
+			uint32_t raw_len, uint32_t count, const position_t *first,
+			const position_t *last)
 {
 	memset(hdr, 0, FRAME_HDR_LEN);
 	memcpy(hdr + OFF_MAGIC, FRAME_MAGIC, 4);
-	hdr[OFF_VERSION] = FRAME_VERSION;
+	hdr[OFF_VERSION] = version;
 	hdr[OFF_COMP] = compression;
 	clog_put_le32(hdr + OFF_PAYLOAD_LEN, payload_len);
 	clog_put_le32(hdr + OFF_RAW_LEN, raw_len);
@@ -91,10 +91,11 @@ clog_frame_header_parse(const uint8_t *hdr, frame_hdr_t *h, char *why, size_t wh
 		snprintf(why, whylen, "bad frame magic");
 		return false;
 	}
-	if (hdr[OFF_VERSION] != FRAME_VERSION) {
+	if (hdr[OFF_VERSION] != FRAME_VERSION && hdr[OFF_VERSION] != FRAME_VERSION_SHAPES) {
 		snprintf(why, whylen, "unsupported frame version %u", hdr[OFF_VERSION]);
 		return false;
 	}
+	h->version = hdr[OFF_VERSION];
 	h->compression = hdr[OFF_COMP];
 	if (h->compression != FRAME_COMP_NONE && h->compression != FRAME_COMP_ZSTD) {
 		snprintf(why, whylen, "unknown compression %u", h->compression);
@@ -490,12 +491,180 @@ clog_frame_inflate(ZSTD_DCtx *dctx, const frame_hdr_t *h, const uint8_t *payload
 }
 
 void
+clog_batch_cursor_release(batch_cursor_t *bc)
+{
+	for (size_t i = 0; i < bc->nshapes; i++)
+		steward__shape__free_unpacked(bc->shapes[i].shape, &clog_pbc_allocator);
+	bc->nshapes = 0;
+	bc->last_shape = 0;
+	bc->last_shaped = false;
+}
+
+void
 clog_batch_cursor_init(batch_cursor_t *bc, const frame_hdr_t *h, const uint8_t *data)
 {
-	memset(bc, 0, sizeof(*bc));
+	clog_batch_cursor_release(bc);
 	bc->data = data;
 	bc->len = h->raw_len;
+	bc->pos = 0;
+	bc->index = 0;
 	bc->hdr = h;
+	memset(&bc->prev, 0, sizeof(bc->prev));
+}
+
+/* Length of the entry whose tag is at bc->pos; *body: where its bytes start.  false if bad. */
+static bool
+entry_len(const batch_cursor_t *bc, size_t *body, uint64_t *mlen)
+{
+	size_t p = bc->pos + 1;
+	uint64_t n = 0;
+	int shift = 0;
+	for (;;) {
+		if (p >= bc->len || shift > 63)
+			return false;
+		uint8_t b = bc->data[p++];
+		n |= (uint64_t) (b & 0x7f) << shift;
+		shift += 7;
+		if (!(b & 0x80))
+			break;
+	}
+	if (n > bc->len - p)
+		return false;
+	*body = p;
+	*mlen = n;
+	return true;
+}
+
+/* Unpack the Shape entry at bc->pos and keep it for the rest of the batch. */
+static bool
+shape_add(batch_cursor_t *bc, size_t body, size_t mlen, char *why, size_t whylen)
+{
+	Steward__Shape *sh = steward__shape__unpack(&clog_pbc_allocator, mlen, bc->data + body);
+	if (sh == NULL || !sh->has_id) {
+		snprintf(why, whylen, "could not decode the shape at byte %zu of the batch", bc->pos);
+		if (sh)
+			steward__shape__free_unpacked(sh, &clog_pbc_allocator);
+		return false;
+	}
+	for (size_t i = 0; i < bc->nshapes; i++) {
+		if (bc->shapes[i].id == sh->id) {
+			snprintf(why, whylen, "shape %" PRIu32 " is defined twice in the batch", sh->id);
+			steward__shape__free_unpacked(sh, &clog_pbc_allocator);
+			return false;
+		}
+	}
+	if (bc->nshapes == bc->shapes_cap) {
+		bc->shapes_cap = bc->shapes_cap ? 2 * bc->shapes_cap : 8;
+		bc->shapes = xrealloc(bc->shapes, bc->shapes_cap * sizeof(*bc->shapes));
+	}
+	bc->shapes[bc->nshapes++] = (batch_shape_t) {sh->id, sh};
+	return true;
+}
+
+static const Steward__Shape *
+shape_find(batch_cursor_t *bc, uint32_t id)
+{
+	if (bc->last_shape < bc->nshapes && bc->shapes[bc->last_shape].id == id)
+		return bc->shapes[bc->last_shape].shape;
+	for (size_t i = 0; i < bc->nshapes; i++) {
+		if (bc->shapes[i].id == id) {
+			bc->last_shape = i;
+			return bc->shapes[i].shape;
+		}
+	}
+	return NULL;
+}
+
+/* A shaped image holds no value or one per shape column, none of them self-describing. */
+static bool
+shape_image_ok(const Steward__Shape *sh, Steward__Value *const *vals, size_t n)
+{
+	if (n != 0 && n != sh->n_columns)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (vals[i]->name || vals[i]->has_type_id || vals[i]->type_name)
+			return false;
+	return true;
+}
+
+static void
+shape_fill_image(const Steward__Shape *sh, Steward__Value **vals, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const Steward__Column *col = sh->columns[i];
+		vals[i]->name = col->name;
+		vals[i]->has_type_id = col->has_type_id;
+		vals[i]->type_id = col->type_id;
+		vals[i]->type_name = col->type_name;
+	}
+}
+
+/*
+ * Check a shaped record against its shape; the record is filled in later
+ * (shape_fill), after every other check, so a rejected record owns all it
+ * points at.
+ */
+static const Steward__Shape *
+shape_check(batch_cursor_t *bc, const Steward__Change *c, char *why, size_t whylen)
+{
+	const Steward__Shape *sh = shape_find(bc, c->shape);
+	if (sh == NULL) {
+		snprintf(why, whylen, "record %" PRIu32 " refers to shape %" PRIu32
+			 ", which the batch does not define before it", bc->index, c->shape);
+		return NULL;
+	}
+	if (c->has_version || c->source || c->has_source_kind || c->database || c->schema ||
+	    c->table || c->n_key) {
+		snprintf(why, whylen, "shaped record %" PRIu32 " carries its own table fields",
+			 bc->index);
+		return NULL;
+	}
+	if (!shape_image_ok(sh, c->before, c->n_before) || !shape_image_ok(sh, c->after, c->n_after)) {
+		snprintf(why, whylen, "shaped record %" PRIu32 " has %zu/%zu values for shape %" PRIu32
+			 " of %zu columns (or values naming their column)",
+			 bc->index, c->n_before, c->n_after, c->shape, sh->n_columns);
+		return NULL;
+	}
+	return sh;
+}
+
+/* The record as its self-describing form reads; pointers borrowed from sh. */
+static void
+shape_fill(const Steward__Shape *sh, Steward__Change *c)
+{
+	c->has_version = sh->has_version;
+	c->version = sh->version;
+	c->source = sh->source;
+	c->has_source_kind = sh->has_source_kind;
+	c->source_kind = sh->source_kind;
+	c->database = sh->database;
+	c->schema = sh->schema;
+	c->table = sh->table;
+	c->n_key = sh->n_key;
+	c->key = sh->key;
+	shape_fill_image(sh, c->before, c->n_before);
+	shape_fill_image(sh, c->after, c->n_after);
+	c->has_shape = false;
+	c->shape = 0;
+}
+
+void
+clog_batch_record_free(const batch_cursor_t *bc, Steward__Change *c, ProtobufCAllocator *alloc)
+{
+	if (c == NULL)
+		return;
+	if (bc->last_shaped) {
+		/* hand the shape's strings back before protobuf-c frees what the record owns */
+		c->source = c->database = c->schema = c->table = NULL;
+		c->n_key = 0;
+		c->key = NULL;
+		Steward__Value **imgs[2] = {c->before, c->after};
+		size_t ns[2] = {c->n_before, c->n_after};
+		for (int k = 0; k < 2; k++)
+			for (size_t i = 0; i < ns[k]; i++)
+				imgs[k][i]->name = imgs[k][i]->type_name = NULL;
+	}
+	steward__change__free_unpacked(c, alloc);
 }
 
 /*
@@ -506,42 +675,47 @@ clog_batch_cursor_init(batch_cursor_t *bc, const frame_hdr_t *h, const uint8_t *
  */
 int
 clog_batch_cursor_next(batch_cursor_t *bc, ProtobufCAllocator *alloc, Steward__Change **out,
-		  position_t *pos, char *why, size_t whylen)
+		       position_t *pos, char *why, size_t whylen)
 {
-	if (bc->pos == bc->len) {
-		if (bc->index != bc->hdr->count) {
-			snprintf(why, whylen, "frame holds %" PRIu32 " records, header says %" PRIu32,
-				 bc->index, bc->hdr->count);
-			return -1;
-		}
-		return 0;
-	}
-	if (bc->data[bc->pos] != 0x0a) {
-		snprintf(why, whylen, "unexpected field tag 0x%02x in batch at byte %zu",
-			 bc->data[bc->pos], bc->pos);
-		return -1;
-	}
-	size_t p = bc->pos + 1;
-	uint64_t mlen = 0;
-	int shift = 0;
+	bc->last_shaped = false;
+	size_t p;
+	uint64_t mlen;
 	for (;;) {
-		if (p >= bc->len || shift > 63) {
-			snprintf(why, whylen, "bad record length in batch at byte %zu", bc->pos);
+		if (bc->pos == bc->len) {
+			if (bc->index != bc->hdr->count) {
+				snprintf(why, whylen, "frame holds %" PRIu32 " records, header says %" PRIu32,
+					 bc->index, bc->hdr->count);
+				return -1;
+			}
+			return 0;
+		}
+		uint8_t tag = bc->data[bc->pos];
+		if (tag != 0x0a && !(tag == 0x12 && bc->hdr->version >= FRAME_VERSION_SHAPES)) {
+			snprintf(why, whylen, "unexpected field tag 0x%02x in batch at byte %zu", tag,
+				 bc->pos);
 			return -1;
 		}
-		uint8_t b = bc->data[p++];
-		mlen |= (uint64_t) (b & 0x7f) << shift;
-		shift += 7;
-		if (!(b & 0x80))
+		if (!entry_len(bc, &p, &mlen)) {
+			if (tag == 0x0a)
+				snprintf(why, whylen, "record %" PRIu32 " overruns the batch", bc->index);
+			else
+				snprintf(why, whylen, "bad shape length in batch at byte %zu", bc->pos);
+			return -1;
+		}
+		if (tag == 0x0a)
 			break;
-	}
-	if (mlen > bc->len - p) {
-		snprintf(why, whylen, "record %" PRIu32 " overruns the batch", bc->index);
-		return -1;
+		if (!shape_add(bc, p, (size_t) mlen, why, whylen))
+			return -1;
+		bc->pos = p + (size_t) mlen;
 	}
 	Steward__Change *c = steward__change__unpack(alloc, (size_t) mlen, bc->data + p);
 	if (c == NULL) {
 		snprintf(why, whylen, "could not decode record %" PRIu32 " of the batch", bc->index);
+		return -1;
+	}
+	const Steward__Shape *sh = NULL;
+	if (c->has_shape && !(sh = shape_check(bc, c, why, whylen))) {
+		steward__change__free_unpacked(c, alloc);
 		return -1;
 	}
 	if (!c->has_position || c->position.len == 0 ||
@@ -558,6 +732,10 @@ clog_batch_cursor_next(batch_cursor_t *bc, ProtobufCAllocator *alloc, Steward__C
 		snprintf(why, whylen, "last record's position differs from the frame header");
 		steward__change__free_unpacked(c, alloc);
 		return -1;
+	}
+	if (sh) {
+		shape_fill(sh, c);
+		bc->last_shaped = true;
 	}
 	bc->prev = *pos;
 	bc->pos = p + (size_t) mlen;

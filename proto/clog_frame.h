@@ -20,7 +20,8 @@
 /* Frame header layout; see the table in proto/clog.h. */
 #define FRAME_HDR_LEN 96
 #define FRAME_MAGIC "STWF"
-#define FRAME_VERSION 1
+#define FRAME_VERSION 1         /* records only */
+#define FRAME_VERSION_SHAPES 2  /* records and shapes */
 #define FRAME_COMP_NONE 0
 #define FRAME_COMP_ZSTD 1
 #define OFF_MAGIC 0        /* [0..4)   "STWF" */
@@ -35,6 +36,7 @@
 #define CRC_COVERED 88
 
 typedef struct frame_hdr {
+	uint8_t version;
 	uint8_t compression;
 	uint32_t payload_len;
 	uint32_t raw_len;
@@ -65,10 +67,19 @@ typedef struct seg_walk {
 	char tail_why[160];
 } seg_walk_t;
 
+/* A Shape of the batch being read, by its id. */
+typedef struct batch_shape {
+	uint32_t id;
+	Steward__Shape *shape;  /* clog_pbc_allocator */
+} batch_shape_t;
+
 /*
  * Cursor over the records of a decompressed Batch: each is a field-1
  * entry (tag 0x0a, varint length, packed Change), unpacked one at a time
- * so a reader never holds a whole batch of decoded records.
+ * so a reader never holds a whole batch of decoded records; field-2
+ * entries (Shapes, version 2 frames) are kept for the frame's life and
+ * fill in the shaped records that follow.  Zero-initialise before the
+ * first clog_batch_cursor_init; clog_batch_cursor_release frees the shapes.
  */
 typedef struct batch_cursor {
 	const uint8_t *data;
@@ -77,6 +88,10 @@ typedef struct batch_cursor {
 	uint32_t index;        /* records returned so far */
 	const frame_hdr_t *hdr;
 	position_t prev;       /* position of the previous record */
+	batch_shape_t *shapes;
+	size_t nshapes, shapes_cap;
+	size_t last_shape;     /* index of the shape used last (most batches use one) */
+	bool last_shaped;      /* the record returned last borrows a shape's strings */
 } batch_cursor_t;
 
 /* protobuf-c allocations through xmalloc (the project's OOM policy). */
@@ -85,7 +100,7 @@ extern ProtobufCAllocator clog_pbc_allocator;
 void clog_put_le32(uint8_t *p, uint32_t v);
 
 /* Fill hdr[0..96) for a frame; the CRC needs the payload and is set later. */
-void clog_frame_header_build(uint8_t *hdr, uint8_t compression, uint32_t payload_len,
+void clog_frame_header_build(uint8_t *hdr, uint8_t version, uint8_t compression, uint32_t payload_len,
 			     uint32_t raw_len, uint32_t count, const position_t *first,
 			     const position_t *last);
 /* Decode and sanity-check a header; false with the reason in why. */
@@ -140,15 +155,30 @@ bool clog_frame_inflate(ZSTD_DCtx *dctx, const frame_hdr_t *h, const uint8_t *pa
 			uint8_t **raw, size_t *raw_cap, const uint8_t **data, char *why,
 			size_t whylen);
 
+/* Start on a frame's batch; frees the shapes of the previous one. */
 void clog_batch_cursor_init(batch_cursor_t *bc, const frame_hdr_t *h, const uint8_t *data);
+/* Free the shapes of the current batch (records filled from them die too). */
+void clog_batch_cursor_release(batch_cursor_t *bc);
 /*
- * Next record of the batch into *out, allocated with alloc (caller frees
- * with steward__change__free_unpacked and the same allocator).  Returns 1
- * for a record, 0 at the end (after checking the count), -1 on a malformed
- * batch with the reason in why.  Positions must increase and lie within
- * the header's [first, last].
+ * Next record of the batch into *out, allocated with alloc (free it with
+ * clog_batch_record_free before the next call: a shaped record's source,
+ * schema, table, key and value names point into the cursor's shape, owned
+ * by the cursor until the next init or release).  Returns 1 for a record,
+ * 0 at the end (after checking the count), -1 on a malformed batch with
+ * the reason in why: bad entries, an unknown shape id, a shape defined
+ * twice, a shaped record with its own fields 1-6/13 or value names, or an
+ * image whose value count is not the shape's column count.  Positions must
+ * increase and lie within the header's [first, last].
  */
 int clog_batch_cursor_next(batch_cursor_t *bc, ProtobufCAllocator *alloc, Steward__Change **out,
 			   position_t *pos, char *why, size_t whylen);
+
+/*
+ * Free a record returned by the last clog_batch_cursor_next with the same
+ * allocator, leaving out what it borrows from a shape.  An arena allocator
+ * whose free does nothing may skip this.
+ */
+void clog_batch_record_free(const batch_cursor_t *bc, Steward__Change *c,
+			    ProtobufCAllocator *alloc);
 
 #endif

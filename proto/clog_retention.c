@@ -294,16 +294,20 @@ scan_decode(ZSTD_DCtx *dctx, const frame_hdr_t *h, const uint8_t *payload, uint8
 	const uint8_t *data;
 	if (!clog_frame_inflate(dctx, h, payload, raw, raw_cap, &data, why, whylen))
 		return false;
-	batch_cursor_t bc;
+	batch_cursor_t bc = {0};
 	clog_batch_cursor_init(&bc, h, data);
+	int n;
 	for (;;) {
 		Steward__Change *c;
 		position_t p;
-		int n = clog_batch_cursor_next(&bc, &clog_pbc_allocator, &c, &p, why, whylen);
+		n = clog_batch_cursor_next(&bc, &clog_pbc_allocator, &c, &p, why, whylen);
 		if (n <= 0)
-			return n == 0;
-		steward__change__free_unpacked(c, &clog_pbc_allocator);
+			break;
+		clog_batch_record_free(&bc, c, &clog_pbc_allocator);
 	}
+	clog_batch_cursor_release(&bc);
+	free(bc.shapes);
+	return n == 0;
 }
 
 clog_status_t

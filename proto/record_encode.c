@@ -42,23 +42,56 @@ put_str_field(buf_t *out, unsigned field, const char *s)
 		put_len_field(out, field, s, strlen(s));
 }
 
+/* Change fields 1-6 and Shape fields 2-7 are the same list from a different first number. */
+static void
+put_head(buf_t *out, unsigned first, uint32_t version, const char *source,
+	 Steward__SourceKind kind, const char *database, const char *schema, const char *table)
+{
+	put_varint_field(out, first, version);
+	put_str_field(out, first + 1, source);
+	put_varint_field(out, first + 2, (uint64_t) (int64_t) kind);
+	put_str_field(out, first + 3, database);
+	put_str_field(out, first + 4, schema);
+	put_str_field(out, first + 5, table);
+}
+
+static void
+put_keys(buf_t *out, unsigned field, char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		put_len_field(out, field, names[i] ? names[i] : "", names[i] ? strlen(names[i]) : 0);
+}
+
 void
 record_enc_head(buf_t *out, uint32_t version, const char *source, Steward__SourceKind kind,
 		const char *database, const char *schema, const char *table)
 {
-	put_varint_field(out, 1, version);
-	put_str_field(out, 2, source);
-	put_varint_field(out, 3, (uint64_t) (int64_t) kind);
-	put_str_field(out, 4, database);
-	put_str_field(out, 5, schema);
-	put_str_field(out, 6, table);
+	put_head(out, 1, version, source, kind, database, schema, table);
 }
 
 void
 record_enc_keys(buf_t *out, char *const *names, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
-		put_len_field(out, 13, names[i] ? names[i] : "", names[i] ? strlen(names[i]) : 0);
+	put_keys(out, 13, names, n);
+}
+
+void
+record_enc_shape_head(buf_t *out, uint32_t version, const char *source, Steward__SourceKind kind,
+		      const char *database, const char *schema, const char *table)
+{
+	put_head(out, 2, version, source, kind, database, schema, table);
+}
+
+void
+record_enc_shape_keys(buf_t *out, char *const *names, size_t n)
+{
+	put_keys(out, 8, names, n);
+}
+
+void
+record_enc_shape_column(buf_t *out, const uint8_t *prefix, size_t len)
+{
+	put_len_field(out, 9, prefix, len);
 }
 
 void
@@ -114,7 +147,7 @@ size_t
 record_encode_size(const record_enc_change_t *c)
 {
 	return c->head_len + row_size(&c->row) + c->keys_len + image_size(c->before, c->nbefore) +
-	       image_size(c->after, c->nafter);
+	       image_size(c->after, c->nafter) + (c->has_shape ? 2 + record_varint_len(c->shape) : 0);
 }
 
 static inline uint8_t *
@@ -185,5 +218,11 @@ record_encode(const record_enc_change_t *c, uint8_t *out)
 	}
 	p = put_image(p, TAG(14, WT_LEN), c->before, c->nbefore);
 	p = put_image(p, TAG(15, WT_LEN), c->after, c->nafter);
+	if (c->has_shape) {
+		/* field 20, wire type 0: tag 160 is a two-byte varint */
+		*p++ = 0xa0;
+		*p++ = 0x01;
+		p += record_varint_put(p, c->shape);
+	}
 	return (size_t) (p - out);
 }

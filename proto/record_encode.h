@@ -15,6 +15,14 @@
  * a record_enc_row_t and record_enc_value_t arrays pointing at them, ask
  * record_encode_size, reserve that many bytes (e.g. clog_writer_reserve)
  * and call record_encode.
+ *
+ * Compact ("shaped") records: the constant parts go into a steward.Shape
+ * instead (record_enc_shape_head/keys/column; registered with the change
+ * log writer, which gives it an id and writes it into each batch before
+ * its first use: clog_writer_shape, clog_writer_reserve_shaped); each
+ * record then has head_len = keys_len = 0, value prefixes of length 0,
+ * has_shape and the shape's id, and each image either empty or with
+ * exactly one value per shape column, in the shape's order.
  */
 #ifndef STEWARD_PROTO_RECORD_ENCODE_H
 #define STEWARD_PROTO_RECORD_ENCODE_H
@@ -40,6 +48,24 @@ void record_enc_keys(buf_t *out, char *const *names, size_t n);
 /* Append Value fields 1-3 of one column (name, type_id, type_name); NULL strings are left out. */
 void record_enc_value_prefix(buf_t *out, const char *name, uint32_t type_id,
 			     const char *type_name);
+
+/*
+ * Append Shape fields 2-7 (version, source, source_kind, database, schema,
+ * table), as record_enc_head does for a Change.  The Shape's id (field 1)
+ * is written by the change log writer in front of these bytes.
+ */
+void record_enc_shape_head(buf_t *out, uint32_t version, const char *source,
+			   Steward__SourceKind kind, const char *database, const char *schema,
+			   const char *table);
+
+/* Append Shape field 8 (key column names). */
+void record_enc_shape_keys(buf_t *out, char *const *names, size_t n);
+
+/*
+ * Append Shape field 9: one Column.  A Column's fields are Value's 1-3, so
+ * its bytes are a record_enc_value_prefix (borrowed for the call).
+ */
+void record_enc_shape_column(buf_t *out, const uint8_t *prefix, size_t len);
 
 /* The per-row fields 7-12.  NULL pointers leave a field out. */
 typedef struct record_enc_row {
@@ -82,6 +108,8 @@ typedef struct record_enc_change {
 	size_t nbefore;
 	const record_enc_value_t *after;   /* field 15 */
 	size_t nafter;
+	bool has_shape;                    /* field 20: a shaped record */
+	uint32_t shape;
 } record_enc_change_t;
 
 /* Exact size in bytes of the encoded Change message (without any outer tag or length). */
