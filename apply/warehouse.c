@@ -11,7 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "arena.h"
 #include "buf.h"
 #include "clog.h"
 #include "exitcodes.h"
@@ -19,163 +18,11 @@
 #include "position.h"
 #include "redact.h"
 #include "warehouse_batch.h"
+#include "warehouse_feed.h"
 #include "warehouse_schema.h"
-#include "warehouse_types.h"
 #include "xalloc.h"
 
 #define AREA "warehouse"
-
-/* ---- record → wh_change_t ---- */
-
-#define TYPE_CACHE_SLOTS 1024
-
-typedef struct type_entry {
-	char *source_type;  /* NULL = empty slot */
-	int kind;
-	wh_type_t type;
-} type_entry_t;
-
-typedef struct adapter {
-	arena_t *arena;             /* per change */
-	type_entry_t *types;        /* cache: mapping a type string parses it */
-	size_t ntypes;
-	wh_value_t *vals;
-	size_t capvals;
-	buf_t conv;
-} adapter_t;
-
-static void
-adapter_init(adapter_t *a)
-{
-	memset(a, 0, sizeof(*a));
-	a->arena = arena_create(64 * 1024);
-	a->types = xcalloc(TYPE_CACHE_SLOTS, sizeof(*a->types));
-}
-
-static void
-adapter_free(adapter_t *a)
-{
-	for (size_t i = 0; i < TYPE_CACHE_SLOTS; i++)
-		free(a->types[i].source_type);
-	free(a->types);
-	free(a->vals);
-	buf_free(&a->conv);
-	arena_destroy(a->arena);
-}
-
-static const wh_type_t *
-adapter_type(adapter_t *a, int kind, const char *source_type)
-{
-	if (!source_type)
-		source_type = "";
-	uint32_t h = 2166136261u ^ (uint32_t) kind;
-	for (const char *p = source_type; *p; p++)
-		h = (h ^ (unsigned char) *p) * 16777619u;
-	size_t s = h & (TYPE_CACHE_SLOTS - 1);
-	for (size_t probe = 0; probe < TYPE_CACHE_SLOTS; probe++, s = (s + 1) & (TYPE_CACHE_SLOTS - 1)) {
-		type_entry_t *e = &a->types[s];
-		if (!e->source_type) {
-			if (a->ntypes * 2 > TYPE_CACHE_SLOTS)
-				break;  /* full enough: map without caching */
-			e->source_type = xstrdup(source_type);
-			e->kind = kind;
-			wh_type_map((Steward__SourceKind) kind, source_type, &e->type);
-			a->ntypes++;
-			return &e->type;
-		}
-		if (e->kind == kind && strcmp(e->source_type, source_type) == 0)
-			return &e->type;
-	}
-	static wh_type_t uncached;  /* only when >512 distinct types: single thread */
-	wh_type_map((Steward__SourceKind) kind, source_type, &uncached);
-	return &uncached;
-}
-
-static wh_value_t *
-adapter_values(adapter_t *a, int kind, Steward__Value *const *src, size_t n,
-	       char *const *unchanged, size_t nunchanged, size_t *nout)
-{
-	wh_value_t *v = arena_calloc(a->arena, (n + nunchanged + 1) * sizeof(*v));
-	size_t k = 0;
-	for (size_t i = 0; i < n; i++) {
-		const Steward__Value *sv = src[i];
-		const wh_type_t *t = adapter_type(a, kind, sv->type_name);
-		v[k].name = sv->name ? sv->name : "";
-		v[k].type = t->name;
-		if (sv->has_unchanged && sv->unchanged) {
-			v[k].unchanged = true;
-		} else if (!(sv->has_is_null && sv->is_null)) {
-			const char *text = sv->text ? sv->text : "";
-			const char *res;
-			size_t reslen;
-			bool is_null;
-			wh_value_convert(t->conv, text, strlen(text), &a->conv, &res, &reslen, &is_null);
-			if (!is_null) {
-				v[k].text = res == text ? text : arena_memdup(a->arena, res, reslen + 1);
-				v[k].len = reslen;
-			}
-		}
-		k++;
-	}
-	/* TOASTed columns the source listed but did not include as values. */
-	for (size_t u = 0; u < nunchanged && n > 0; u++) {
-		bool present = false;
-		for (size_t i = 0; i < k && !present; i++)
-			present = strcmp(v[i].name, unchanged[u]) == 0;
-		if (!present) {
-			v[k].name = unchanged[u];
-			v[k].type = "text";
-			v[k].unchanged = true;
-			k++;
-		}
-	}
-	*nout = k;
-	return v;
-}
-
-/* Fill *out from record c for table (schema, table); all borrowed from c or a. */
-static void
-adapter_change(adapter_t *a, const Steward__Change *c, const char *schema, const char *table,
-	       char *target, wh_change_t *out)
-{
-	int kind = c->has_source_kind ? (int) c->source_kind : 0;
-	memset(out, 0, sizeof(*out));
-	wh_table_name(c->source, schema, c->database, table, "", target);
-	out->target = target;
-	out->source = c->source ? c->source : "";
-	out->position_text = c->position_text ? c->position_text : "";
-	out->position = c->has_position ? c->position.data : NULL;
-	out->position_len = c->has_position ? c->position.len : 0;
-	out->txid = c->txid;
-	out->commit_ts_us = c->has_commit_ts_us ? c->commit_ts_us : 0;
-	out->key = (const char *const *) c->key;
-	out->nkey = c->n_key;
-	switch (c->op) {
-	case STEWARD__OP__OP_DELETE:
-		out->op = WH_OP_DELETE;
-		out->op_name = "delete";
-		break;
-	case STEWARD__OP__OP_TRUNCATE:
-		out->op = WH_OP_TRUNCATE;
-		out->op_name = "truncate";
-		return;
-	case STEWARD__OP__OP_UPDATE:
-		out->op = WH_OP_UPSERT;
-		out->op_name = "update";
-		break;
-	case STEWARD__OP__OP_SNAPSHOT_READ:
-		out->op = WH_OP_UPSERT;
-		out->op_name = "snapshot";
-		break;
-	default:
-		out->op = WH_OP_UPSERT;
-		out->op_name = "insert";
-		break;
-	}
-	out->before = adapter_values(a, kind, c->before, c->n_before, NULL, 0, &out->nbefore);
-	out->after = adapter_values(a, kind, c->after, c->n_after, c->unchanged, c->n_unchanged,
-				    &out->nafter);
-}
 
 /* ---- per-source and per-log state ---- */
 
@@ -201,8 +48,6 @@ typedef struct source_state {
 typedef struct log_state {
 	const char *dir;
 	clog_reader_t *reader;
-	bool caught_up;
-	bool resumed;              /* first record seen and resume position checked */
 } log_state_t;
 
 typedef struct session {
@@ -210,7 +55,8 @@ typedef struct session {
 	PGconn *conn;
 	wh_schema_t *schema;
 	wh_batch_t *batch;
-	adapter_t adapter;
+	wh_feed_t *feed;           /* reads the logs on its own thread */
+	clog_reader_t **readers;   /* the feed's view of logs[i].reader */
 	log_state_t *logs;
 	source_state_t *sources;
 	size_t nsources;
@@ -393,8 +239,30 @@ checkpoint_finish(session_t *s)
 	}
 }
 
+/*
+ * After a synchronous COMMIT: the server has flushed our commit record,
+ * and with it every earlier one (the WAL is flushed in order), so every
+ * candidate and the positions just committed are durable now.
+ */
+static void
+checkpoint_synced(session_t *s)
+{
+	for (size_t i = 0; i < s->nsources; i++) {
+		source_state_t *ss = &s->sources[i];
+		durable_wait_t w = {true, 0, ss->pending, ss->log_dir};
+		if (ss->pending_count)
+			checkpoint_save(s, &w);
+		else if (ss->newest.set)
+			checkpoint_save(s, &ss->newest);
+		else if (ss->oldest.set)
+			checkpoint_save(s, &ss->oldest);
+		ss->oldest.set = ss->newest.set = false;
+	}
+}
+
+/* Commit the batch; sync: the session's synchronous_commit is on. */
 static wh_status_t
-commit_batch(session_t *s, char *err, size_t errlen)
+commit_batch(session_t *s, bool sync, char *err, size_t errlen)
 {
 	wh_progress_t *prog = xcalloc(s->nsources + 1, sizeof(*prog));
 	size_t n = 0;
@@ -416,7 +284,9 @@ commit_batch(session_t *s, char *err, size_t errlen)
 	if (st != WH_OK)
 		return st;
 	char ckerr[512];
-	if (checkpoint_after_commit(s, ckerr, sizeof(ckerr)) != WH_OK) {
+	if (sync)
+		checkpoint_synced(s);
+	else if (checkpoint_after_commit(s, ckerr, sizeof(ckerr)) != WH_OK) {
 		/* Committed all the same; the checkpoint just stays behind. */
 		if (!s->warned_checkpoint)
 			log_warn(AREA, "%s; change log checkpoint not advanced", ckerr);
@@ -435,57 +305,24 @@ commit_batch(session_t *s, char *err, size_t errlen)
 	return WH_OK;
 }
 
-/* Apply one record (or skip it when already applied). */
+/* Apply one record of a chunk (or skip it when already applied). */
 static wh_status_t
-handle_record(session_t *s, log_state_t *l, const Steward__Change *c, bool *reopen, char *err,
-	      size_t errlen)
+apply_record(session_t *s, const wh_chunk_t *ch, const wh_record_t *r, char *err, size_t errlen)
 {
 	wh_status_t st = WH_OK;
-	position_t pos = {0};
-	if (c->has_position)
-		position_set(&pos, c->position.data, c->position.len);
-	source_state_t *ss = source_get(s, c->source ? c->source : "", &st, err, errlen);
+	source_state_t *ss = source_get(s, r->source, &st, err, errlen);
 	if (!ss)
 		return st;
-	bool done = ss->found && position_cmp(&pos, &ss->applied) <= 0;
-	if (!l->resumed) {
-		l->resumed = true;
-		if (done) {
-			*reopen = true;  /* skip straight to the stored position */
-			return WH_OK;
-		}
-	}
-	if (done)
+	if (ss->found && position_cmp(&r->position, &ss->applied) <= 0)
 		return WH_OK;
-	if (c->op == STEWARD__OP__OP_TRUNCATE) {
-		size_t n = c->n_truncated_tables;
-		for (size_t i = 0; i < (n ? n : 1) && st == WH_OK; i++) {
-			char schema[256] = "", target[WH_NAME_MAX + 1];
-			const char *table = c->table;
-			if (n) {
-				const char *q = c->truncated_tables[i], *dot = strchr(q, '.');
-				snprintf(schema, sizeof(schema), "%.*s", dot ? (int) (dot - q) : 0, q);
-				table = dot ? dot + 1 : q;
-			} else {
-				snprintf(schema, sizeof(schema), "%s", c->schema ? c->schema : "");
-			}
-			wh_change_t wc;
-			adapter_change(&s->adapter, c, schema, table, target, &wc);
-			st = wh_batch_add(s->batch, s->conn, &wc, err, errlen);
-		}
-	} else if (c->op != STEWARD__OP__OP_MESSAGE && c->table && *c->table) {
-		char target[WH_NAME_MAX + 1];
-		wh_change_t wc;
-		adapter_change(&s->adapter, c, c->schema, c->table, target, &wc);
-		st = wh_batch_add(s->batch, s->conn, &wc, err, errlen);
-	}
-	arena_reset(s->adapter.arena);
+	for (size_t i = 0; i < r->n && st == WH_OK; i++)
+		st = wh_batch_add(s->batch, s->conn, &ch->changes[r->first + i], err, errlen);
 	if (st != WH_OK)
 		return st;
-	ss->pending = pos;
+	ss->pending = r->position;
 	free(ss->pending_text);
-	ss->pending_text = xstrdup(c->position_text ? c->position_text : "");
-	ss->log_dir = l->dir;
+	ss->pending_text = xstrdup(r->position_text);
+	ss->log_dir = s->logs[r->log].dir;
 	ss->pending_count++;
 	return WH_OK;
 }
@@ -524,6 +361,38 @@ open_reader(log_state_t *l, const position_t *after, char *err, size_t errlen)
 }
 
 /*
+ * Open l's reader where this warehouse left off: when its first record is
+ * already applied, reopen after the stored position (records at or before
+ * it are skipped by the reader); otherwise from the start.  Correctness
+ * does not depend on it: apply_record skips applied records anyway.
+ */
+static int
+resume_log(session_t *s, log_state_t *l, wh_status_t *st, char *err, size_t errlen)
+{
+	int rc = open_reader(l, NULL, err, errlen);
+	if (rc != STEWARD_EXIT_OK)
+		return rc;
+	const Steward__Change *c;
+	clog_status_t cs = clog_reader_next(l->reader, &c, err, errlen);
+	if (cs == CLOG_END)
+		return open_reader(l, NULL, err, errlen);
+	if (cs != CLOG_OK)
+		return cs == CLOG_CORRUPT ? STEWARD_EXIT_DATAERR : STEWARD_EXIT_IOERR;
+	position_t pos = {0};
+	if (c->has_position)
+		position_set(&pos, c->position.data, c->position.len);
+	source_state_t *ss = source_get(s, c->source ? c->source : "", st, err, errlen);
+	if (!ss)
+		return status_exit(*st);
+	if (!ss->found || position_cmp(&pos, &ss->applied) > 0)
+		return open_reader(l, NULL, err, errlen);
+	char hex[2 * POSITION_MAX + 1];
+	position_hex(&ss->applied, hex, sizeof(hex));
+	log_info(AREA, "resuming %s after %s", l->dir, hex);
+	return open_reader(l, &ss->applied, err, errlen);
+}
+
+/*
  * One connected session: returns an exit code, and *st = WH_RETRY when the
  * failure is worth a reconnect.
  */
@@ -556,82 +425,74 @@ session_run(session_t *s, wh_status_t *st, char *err, size_t errlen)
 		return status_exit(*st);
 	for (size_t i = 0; i < cfg->nlogs; i++) {
 		s->logs[i].dir = cfg->log_dirs[i];
-		if ((rc = open_reader(&s->logs[i], NULL, err, errlen)) != STEWARD_EXIT_OK)
+		if ((rc = resume_log(s, &s->logs[i], st, err, errlen)) != STEWARD_EXIT_OK)
 			return rc;
 	}
+	clog_reader_t **readers = xcalloc(cfg->nlogs, sizeof(*readers));
+	for (size_t i = 0; i < cfg->nlogs; i++)
+		readers[i] = s->logs[i].reader;
+	wh_feed_config_t fc = {readers, cfg->nlogs, cfg->batch_size, cfg->once, cfg->poll_ms,
+			       cfg->stop};
+	s->feed = wh_feed_start(&fc);
+	s->readers = readers;
+	/* Each chunk is one warehouse transaction; the feed reads the next
+	 * one meanwhile. */
 	for (;;) {
-		bool all_caught_up = true;
-		for (size_t i = 0; i < cfg->nlogs && !stopping(cfg); i++) {
-			log_state_t *l = &s->logs[i];
-			l->caught_up = false;
-			while (wh_batch_count(s->batch) < cfg->batch_size && !stopping(cfg)) {
-				const Steward__Change *c;
-				clog_status_t cs = clog_reader_next(l->reader, &c, err, errlen);
-				if (cs == CLOG_END) {
-					l->caught_up = true;
-					break;
-				}
-				if (cs != CLOG_OK)
-					return cs == CLOG_CORRUPT ? STEWARD_EXIT_DATAERR : STEWARD_EXIT_IOERR;
-				bool reopen = false;
-				*st = handle_record(s, l, c, &reopen, err, errlen);
-				if (*st == WH_SCHEMA) {
-					/* Keep what came before; the failing change waits. */
-					char err2[1024];
-					wh_status_t st2 = commit_batch(s, err2, sizeof(err2));
-					if (st2 != WH_OK)
-						log_error(AREA, "%s", err2);
-					return status_exit(*st);
-				}
-				if (*st != WH_OK)
-					return status_exit(*st);
-				if (reopen) {
-					source_state_t *ss = source_get(s, c->source ? c->source : "", st,
-									err, errlen);
-					if (!ss)
-						return status_exit(*st);
-					char hex[2 * POSITION_MAX + 1];
-					position_hex(&ss->applied, hex, sizeof(hex));
-					log_info(AREA, "resuming %s after %s", l->dir, hex);
-					if ((rc = open_reader(l, &ss->applied, err, errlen)) != STEWARD_EXIT_OK)
-						return rc;
-				}
+		wh_chunk_t *ch = wh_feed_next(s->feed);
+		bool last = ch->last;
+		bool sync = ch->caught_up || last;
+		for (size_t i = 0; i < ch->nrecords; i++) {
+			*st = apply_record(s, ch, &ch->records[i], err, errlen);
+			if (*st == WH_SCHEMA) {
+				/* Keep what came before; the failing change waits. */
+				char err2[1024];
+				wh_feed_release(s->feed, ch);
+				wh_status_t st2 = commit_batch(s, false, err2, sizeof(err2));
+				if (st2 != WH_OK)
+					log_error(AREA, "%s", err2);
+				return status_exit(*st);
 			}
-			if (!l->caught_up)
-				all_caught_up = false;
+			if (*st != WH_OK) {
+				wh_feed_release(s->feed, ch);
+				return status_exit(*st);
+			}
 		}
+		if (ch->rc != STEWARD_EXIT_OK) {
+			/* As before the feed: what was read before a broken log is
+			 * not committed; a restart re-reads it. */
+			snprintf(err, errlen, "%s", ch->err);
+			rc = ch->rc;
+			wh_feed_release(s->feed, ch);
+			return rc;
+		}
+		/* wh_batch_add copied what it keeps. */
+		wh_feed_release(s->feed, ch);
 		bool pending = wh_batch_count(s->batch) > 0;
 		for (size_t i = 0; i < s->nsources && !pending; i++)
 			pending = s->sources[i].pending_count > 0;
-		if (pending && (all_caught_up || stopping(cfg) ||
-				wh_batch_count(s->batch) >= cfg->batch_size)) {
+		if (pending) {
 			/* Asynchronous while more is waiting; a commit that catches
 			 * up (or ends the run) is synchronous, so its position can be
 			 * checkpointed at once. */
-			bool sync = all_caught_up || stopping(cfg);
 			if ((sync && (*st = wh_exec(s->conn, "SET synchronous_commit = on",
 						    "could not configure the warehouse session",
 						    err, errlen)) != WH_OK) ||
-			    (*st = commit_batch(s, err, errlen)) != WH_OK ||
+			    (*st = commit_batch(s, sync, err, errlen)) != WH_OK ||
 			    (sync && (*st = wh_exec(s->conn, "SET synchronous_commit = off",
 						    "could not configure the warehouse session",
 						    err, errlen)) != WH_OK))
 				return status_exit(*st);
-			continue;
 		}
-		if (stopping(cfg))
+		if (last)
 			return STEWARD_EXIT_OK;
-		if (all_caught_up) {
-			if (cfg->once)
-				return STEWARD_EXIT_OK;
-			sleep_ms(cfg, cfg->poll_ms);
-		}
 	}
 }
 
 static void
 session_close(session_t *s)
 {
+	wh_feed_stop(s->feed);  /* before the readers it borrows are closed */
+	free(s->readers);
 	if (s->batch)
 		wh_batch_abort(s->batch, s->conn);
 	if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
@@ -646,7 +507,6 @@ session_close(session_t *s)
 		free(s->sources[i].pending_text);
 	}
 	free(s->sources);
-	adapter_free(&s->adapter);
 	PQfinish(s->conn);
 }
 
@@ -666,7 +526,6 @@ warehouse_run(const warehouse_config_t *cfg)
 		s.schema = wh_schema_create(&so);
 		s.batch = wh_batch_create(&bo, s.schema);
 		s.logs = xcalloc(cfg->nlogs, sizeof(*s.logs));
-		adapter_init(&s.adapter);
 		reader_name_init(&s);
 		rc = session_run(&s, &st, err, sizeof(err));
 		total += s.applied;
