@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "buf.h"
 #include "clog.h"
 #include "crc32c.h"
 #include "log.h"
@@ -694,14 +695,14 @@ put32(uint8_t *p, uint32_t v)
 
 /* Write a one-frame segment with the given payload and header fields (valid CRC). */
 static char *
-write_crafted_frame(const char *dir, uint8_t compression, const void *payload, uint32_t plen,
-		    uint32_t raw_len, uint32_t count)
+write_crafted_frame_v(const char *dir, uint8_t version, uint8_t compression, const void *payload,
+		      uint32_t plen, uint32_t raw_len, uint32_t count)
 {
 	uint8_t *frame = xcalloc(1, 96 + plen);
 	position_t p;
 	test_pos(&p, 1);
 	memcpy(frame, "STWF", 4);
-	frame[4] = 1;
+	frame[4] = version;
 	frame[5] = compression;
 	put32(frame + 8, plen);
 	put32(frame + 12, raw_len);
@@ -721,6 +722,13 @@ write_crafted_frame(const char *dir, uint8_t compression, const void *payload, u
 	free(segdir);
 	free(frame);
 	return path;
+}
+
+static char *
+write_crafted_frame(const char *dir, uint8_t compression, const void *payload, uint32_t plen,
+		    uint32_t raw_len, uint32_t count)
+{
+	return write_crafted_frame_v(dir, 1, compression, payload, plen, raw_len, count);
 }
 
 static void
@@ -762,6 +770,359 @@ decompression_bomb_is_rejected(void **state)
 	free(path);
 	free(z);
 	free(zeros);
+	remove_tree(dir);
+}
+
+
+/* ---- record forms: self-describing and shaped ---- */
+
+/* Append one Batch entry: tag (0x0a change, 0x12 shape), varint length, packed message. */
+static void
+batch_put(buf_t *b, uint8_t tag, const ProtobufCMessage *m)
+{
+	size_t n = protobuf_c_message_get_packed_size(m);
+	uint8_t hdr[11];
+	size_t h = 0;
+	hdr[h++] = tag;
+	for (size_t v = n; ; v >>= 7) {
+		hdr[h++] = (uint8_t) ((v & 0x7f) | (v >= 0x80 ? 0x80 : 0));
+		if (v < 0x80)
+			break;
+	}
+	buf_append(b, hdr, h);
+	uint8_t *p = xmalloc(n + 1);
+	protobuf_c_message_pack(m, p);
+	buf_append(b, p, n);
+	free(p);
+}
+
+/* Shape 5: erp public.customers, key id, columns id integer / name text / note text. */
+typedef struct crafted {
+	Steward__Shape shape;
+	Steward__Column cols[3], *colp[3];
+	char *key[1];
+	Steward__Change c;
+	Steward__Value vals[3], *valp[3];
+	position_t pos;
+} crafted_t;
+
+static void
+crafted_init(crafted_t *k)
+{
+	static char *names[3] = {"id", "name", "note"}, *types[3] = {"integer", "text", "text"};
+	Steward__Shape sh = STEWARD__SHAPE__INIT;
+	Steward__Change c = STEWARD__CHANGE__INIT;
+	k->shape = sh;
+	k->shape.has_id = true;
+	k->shape.id = 5;
+	k->shape.has_version = true;
+	k->shape.version = 1;
+	k->shape.source = "erp";
+	k->shape.has_source_kind = true;
+	k->shape.source_kind = STEWARD__SOURCE_KIND__SOURCE_KIND_POSTGRESQL;
+	k->shape.schema = "public";
+	k->shape.table = "customers";
+	k->key[0] = "id";
+	k->shape.n_key = 1;
+	k->shape.key = k->key;
+	for (int i = 0; i < 3; i++) {
+		Steward__Column col = STEWARD__COLUMN__INIT;
+		Steward__Value v = STEWARD__VALUE__INIT;
+		k->cols[i] = col;
+		k->cols[i].name = names[i];
+		k->cols[i].has_type_id = true;
+		k->cols[i].type_id = (uint32_t) (20 + i);
+		k->cols[i].type_name = types[i];
+		k->colp[i] = &k->cols[i];
+		k->vals[i] = v;
+		k->valp[i] = &k->vals[i];
+	}
+	k->shape.n_columns = 3;
+	k->shape.columns = k->colp;
+	k->vals[0].text = "1";
+	k->vals[1].text = "customer 1";
+	k->vals[2].has_is_null = true;
+	k->vals[2].is_null = true;
+	test_pos(&k->pos, 1);
+	k->c = c;
+	k->c.has_op = true;
+	k->c.op = STEWARD__OP__OP_INSERT;
+	k->c.has_position = true;
+	k->c.position.data = k->pos.bytes;
+	k->c.position.len = k->pos.len;
+	k->c.position_text = "0/1000:1";
+	k->c.has_shape = true;
+	k->c.shape = 5;
+	k->c.n_after = 3;
+	k->c.after = k->valp;
+}
+
+/* Read the one-record log in dir; returns the status and, on CLOG_OK, checks the record. */
+static clog_status_t
+read_crafted(const char *dir, char *err, size_t errlen)
+{
+	clog_reader_t *r;
+	const Steward__Change *c;
+	assert_int_equal(clog_reader_open(dir, NULL, &r, err, errlen), CLOG_OK);
+	clog_status_t rc = clog_reader_next(r, &c, err, errlen);
+	if (rc == CLOG_OK) {
+		assert_false(c->has_shape);
+		assert_true(c->has_version);
+		assert_int_equal(c->version, 1);
+		assert_string_equal(c->source, "erp");
+		assert_int_equal(c->source_kind, STEWARD__SOURCE_KIND__SOURCE_KIND_POSTGRESQL);
+		assert_null(c->database);
+		assert_string_equal(c->schema, "public");
+		assert_string_equal(c->table, "customers");
+		assert_int_equal(c->n_key, 1);
+		assert_string_equal(c->key[0], "id");
+		assert_int_equal(c->n_after, 3);
+		assert_int_equal(c->n_before, 0);
+		assert_string_equal(c->after[0]->name, "id");
+		assert_int_equal(c->after[0]->type_id, 20);
+		assert_string_equal(c->after[0]->type_name, "integer");
+		assert_string_equal(c->after[0]->text, "1");
+		assert_string_equal(c->after[1]->name, "name");
+		assert_string_equal(c->after[1]->text, "customer 1");
+		assert_string_equal(c->after[2]->type_name, "text");
+		assert_true(c->after[2]->is_null);
+		assert_string_equal(c->position_text, "0/1000:1");
+		const Steward__Change *none;
+		assert_int_equal(clog_reader_next(r, &none, err, errlen), CLOG_END);
+	}
+	clog_reader_close(r);
+	return rc;
+}
+
+static void
+write_batch(const char *dir, uint8_t version, const buf_t *b)
+{
+	free(write_crafted_frame_v(dir, version, 0, b->data, (uint32_t) b->len, (uint32_t) b->len, 1));
+}
+
+static void
+old_form_frame_reads_as_before(void **state)
+{
+	(void) state;
+	char *dir = make_tmpdir();
+	char err[512] = "";
+	/* A frame as logs before shapes hold it: version 1, one self-describing Change. */
+	crafted_t k;
+	crafted_init(&k);
+	k.c.has_shape = false;
+	k.c.shape = 0;
+	k.c.has_version = true;
+	k.c.version = 1;
+	k.c.source = "erp";
+	k.c.has_source_kind = true;
+	k.c.source_kind = STEWARD__SOURCE_KIND__SOURCE_KIND_POSTGRESQL;
+	k.c.schema = "public";
+	k.c.table = "customers";
+	k.c.n_key = 1;
+	k.c.key = k.key;
+	for (int i = 0; i < 3; i++) {
+		k.vals[i].name = k.cols[i].name;
+		k.vals[i].has_type_id = true;
+		k.vals[i].type_id = k.cols[i].type_id;
+		k.vals[i].type_name = k.cols[i].type_name;
+	}
+	Steward__Change *changes[1] = {&k.c};
+	Steward__Batch batch = STEWARD__BATCH__INIT;
+	batch.n_changes = 1;
+	batch.changes = changes;
+	size_t n = steward__batch__get_packed_size(&batch);
+	uint8_t *payload = xmalloc(n);
+	steward__batch__pack(&batch, payload);
+	free(write_crafted_frame_v(dir, 1, 0, payload, (uint32_t) n, (uint32_t) n, 1));
+	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_OK);
+	clog_scan_t s;
+	assert_int_equal(clog_scan(dir, true, &s, err, sizeof(err)), CLOG_OK);
+	assert_false(s.torn_tail);
+	assert_int_equal(s.records, 1);
+	free(payload);
+	remove_tree(dir);
+}
+
+static void
+shaped_frame_reads_and_bad_shape_refs_are_corruption(void **state)
+{
+	(void) state;
+	char *dir = make_tmpdir();
+	char err[512] = "";
+	char *path = seg_path(dir, 1);
+	crafted_t k;
+	crafted_init(&k);
+	buf_t b = BUF_INIT;
+
+	/* the good form: shape then the record referring to it */
+	batch_put(&b, 0x12, &k.shape.base);
+	batch_put(&b, 0x0a, &k.c.base);
+	write_batch(dir, 2, &b);
+	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_OK);
+	clog_scan_t s;
+	assert_int_equal(clog_scan(dir, true, &s, err, sizeof(err)), CLOG_OK);
+	assert_false(s.torn_tail);
+
+	/* the same bytes in a version 1 frame: shapes are not allowed there */
+	write_batch(dir, 1, &b);
+	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_CORRUPT);
+	assert_names_file_and_offset(err, path, 0);
+	assert_non_null(strstr(err, "0x12"));
+
+	/* an unknown shape id */
+	k.c.shape = 6;
+	buf_reset(&b);
+	batch_put(&b, 0x12, &k.shape.base);
+	batch_put(&b, 0x0a, &k.c.base);
+	write_batch(dir, 2, &b);
+	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_CORRUPT);
+	assert_names_file_and_offset(err, path, 0);
+	assert_non_null(strstr(err, "shape 6"));
+	assert_int_equal(clog_scan(dir, true, &s, err, sizeof(err)), CLOG_OK);
+	assert_true(s.torn_tail);  /* the only frame: the deep scan rejects it too */
+	assert_non_null(strstr(s.tail, "shape 6"));
+	k.c.shape = 5;
+
+	/* the record before its shape */
+	buf_reset(&b);
+	batch_put(&b, 0x0a, &k.c.base);
+	batch_put(&b, 0x12, &k.shape.base);
+	write_batch(dir, 2, &b);
+	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_CORRUPT);
+	assert_names_file_and_offset(err, path, 0);
+
+	/* fewer values than the shape has columns */
+	k.c.n_after = 2;
+	buf_reset(&b);
+	batch_put(&b, 0x12, &k.shape.base);
+	batch_put(&b, 0x0a, &k.c.base);
+	write_batch(dir, 2, &b);
+	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_CORRUPT);
+	assert_names_file_and_offset(err, path, 0);
+	assert_non_null(strstr(err, "values"));
+	k.c.n_after = 3;
+
+	/* a shaped record that names its own table */
+	k.c.table = "other";
+	buf_reset(&b);
+	batch_put(&b, 0x12, &k.shape.base);
+	batch_put(&b, 0x0a, &k.c.base);
+	write_batch(dir, 2, &b);
+	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_CORRUPT);
+	k.c.table = NULL;
+
+	/* a shape defined twice */
+	buf_reset(&b);
+	batch_put(&b, 0x12, &k.shape.base);
+	batch_put(&b, 0x12, &k.shape.base);
+	batch_put(&b, 0x0a, &k.c.base);
+	write_batch(dir, 2, &b);
+	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_CORRUPT);
+	assert_non_null(strstr(err, "twice"));
+
+	/* a shape cut short */
+	buf_reset(&b);
+	batch_put(&b, 0x12, &k.shape.base);
+	b.len -= 3;
+	write_batch(dir, 2, &b);
+	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_CORRUPT);
+	assert_names_file_and_offset(err, path, 0);
+
+	buf_free(&b);
+	free(path);
+	remove_tree(dir);
+}
+
+/* A writer's shape goes into every batch that uses it, once, so each frame reads alone. */
+static void
+writer_repeats_a_shape_in_each_batch_that_uses_it(void **state)
+{
+	(void) state;
+	char *dir = make_tmpdir();
+	char err[512] = "";
+	clog_writer_t *w = open_writer(dir, 1 << 20, 1 << 20);
+	crafted_t k;
+	crafted_init(&k);
+	/* the shape's bytes without the id field (2 bytes: tag 0x08, id 5) */
+	size_t n = protobuf_c_message_get_packed_size(&k.shape.base);
+	uint8_t *packed = xmalloc(n);
+	protobuf_c_message_pack(&k.shape.base, packed);
+	uint32_t id;
+	assert_int_equal(clog_writer_shape(w, packed + 2, n - 2, &id, err, sizeof(err)), CLOG_OK);
+	k.c.shape = id;
+	/* frames: [plain 1, shaped 2, shaped 3] [plain 4] [shaped 5, plain 6, shaped 7] */
+	for (uint64_t i = 1; i <= 7; i++) {
+		test_pos(&k.pos, i);
+		k.c.position.data = k.pos.bytes;
+		k.c.position.len = k.pos.len;
+		if (i == 1 || i == 4 || i == 6) {
+			assert_int_equal(append_one(w, i, err, sizeof(err)), CLOG_OK);
+		} else {
+			size_t size = protobuf_c_message_get_packed_size(&k.c.base);
+			uint8_t *dst;
+			assert_int_equal(clog_writer_reserve_shaped(w, &k.pos, id, size, &dst, err,
+								    sizeof(err)), CLOG_OK);
+			protobuf_c_message_pack(&k.c.base, dst);
+		}
+		if (i == 3 || i == 4)
+			assert_int_equal(clog_writer_flush(w, err, sizeof(err)), CLOG_OK);
+	}
+	assert_int_equal(clog_writer_flush(w, err, sizeof(err)), CLOG_OK);
+	clog_writer_close(w);
+
+	/* frame versions: 2, 1, 2; each shaped frame holds the shape exactly once */
+	char *path = seg_path(dir, 1);
+	size_t len;
+	uint8_t *data = read_file(path, &len);
+	uint64_t offs[8];
+	assert_int_equal(frame_offsets(data, len, offs, 8), 3);
+	assert_int_equal(data[offs[0] + 4], 2);
+	assert_int_equal(data[offs[1] + 4], 1);
+	assert_int_equal(data[offs[2] + 4], 2);
+	for (int f = 0; f < 3; f++) {
+		uint32_t plen = (uint32_t) data[offs[f] + 8] | (uint32_t) data[offs[f] + 9] << 8 |
+				(uint32_t) data[offs[f] + 10] << 16;
+		uint8_t raw[4096];
+		size_t rlen = ZSTD_decompress(raw, sizeof(raw), data + offs[f] + 96, plen);
+		assert_false(ZSTD_isError(rlen));
+		int shapes = 0;
+		for (size_t p = 0; p < rlen;) {  /* top-level entries: tag, 1-byte length here */
+			assert_true(raw[p + 1] < 0x80);
+			shapes += raw[p] == 0x12;
+			p += 2 + raw[p + 1];
+		}
+		assert_int_equal(shapes, f == 1 ? 0 : 1);
+	}
+	free(data);
+	free(path);
+
+	/* readers from the start and from inside each frame see whole records */
+	for (uint64_t from = 0; from < 7; from++) {
+		clog_reader_t *r;
+		position_t after = {0};
+		if (from)
+			test_pos(&after, from);
+		assert_int_equal(clog_reader_open(dir, &after, &r, err, sizeof(err)), CLOG_OK);
+		for (uint64_t i = from + 1; i <= 7; i++) {
+			const Steward__Change *c;
+			position_t p;
+			assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_OK);
+			test_pos(&p, i);
+			assert_memory_equal(c->position.data, p.bytes, p.len);
+			assert_string_equal(c->table, "customers");
+			assert_string_equal(c->after[0]->name, "id");
+			assert_string_equal(c->key[0], "id");
+			assert_false(c->has_shape);
+		}
+		const Steward__Change *c;
+		assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_END);
+		clog_reader_close(r);
+	}
+	clog_scan_t s;
+	assert_int_equal(clog_scan(dir, true, &s, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(s.records, 7);
+	assert_int_equal(s.frames, 3);
+	free(packed);
 	remove_tree(dir);
 }
 
@@ -822,6 +1183,9 @@ main(void)
 		cmocka_unit_test(checkpoints_are_saved_and_loaded),
 		cmocka_unit_test(gc_removes_only_fully_consumed_sealed_segments),
 		cmocka_unit_test(decompression_bomb_is_rejected),
+		cmocka_unit_test(old_form_frame_reads_as_before),
+		cmocka_unit_test(shaped_frame_reads_and_bad_shape_refs_are_corruption),
+		cmocka_unit_test(writer_repeats_a_shape_in_each_batch_that_uses_it),
 		cmocka_unit_test(crc32c_matches_known_values),
 		cmocka_unit_test(crc32c_hardware_and_table_agree),
 	};

@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "clog.h"
+#include "record.h"
 #include "record_encode.h"
 #include "steward.pb-c.h"
 
@@ -308,12 +309,170 @@ reserved_records_read_back_from_the_log(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
+/*
+ * Shaped form of a sample, when its images fit one shape (the after
+ * image's columns; the before image empty or with the same columns, whose
+ * names and types the sample then takes from the after image so that the
+ * self-describing form is what a reader must rebuild).  false: write it
+ * self-describing.  *shape gets the Shape's bytes (without id).
+ */
+static bool
+sample_shape(sample_t *s, buf_t *shape)
+{
+	Steward__Change *c = &s->ch;
+	if (c->n_before != 0 && c->n_before != c->n_after)
+		return false;
+	if (c->n_before == 0 && c->n_after == 0)
+		return false;
+	size_t ncols = c->n_after;
+	for (size_t i = 0; i < c->n_before; i++) {
+		Steward__Value *b = c->before[i], *a = c->after[i];
+		free(b->name);
+		free(b->type_name);
+		b->name = a->name ? strdup(a->name) : NULL;
+		b->type_name = a->type_name ? strdup(a->type_name) : NULL;
+		b->type_id = a->type_id;
+	}
+	record_enc_shape_head(shape, c->version, c->source, c->source_kind, c->database, c->schema,
+			      c->table);
+	record_enc_shape_keys(shape, c->key, c->n_key);
+	for (size_t i = 0; i < ncols; i++)
+		record_enc_shape_column(shape, s->ec.after[i].prefix, s->ec.after[i].prefix_len);
+	for (size_t i = 0; i < c->n_before + c->n_after; i++)
+		s->enc[i].prefix_len = 0;
+	s->ec.head_len = 0;
+	s->ec.keys_len = 0;
+	s->ec.has_shape = true;
+	return true;
+}
+
+static void
+shaped_records_read_back_as_self_describing(void **state)
+{
+	(void) state;
+	char dir[] = "/tmp/steward-test-record-encode-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char err[512];
+	/* small batches: shapes are written again in many batches */
+	clog_options_t o = {.segment_bytes = 1 << 20, .batch_raw_bytes = 4096, .zstd_level = 1};
+	clog_writer_t *w = NULL;
+	assert_int_equal(clog_writer_open(dir, &o, &w, err, sizeof err), CLOG_OK);
+	enum { N = 600 };
+	uint8_t *packed[N];
+	size_t lens[N];
+	buf_t shapes[4] = {BUF_INIT, BUF_INIT, BUF_INIT, BUF_INIT};
+	uint32_t ids[4] = {0};
+	size_t nshaped = 0;
+	for (int i = 0; i < N; i++) {
+		sample_t s;
+		sample_make(&s);
+		memset(s.pos, 0, 8);
+		s.pos[7] = (uint8_t) (i + 1);
+		s.pos[6] = (uint8_t) ((i + 1) >> 8);
+		s.ch.position.len = 8;
+		s.ec.row.position_len = 8;
+		position_t pos;
+		assert_true(position_set(&pos, s.pos, 8));
+		buf_t shape = BUF_INIT;
+		bool shaped = sample_shape(&s, &shape);
+		uint8_t *dst;
+		if (shaped) {
+			/* keep a few shapes alive and reuse them: the same bytes, the same id */
+			size_t k = (size_t) i % 4;
+			uint32_t id;
+			assert_int_equal(clog_writer_shape(w, (const uint8_t *) shape.data, shape.len,
+							   &id, err, sizeof err), CLOG_OK);
+			uint32_t again;
+			assert_int_equal(clog_writer_shape(w, (const uint8_t *) shape.data, shape.len,
+							   &again, err, sizeof err), CLOG_OK);
+			assert_int_equal(again, id);
+			if (shapes[k].len == shape.len &&
+			    memcmp(shapes[k].data, shape.data, shape.len) == 0)
+				assert_int_equal(id, ids[k]);
+			buf_reset(&shapes[k]);
+			buf_append(&shapes[k], shape.data, shape.len);
+			ids[k] = id;
+			s.ec.shape = id;
+			lens[i] = record_encode_size(&s.ec);
+			assert_int_equal(clog_writer_reserve_shaped(w, &pos, id, lens[i], &dst, err,
+								    sizeof err), CLOG_OK);
+			nshaped++;
+		} else {
+			lens[i] = record_encode_size(&s.ec);
+			assert_int_equal(clog_writer_reserve(w, &pos, lens[i], &dst, err, sizeof err),
+					 CLOG_OK);
+		}
+		assert_int_equal(record_encode(&s.ec, dst), lens[i]);
+		lens[i] = protobuf_c_message_get_packed_size(&s.ch.base);
+		packed[i] = malloc(lens[i] + 1);
+		protobuf_c_message_pack(&s.ch.base, packed[i]);
+		buf_free(&shape);
+		sample_free(&s);
+		if (i % 97 == 0)
+			assert_int_equal(clog_writer_flush(w, err, sizeof err), CLOG_OK);
+	}
+	assert_true(nshaped > N / 4 && nshaped < N);
+	/* an unknown id is refused at the writer */
+	position_t last;
+	uint8_t lastb[8] = {0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	assert_true(position_set(&last, lastb, 8));
+	uint8_t *dst;
+	assert_int_equal(clog_writer_reserve_shaped(w, &last, 9999, 4, &dst, err, sizeof err),
+			 CLOG_ERROR);
+	assert_int_equal(clog_writer_flush(w, err, sizeof err), CLOG_OK);
+	clog_writer_close(w);
+
+	/* every reader sees the self-describing record, from the start or from the middle */
+	for (int from = 0; from < N; from += 151) {
+		clog_reader_t *r = NULL;
+		position_t after = {0};
+		uint8_t ab[8] = {0};
+		if (from) {
+			ab[7] = (uint8_t) from;
+			ab[6] = (uint8_t) (from >> 8);
+			assert_true(position_set(&after, ab, 8));
+		}
+		assert_int_equal(clog_reader_open(dir, &after, &r, err, sizeof err), CLOG_OK);
+		for (int i = from; i < N; i++) {
+			const Steward__Change *c;
+			assert_int_equal(clog_reader_next(r, &c, err, sizeof err), CLOG_OK);
+			assert_false(c->has_shape);
+			size_t n = protobuf_c_message_get_packed_size(&c->base);
+			assert_int_equal(n, lens[i]);
+			uint8_t *b = malloc(n + 1);
+			protobuf_c_message_pack(&c->base, b);
+			assert_memory_equal(b, packed[i], n);
+			/* a copy owns its strings: freeing it leaves the reader's record intact */
+			Steward__Change *copy = record_dup(c);
+			record_free(copy);
+			protobuf_c_message_pack(&c->base, b);
+			assert_memory_equal(b, packed[i], n);
+			free(b);
+		}
+		const Steward__Change *c;
+		assert_int_equal(clog_reader_next(r, &c, err, sizeof err), CLOG_END);
+		clog_reader_close(r);
+	}
+	/* the deep scan decodes (and frees) every shaped record too */
+	clog_scan_t sc;
+	assert_int_equal(clog_scan(dir, true, &sc, err, sizeof err), CLOG_OK);
+	assert_int_equal(sc.records, N);
+	for (int i = 0; i < N; i++)
+		free(packed[i]);
+	for (int k = 0; k < 4; k++)
+		buf_free(&shapes[k]);
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(encoder_bytes_equal_protobuf_c_pack),
 		cmocka_unit_test(reserved_records_read_back_from_the_log),
+		cmocka_unit_test(shaped_records_read_back_as_self_describing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
