@@ -467,23 +467,30 @@ wh_value_convert(wh_conv_t conv, const char *text, size_t len, buf_t *out,
 
 /* ---- escaping ---- */
 
+/* The letter after the backslash for each byte COPY text needs escaped
+ * (0 = copied as is). */
+static const char copy_escapes[256] = {
+	['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r', ['\t'] = 't',
+	['\b'] = 'b', ['\f'] = 'f', ['\v'] = 'v',
+};
+
 void
 wh_copy_escape(buf_t *out, const char *text, size_t len)
 {
-	/* Worst case every byte doubles; reserve once and write directly. */
+	/* Worst case every byte doubles; reserve once and write directly.
+	 * Most values need no escape at all: copy runs of plain bytes. */
 	buf_reserve(out, len * 2);
 	char *w = out->data + out->len;
-	for (size_t k = 0; k < len; k++) {
-		char c = text[k];
-		switch (c) {
-		case '\\': *w++ = '\\'; *w++ = '\\'; break;
-		case '\n': *w++ = '\\'; *w++ = 'n'; break;
-		case '\r': *w++ = '\\'; *w++ = 'r'; break;
-		case '\t': *w++ = '\\'; *w++ = 't'; break;
-		case '\b': *w++ = '\\'; *w++ = 'b'; break;
-		case '\f': *w++ = '\\'; *w++ = 'f'; break;
-		case '\v': *w++ = '\\'; *w++ = 'v'; break;
-		default: *w++ = c; break;
+	const unsigned char *p = (const unsigned char *) text, *end = p + len;
+	while (p < end) {
+		const unsigned char *run = p;
+		while (p < end && !copy_escapes[*p])
+			p++;
+		memcpy(w, run, (size_t) (p - run));
+		w += p - run;
+		if (p < end) {
+			*w++ = '\\';
+			*w++ = copy_escapes[*p++];
 		}
 	}
 	out->len = (size_t) (w - out->data);
@@ -571,6 +578,25 @@ wh_table_name(const char *source, const char *schema, const char *database,
 	buf_free(&b);
 }
 
+/*
+ * Proleptic Gregorian date of a day number (days since 1970-01-01), by
+ * counting 400-year eras from 0000-03-01 so that leap days fall at the
+ * end of each year; valid for any int64 day in range of year int.
+ */
+static void
+civil_from_days(int64_t z, int *year, int *month, int *day)
+{
+	z += 719468;  /* days from 0000-03-01 to 1970-01-01 */
+	int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+	int64_t doe = z - era * 146097;                                    /* [0, 146096] */
+	int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365; /* [0, 399] */
+	int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);              /* [0, 365] */
+	int64_t mp = (5 * doy + 2) / 153;                                   /* March = 0 */
+	*day = (int) (doy - (153 * mp + 2) / 5 + 1);
+	*month = (int) (mp < 10 ? mp + 3 : mp - 9);
+	*year = (int) (yoe + era * 400 + (*month <= 2));
+}
+
 void
 wh_append_ts(buf_t *out, int64_t us)
 {
@@ -579,20 +605,24 @@ wh_append_ts(buf_t *out, int64_t us)
 		frac += 1000000;
 		secs--;
 	}
-	time_t tt = (time_t) secs;
-	struct tm tm;
-	gmtime_r(&tt, &tm);
-	int year = tm.tm_year + 1900;
+	int64_t days = secs / 86400, sod = secs % 86400;
+	if (sod < 0) {
+		sod += 86400;
+		days--;
+	}
+	int year, month, day;
+	civil_from_days(days, &year, &month, &day);
+	int hour = (int) (sod / 3600), min = (int) (sod / 60 % 60), sec = (int) (sod % 60);
 	if (year < 1 || year > 9999) {
-		buf_printf(out, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00", year, tm.tm_mon + 1,
-			   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long long) frac);
+		buf_printf(out, "%04d-%02d-%02d %02d:%02d:%02d.%06lld+00", year, month, day, hour,
+			   min, sec, (long long) frac);
 		return;
 	}
-	/* The hot path of every history and mirror row: no printf. */
+	/* The hot path of every history and mirror row: no printf, no gmtime. */
 	char s[32];
 	int f = (int) frac;
-	int fields[] = {year / 100, year % 100, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-			tm.tm_sec, f / 10000, f / 100 % 100, f % 100};
+	int fields[] = {year / 100, year % 100, month, day, hour, min, sec, f / 10000,
+			f / 100 % 100, f % 100};
 	static const char sep[10] = {0, 0, '-', '-', ' ', ':', ':', '.', 0, 0};
 	char *w = s;
 	for (int i = 0; i < 10; i++) {

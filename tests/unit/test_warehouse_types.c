@@ -7,7 +7,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -154,6 +156,56 @@ copy_escape_round_trips_every_special_byte(void **state)
 	buf_free(&b);
 }
 
+/* Undo COPY text escaping (what the server does) for the round trip. */
+static size_t
+copy_unescape(const char *s, size_t n, char *out)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] != '\\') {
+			out[k++] = s[i];
+			continue;
+		}
+		char c = s[++i];
+		out[k++] = c == 'n' ? '\n' : c == 'r' ? '\r' : c == 't' ? '\t' : c == 'b' ? '\b'
+			 : c == 'f' ? '\f' : c == 'v' ? '\v' : c;
+	}
+	return k;
+}
+
+static void
+copy_escape_round_trips_every_byte_in_any_run(void **state)
+{
+	(void) state;
+	/* Every byte value, alone and inside runs of plain bytes of every
+	 * length around it (the escaper copies plain runs at once). */
+	buf_t b = BUF_INIT;
+	char in[80], back[160];
+	for (int c = 1; c < 256; c++) {
+		for (size_t pre = 0; pre < 20; pre += 3) {
+			size_t n = 0;
+			for (size_t i = 0; i < pre; i++)
+				in[n++] = (char) ('a' + i % 26);
+			in[n++] = (char) c;
+			in[n++] = (char) c;
+			for (size_t i = 0; i < 5; i++)
+				in[n++] = 'z';
+			buf_reset(&b);
+			buf_append(&b, "x\t", 2);  /* appends after what the buffer holds */
+			wh_copy_escape(&b, in, n);
+			assert_memory_equal(b.data, "x\t", 2);
+			assert_null(memchr(b.data + 2, '\t', b.len - 2));
+			assert_null(memchr(b.data + 2, '\n', b.len - 2));
+			assert_null(memchr(b.data + 2, '\r', b.len - 2));
+			size_t k = copy_unescape(b.data + 2, b.len - 2, back);
+			assert_int_equal(k, n);
+			assert_memory_equal(back, in, n);
+			assert_int_equal(b.data[b.len], '\0');
+		}
+	}
+	buf_free(&b);
+}
+
 static void
 json_strings_are_escaped(void **state)
 {
@@ -181,6 +233,40 @@ timestamps_are_utc_input_forms(void **state)
 	buf_reset(&b);
 	wh_append_ts(&b, 253402300799999999LL);
 	assert_string_equal(b.data, "9999-12-31 23:59:59.999999+00");
+	buf_free(&b);
+}
+
+static void
+timestamps_agree_with_gmtime_across_the_calendar(void **state)
+{
+	(void) state;
+	/* Leap days, century rules (1900 no, 2000 yes, 2100 no), year ends,
+	 * both sides of the epoch, and a pseudo-random sweep. */
+	static const int64_t secs[] = {951782400, 951868799, 951868800, -2203891200LL,
+				       -2208988800LL, 4107542400LL, 4107628799LL, -62135596800LL,
+				       946684799, -86400, -86401, 1700000000};
+	buf_t b = BUF_INIT;
+	char want[64];
+	uint64_t x = 88172645463325252ull;
+	for (size_t i = 0; i < sizeof(secs) / sizeof(secs[0]) + 2000; i++) {
+		int64_t s;
+		if (i < sizeof(secs) / sizeof(secs[0])) {
+			s = secs[i];
+		} else {
+			x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+			s = (int64_t) (x % 315537897600ull) - 62135596800LL;  /* 0001..9999 */
+		}
+		int64_t us = s * 1000000 + (int64_t) (x % 1000000);
+		time_t tt = (time_t) s;
+		struct tm tm;
+		gmtime_r(&tt, &tm);
+		snprintf(want, sizeof(want), "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", tm.tm_year + 1900,
+			 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+			 (int) (x % 1000000));
+		buf_reset(&b);
+		wh_append_ts(&b, us);
+		assert_string_equal(b.data, want);
+	}
 	buf_free(&b);
 }
 
@@ -222,8 +308,10 @@ main(void)
 		cmocka_unit_test(evolution_accepts_only_lossless_changes),
 		cmocka_unit_test(values_become_valid_input),
 		cmocka_unit_test(copy_escape_round_trips_every_special_byte),
+		cmocka_unit_test(copy_escape_round_trips_every_byte_in_any_run),
 		cmocka_unit_test(json_strings_are_escaped),
 		cmocka_unit_test(timestamps_are_utc_input_forms),
+		cmocka_unit_test(timestamps_agree_with_gmtime_across_the_calendar),
 		cmocka_unit_test(table_names_are_predictable_and_fit),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
