@@ -19,6 +19,7 @@
  */
 #include "mysql_capture.h"
 
+#include <errmsg.h>
 #include <errno.h>
 #include <mariadb_rpl.h>
 #include <stdio.h>
@@ -846,6 +847,29 @@ stream_close(stream_t *s)
 	s->m = NULL;
 }
 
+/*
+ * Does the server check each event's CRC32 as it reads it from its binlog
+ * file before sending it (source_verify_checksum, or master_verify_checksum
+ * on MariaDB and older MySQL)?  Unknown counts as no.
+ */
+static bool
+server_verifies_checksums(MYSQL *m)
+{
+	static const char *const vars[] = {"source_verify_checksum", "master_verify_checksum"};
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+		char sql[80];
+		snprintf(sql, sizeof(sql), "SELECT @@global.%s", vars[i]);
+		if (mysql_query(m, sql) != 0)
+			continue;  /* this flavour does not have it */
+		MYSQL_RES *r = mysql_store_result(m);
+		MYSQL_ROW row = r ? mysql_fetch_row(r) : NULL;
+		bool on = row && row[0] && (strcmp(row[0], "1") == 0 || strcasecmp(row[0], "ON") == 0);
+		mysql_free_result(r);
+		return on;
+	}
+	return false;
+}
+
 static int
 stream_open(stream_t *s, const char *file, uint64_t pos, char *err, size_t errlen)
 {
@@ -860,6 +884,17 @@ stream_open(stream_t *s, const char *file, uint64_t pos, char *err, size_t errle
 	};
 	for (size_t i = 0; i < sizeof(setup) / sizeof(setup[0]); i++)
 		(void) mysql_query(s->m, setup[i]);  /* each flavour ignores the other's variables */
+	/*
+	 * Event checksums detect a damaged binlog file.  A server that verifies
+	 * them as it reads its binlog (source/master_verify_checksum=ON) stops
+	 * the stream with an error before sending a damaged event, so checking
+	 * every event again here (a CRC32 over every byte received) protects
+	 * only the connection, which TCP's checksum and — for every remote
+	 * host, by default — TLS's authentication already protect.  Otherwise
+	 * Connector/C checks each event and the stream stops on a mismatch.
+	 * See docs/capture-mysql.md.
+	 */
+	bool verify = !server_verifies_checksums(s->m);
 	s->rpl = mariadb_rpl_init(s->m);
 	if (!s->rpl) {
 		snprintf(err, errlen, "could not start replication: %s", mysql_error(s->m));
@@ -869,7 +904,7 @@ stream_open(stream_t *s, const char *file, uint64_t pos, char *err, size_t errle
 	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_FILENAME, file, strlen(file));
 	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_START, (unsigned long) pos);
 	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_FLAGS, (unsigned) 0);
-	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_VERIFY_CHECKSUM, (unsigned) 1);
+	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_VERIFY_CHECKSUM, (unsigned) verify);
 	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_UNCOMPRESS, (unsigned) 1);
 	if (mariadb_rpl_open(s->rpl) != 0) {
 		snprintf(err, errlen, "could not start binlog stream at %s:%llu: %s", file,
@@ -879,8 +914,9 @@ stream_open(stream_t *s, const char *file, uint64_t pos, char *err, size_t errle
 	}
 	free(s->file);
 	s->file = xstrdup(file);
-	log_info("capture", "streaming binlog from %s:%llu as replica server id %u", file,
-		 (unsigned long long) pos, s->o->server_id);
+	log_info("capture", "streaming binlog from %s:%llu as replica server id %u (event checksums "
+		 "verified by %s)", file, (unsigned long long) pos, s->o->server_id,
+		 verify ? "steward" : "the server");
 	capture_metrics_set_state(CAPTURE_STATE_STREAMING, NULL);
 	return STEWARD_EXIT_OK;
 }
@@ -928,7 +964,23 @@ stream_loop(stream_t *s, char *err, size_t errlen)
 		if (!ev) {
 			unsigned e = mysql_errno(s->m);
 			const char *msg = mysql_error(s->m);
-			if (e == 0 || mysql_conn_error_is_lost(e)) {
+			if (mariadb_rpl_errno(s->rpl) != 0) {  /* the library's own error, e.g. a checksum */
+				e = mariadb_rpl_errno(s->rpl);
+				msg = mariadb_rpl_error(s->rpl);
+			}
+			if (e == CR_ERR_CHECKSUM_VERIFICATION_ERROR)
+				msg = "the event's CRC32 does not match its bytes";  /* 3.3 says only "HY000" */
+			if (e == CR_ERR_CHECKSUM_VERIFICATION_ERROR || strstr(msg, "crc check") ||
+			    strstr(msg, "hecksum")) {
+				/* checked by us or by the server (source_verify_checksum): never skip it */
+				snprintf(err, errlen,
+					 "binlog event after %s:%llu failed its checksum: the server's "
+					 "binlog file is damaged (%s); restore the server's binlog or "
+					 "start over with an empty --data-dir to take a new snapshot",
+					 s->committed_file ? s->committed_file : "?",
+					 (unsigned long long) s->committed_end, msg);
+				rc = STEWARD_EXIT_DATAERR;
+			} else if (e == 0 || mysql_conn_error_is_lost(e)) {
 				snprintf(err, errlen, "lost binlog connection at %s:%llu: %s",
 					 s->committed_file ? s->committed_file : "?",
 					 (unsigned long long) s->committed_end, e ? msg : "end of stream");

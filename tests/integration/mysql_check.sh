@@ -55,4 +55,37 @@ cat "$WORK/c2.log"
 [[ $rc -eq 65 ]] || fail "statement-format event: exit $rc, want 65"
 grep -q "statement-format event" "$WORK/c2.log" || fail "no statement-format message"
 grep -q "binlog_format=ROW" "$WORK/c2.log" || fail "no fix in the statement-format message"
+
+# A damaged event in the binlog file stops the agent with an error naming
+# the checksum, whether steward checks event checksums itself
+# (master_verify_checksum=OFF) or the server does (ON), and nothing of the
+# damaged transaction reaches the change log.
+sql app -e "CREATE TABLE dmg (id int primary key, v varchar(40))"
+read -r DFILE DPOS < <(sql -N -e "SHOW MASTER STATUS" | awk '{print $1, $2}')
+sql app -e "INSERT INTO dmg VALUES (1, 'intact-marker-xyz')"
+DEND=$(end_pos)
+python3 - "$SRV/data/$DFILE" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+i = b.rfind(b'intact-marker-xyz')
+assert i > 0, 'marker not in the binlog'
+b[i] ^= 0x20   # 'i' -> 'I': the event's CRC32 no longer matches
+open(p, 'r+b').write(b)
+PY
+for verify in OFF ON; do
+  sql -e "SET GLOBAL master_verify_checksum = $verify"
+  rm -rf "$WORK/dmg"; mkdir -p "$WORK/dmg"
+  echo "$DFILE $DPOS" >"$WORK/dmg/mysql-resume"
+  rc=0; timeout 60 "$STEWARD_BIN" capture --dsn "$DSN" --data-dir "$WORK/dmg" --endpos "$DEND" \
+    --log-level info >"$WORK/dmg.out" 2>&1 || rc=$?
+  cat "$WORK/dmg.out"
+  [[ $rc -eq 65 ]] || fail "damaged binlog event (server verify $verify): exit $rc, want 65"
+  grep -q "failed its checksum: the server's binlog file is damaged" "$WORK/dmg.out" ||
+    fail "no damaged-binlog message (server verify $verify)"
+  if [[ $verify == ON ]]; then want="the server"; else want="steward"; fi
+  grep -q "event checksums verified by $want" "$WORK/dmg.out" || fail "checksums not verified by $want"
+  ! "$STEWARD_BIN" log dump -d "$WORK/dmg" 2>/dev/null | grep -q "marker" || fail "damaged row logged"
+done
+sql -e "SET GLOBAL master_verify_checksum = OFF"
 echo "mysql_check: ok"
