@@ -414,6 +414,104 @@ decimal_edge_values_are_exact(void **state)
 	buf_free(&b);
 }
 
+/* The binlog's DECIMAL bytes of a digit string (the server's decimal2bin). */
+static size_t
+decimal_encode(const char *idig, const char *fdig, bool neg, uint8_t *out)
+{
+	static const int d2b[10] = {0, 1, 1, 2, 2, 3, 3, 4, 4, 4};
+	size_t intg = strlen(idig), scale = strlen(fdig), o = 0;
+	size_t lead = intg % 9, i = 0;
+	/* groups: the leading intg % 9 digits, 9-digit groups, then the fraction's */
+	struct { const char *d; size_t n; } g[20];
+	size_t ng = 0;
+	if (lead)
+		g[ng++] = (typeof(g[0])) {idig, lead};
+	for (i = lead; i < intg; i += 9)
+		g[ng++] = (typeof(g[0])) {idig + i, 9};
+	for (i = 0; i + 9 <= scale; i += 9)
+		g[ng++] = (typeof(g[0])) {fdig + i, 9};
+	if (scale % 9)
+		g[ng++] = (typeof(g[0])) {fdig + i, scale % 9};
+	for (size_t k = 0; k < ng; k++) {
+		uint64_t v = 0;
+		for (size_t j = 0; j < g[k].n; j++)
+			v = v * 10 + (uint64_t) (g[k].d[j] - '0');
+		int nb = d2b[g[k].n];
+		for (int j = nb - 1; j >= 0; j--)
+			out[o++] = (uint8_t) (v >> (8 * j));
+	}
+	if (neg)
+		for (size_t j = 0; j < o; j++)
+			out[j] = (uint8_t) ~out[j];
+	out[0] ^= 0x80;
+	return o;
+}
+
+static void
+random_decimals_print_like_the_client(void **state)
+{
+	(void) state;
+	uint64_t r = 0x2545f4914f6cdd1dull;
+	buf_t b = BUF_INIT;
+	for (int iter = 0; iter < 20000; iter++) {
+		r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+		unsigned prec = 1 + (unsigned) (r % 65);
+		unsigned scale = (unsigned) ((r >> 8) % (prec < 30 ? prec + 1 : 31));
+		unsigned intg = prec - scale;
+		char idig[70], fdig[40];
+		int zeros = (int) ((r >> 16) % 4);  /* often leading zeros, sometimes all zero */
+		for (unsigned i = 0; i < intg; i++) {
+			r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+			idig[i] = (char) (zeros == 0 || (zeros == 1 && i + 3 < intg) ? '0' : '0' + r % 10);
+		}
+		idig[intg] = '\0';
+		for (unsigned i = 0; i < scale; i++) {
+			r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+			fdig[i] = (char) (zeros == 0 ? '0' : '0' + r % 10);
+		}
+		fdig[scale] = '\0';
+		bool neg = (r >> 40) & 1;
+		uint8_t bin[40];
+		size_t n = decimal_encode(idig, fdig, neg, bin);
+		/* what the client prints: no leading zeros, "0" for an empty integer part, no "-0" */
+		const char *ip = idig;
+		while (ip[0] == '0' && ip[1])
+			ip++;
+		bool zero = true;
+		for (const char *q = idig; *q; q++)
+			zero &= *q == '0';
+		for (const char *q = fdig; *q; q++)
+			zero &= *q == '0';
+		char want[120];
+		snprintf(want, sizeof(want), "%s%s%s%s", neg && !zero ? "-" : "", *ip ? ip : "0",
+			 scale ? "." : "", fdig);
+		mysql_column_t c = {.binlog_type = MYT_NEWDECIMAL, .type = MYT_NEWDECIMAL,
+				    .meta = (uint16_t) (prec << 8 | scale)};
+		size_t used;
+		char err[256];
+		buf_reset(&b);
+		assert_int_equal(mysql_value_text(&c, bin, n, &used, &b, err, sizeof(err)), MYDEC_OK);
+		assert_int_equal(used, n);
+		if (strcmp(b.data, want) != 0)
+			fail_msg("decimal(%u,%u): got %s, want %s", prec, scale, b.data, want);
+		/* a full group above 999999999 is a corrupt value, not a number */
+		if (intg >= 9 + intg % 9 && intg % 9 == 0) {
+			bin[0] ^= 0x80;
+			if (neg)
+				for (size_t j = 0; j < n; j++)
+					bin[j] = (uint8_t) ~bin[j];
+			bin[0] = 0x7f;  /* first 9-digit group >= 2130706432 */
+			if (neg)
+				for (size_t j = 0; j < n; j++)
+					bin[j] = (uint8_t) ~bin[j];
+			bin[0] ^= 0x80;
+			assert_int_equal(mysql_value_text(&c, bin, n, &used, &b, err, sizeof(err)),
+					 MYDEC_ERROR);
+		}
+	}
+	buf_free(&b);
+}
+
 int
 main(void)
 {
@@ -427,6 +525,7 @@ main(void)
 		cmocka_unit_test(doubles_and_floats_print_like_the_server),
 		cmocka_unit_test(mysql_binary_json_prints_like_the_mysql_client),
 		cmocka_unit_test(decimal_edge_values_are_exact),
+		cmocka_unit_test(random_decimals_print_like_the_client),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
