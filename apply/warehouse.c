@@ -474,7 +474,8 @@ session_run(session_t *s, wh_status_t *st, char *err, size_t errlen)
 			/* Asynchronous while more is waiting; a commit that catches
 			 * up (or ends the run) is synchronous, so its position can be
 			 * checkpointed at once. */
-			if ((sync && (*st = wh_exec(s->conn, "SET synchronous_commit = on",
+			if ((sync && (*st = wh_batch_pause(s->batch, s->conn, err, errlen)) != WH_OK) ||
+			    (sync && (*st = wh_exec(s->conn, "SET synchronous_commit = on",
 						    "could not configure the warehouse session",
 						    err, errlen)) != WH_OK) ||
 			    (*st = commit_batch(s, sync, err, errlen)) != WH_OK ||

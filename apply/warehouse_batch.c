@@ -42,10 +42,13 @@ struct wh_batch {
 	size_t *idx_after, *idx_before;    /* mirror columns of the images */
 	size_t *hidx_after, *hidx_before;  /* history columns of the images */
 	size_t idx_cap;
+	tpend_t *copying;                  /* table whose history COPY is open on the connection */
 	const char **hval;                 /* one history row's typed cells */
 	size_t *hlen;
 	size_t hcap;
 };
+
+static wh_status_t before_schema_sql(void *arg, PGconn *conn, char *err, size_t errlen);
 
 wh_batch_t *
 wh_batch_create(const wh_batch_options_t *opts, wh_schema_t *schema)
@@ -54,6 +57,7 @@ wh_batch_create(const wh_batch_options_t *opts, wh_schema_t *schema)
 	b->opts = *opts;
 	b->schema = schema;
 	b->arena = arena_create(1 << 20);
+	wh_schema_set_sql_hook(schema, before_schema_sql, b);
 	return b;
 }
 
@@ -89,6 +93,7 @@ wh_batch_free(wh_batch_t *b)
 {
 	if (!b)
 		return;
+	wh_schema_set_sql_hook(b->schema, NULL, NULL);
 	pend_free_all(b);
 	arena_destroy(b->arena);
 	buf_free(&b->json);
@@ -460,12 +465,11 @@ ensure_txn(wh_batch_t *b, PGconn *conn, char *err, size_t errlen)
 	return st;
 }
 
-static wh_status_t
-flush_history(wh_batch_t *b, PGconn *conn, tpend_t *p, char *err, size_t errlen)
+/* The COPY statement of p's history rows (with the columns they have). */
+static void
+history_copy_sql(wh_batch_t *b, const tpend_t *p, buf_t *sql)
 {
-	wh_table_t *t = p->table;
-	wh_status_t st = WH_OK;
-	buf_t *sql = &b->scratch.sql;
+	const wh_table_t *t = p->table;
 	buf_reset(sql);
 	buf_printf(sql, "COPY %s (_steward_op, _steward_source, _steward_position_text,"
 			" _steward_position, _steward_commit_ts, _steward_txid, _steward_before,"
@@ -474,8 +478,101 @@ flush_history(wh_batch_t *b, PGconn *conn, tpend_t *p, char *err, size_t errlen)
 	for (size_t j = 0; j < p->hist_ncols; j++)
 		buf_printf(sql, ", %s", t->hcols[j].ident);
 	buf_append_str(sql, ") FROM STDIN");
-	st = wh_copy_in(conn, sql->data, &p->history, "could not copy into history table", NULL,
-			err, errlen);
+}
+
+/*
+ * History rows are streamed: once a table has HISTORY_STREAM_BYTES of
+ * rows encoded, a COPY into its history table is opened and stays open
+ * across wh_batch_add calls, so the server parses and stores rows while
+ * the next ones are encoded instead of after the whole batch.  Anything
+ * else that needs the connection (DDL, the catalog, another table, the
+ * mirror, the commit) ends the COPY first: copy_end, also run by the
+ * schema's hook.  Rows still commit with the batch's transaction.
+ */
+#define HISTORY_STREAM_BYTES (256 * 1024)
+
+static wh_status_t
+copy_send(PGconn *conn, const buf_t *data, char *err, size_t errlen)
+{
+	const size_t chunk = 1 << 20;
+	for (size_t off = 0; off < data->len; off += chunk) {
+		size_t n = data->len - off < chunk ? data->len - off : chunk;
+		if (PQputCopyData(conn, data->data + off, (int) n) != 1)
+			return wh_pg_error(conn, NULL, "could not copy into history table", err,
+					   errlen);
+	}
+	return WH_OK;
+}
+
+/* End the open history COPY (if any) after sending its last rows. */
+static wh_status_t
+copy_end(wh_batch_t *b, PGconn *conn, char *err, size_t errlen)
+{
+	tpend_t *p = b->copying;
+	if (!p)
+		return WH_OK;
+	b->copying = NULL;
+	wh_status_t st = copy_send(conn, &p->history, err, errlen);
+	buf_reset(&p->history);
+	if (PQputCopyEnd(conn, st == WH_OK ? NULL : "aborted") != 1 && st == WH_OK)
+		st = wh_pg_error(conn, NULL, "could not copy into history table", err, errlen);
+	PGresult *res;
+	while ((res = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && st == WH_OK)
+			st = wh_pg_error(conn, res, "could not copy into history table", err, errlen);
+		PQclear(res);
+	}
+	return st;
+}
+
+/* Send p's encoded rows into the open COPY of its history table, opening it. */
+static wh_status_t
+history_stream(wh_batch_t *b, PGconn *conn, tpend_t *p, char *err, size_t errlen)
+{
+	wh_status_t st;
+	if (b->copying != p) {
+		if ((st = copy_end(b, conn, err, errlen)) != WH_OK)
+			return st;
+		history_copy_sql(b, p, &b->scratch.sql);
+		PGresult *res = PQexec(conn, b->scratch.sql.data);
+		if (PQresultStatus(res) != PGRES_COPY_IN) {
+			st = wh_pg_error(conn, res, "could not copy into history table", err, errlen);
+			PQclear(res);
+			return st;
+		}
+		PQclear(res);
+		b->copying = p;
+		log_debug("warehouse", "streaming history rows into %s", p->table->history_qname);
+	}
+	st = copy_send(conn, &p->history, err, errlen);
+	buf_reset(&p->history);
+	return st;
+}
+
+/* The schema's hook: it is about to run a statement. */
+static wh_status_t
+before_schema_sql(void *arg, PGconn *conn, char *err, size_t errlen)
+{
+	return copy_end(arg, conn, err, errlen);
+}
+
+static wh_status_t
+flush_history(wh_batch_t *b, PGconn *conn, tpend_t *p, char *err, size_t errlen)
+{
+	wh_table_t *t = p->table;
+	wh_status_t st = WH_OK;
+	buf_t *sql = &b->scratch.sql;
+	if (b->copying == p) {
+		st = copy_end(b, conn, err, errlen);  /* sends the rest */
+	} else {
+		if ((st = copy_end(b, conn, err, errlen)) != WH_OK)
+			return st;
+		if (p->history.len > 0) {
+			history_copy_sql(b, p, sql);
+			st = wh_copy_in(conn, sql->data, &p->history,
+					"could not copy into history table", NULL, err, errlen);
+		}
+	}
 	buf_reset(&p->history);
 	p->nhistory = 0;
 	if (st != WH_OK || !b->opts.scd2 || p->keys.len == 0 || t->nhkey == 0)
@@ -526,6 +623,8 @@ static wh_status_t
 flush_table(wh_batch_t *b, PGconn *conn, tpend_t *p, char *err, size_t errlen)
 {
 	wh_status_t st = WH_OK;
+	if (p->nrows > 0 && (st = copy_end(b, conn, err, errlen)) != WH_OK)
+		return st;
 	if (p->nrows > 0 && (st = wh_mirror_flush(conn, p->table, p->rows, p->nrows,
 						  b->opts.hard_delete, &b->scratch, err,
 						  errlen)) != WH_OK)
@@ -542,7 +641,10 @@ static wh_status_t
 add_truncate(wh_batch_t *b, PGconn *conn, const wh_change_t *c, char *err, size_t errlen)
 {
 	wh_table_t *t = NULL;
-	wh_status_t st = wh_schema_lookup(conn, b->schema, c->target, &t, err, errlen);
+	wh_status_t st = copy_end(b, conn, err, errlen);
+	if (st != WH_OK)
+		return st;
+	st = wh_schema_lookup(conn, b->schema, c->target, &t, err, errlen);
 	if (st != WH_OK || !t)
 		return st;  /* never seen: nothing to truncate */
 	tpend_t *p = pend_for(b, t);
@@ -632,6 +734,9 @@ wh_batch_add(wh_batch_t *b, PGconn *conn, const wh_change_t *c, char *err, size_
 		    (st = flush_history(b, conn, p, err, errlen)) != WH_OK)
 			return st;
 		history_row(b, p, c, deleted ? b->hidx_before : b->hidx_after);
+		if (p->history.len >= HISTORY_STREAM_BYTES &&
+		    (st = history_stream(b, conn, p, err, errlen)) != WH_OK)
+			return st;
 	}
 	if (!(b->opts.modes & WH_MODE_MIRROR) || !t->has_mirror) {
 		b->count++;
@@ -664,6 +769,12 @@ wh_batch_add(wh_batch_t *b, PGconn *conn, const wh_change_t *c, char *err, size_
 	return WH_OK;
 }
 
+wh_status_t
+wh_batch_pause(wh_batch_t *b, PGconn *conn, char *err, size_t errlen)
+{
+	return copy_end(b, conn, err, errlen);
+}
+
 static void
 batch_reset(wh_batch_t *b)
 {
@@ -685,6 +796,8 @@ wh_batch_commit(wh_batch_t *b, PGconn *conn, const wh_progress_t *progress, size
 	if (!b->in_txn && nprogress == 0)
 		return WH_OK;
 	if ((st = ensure_txn(b, conn, err, errlen)) != WH_OK)
+		goto out;
+	if ((st = copy_end(b, conn, err, errlen)) != WH_OK)
 		goto out;
 	for (size_t i = 0; i < b->npend; i++)
 		if ((st = flush_table(b, conn, b->pend[i], err, errlen)) != WH_OK)
@@ -725,6 +838,14 @@ out:
 void
 wh_batch_abort(wh_batch_t *b, PGconn *conn)
 {
+	if (b->copying && conn && PQstatus(conn) == CONNECTION_OK) {
+		/* Leave COPY mode first: the server rejects the rows it has. */
+		PGresult *res;
+		PQputCopyEnd(conn, "batch aborted");
+		while ((res = PQgetResult(conn)) != NULL)
+			PQclear(res);
+	}
+	b->copying = NULL;
 	if (b->in_txn && conn && PQstatus(conn) == CONNECTION_OK) {
 		PGresult *res = PQexec(conn, "ROLLBACK");
 		PQclear(res);

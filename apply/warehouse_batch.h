@@ -3,7 +3,8 @@
  *
  * wh_batch_add collects changes per table: for mirror tables the changes
  * are collapsed in memory to the last state per key; history rows are
- * encoded as COPY text at once.  wh_batch_commit then, per table, writes
+ * encoded as COPY text at once and streamed into an open COPY of the
+ * history table while the batch is built.  wh_batch_commit then, per table, writes
  * the collapsed rows (warehouse_merge.h: a direct COPY when every key is
  * new, else a temporary staging table merged with INSERT … ON CONFLICT,
  * DELETE … USING for hard deletes), COPYs history
@@ -55,6 +56,14 @@ void wh_batch_free(wh_batch_t *b);  /* accepts NULL; does not roll back */
  */
 wh_status_t wh_batch_add(wh_batch_t *b, PGconn *conn, const wh_change_t *c, char *err,
 			 size_t errlen);
+
+/*
+ * The batch keeps a COPY of history rows open on conn between
+ * wh_batch_add calls (rows reach the server while the batch is built).
+ * Call this before running a statement of your own on conn in an open
+ * batch; the batch and the schema (its hook) do so themselves.
+ */
+wh_status_t wh_batch_pause(wh_batch_t *b, PGconn *conn, char *err, size_t errlen);
 
 /* Changes added since the last commit or abort. */
 size_t wh_batch_count(const wh_batch_t *b);

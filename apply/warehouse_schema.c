@@ -22,7 +22,23 @@ struct wh_schema {
 	wh_table_t **tables;
 	size_t ntables;
 	wh_table_t *last;    /* most recent lookup (fast path) */
+	wh_schema_sql_hook_t before_sql;  /* may be NULL */
+	void *before_sql_arg;
 };
+
+void
+wh_schema_set_sql_hook(wh_schema_t *s, wh_schema_sql_hook_t fn, void *arg)
+{
+	s->before_sql = fn;
+	s->before_sql_arg = arg;
+}
+
+/* Every statement of a batch in progress goes through here first. */
+static wh_status_t
+before_sql(wh_schema_t *s, PGconn *conn, char *err, size_t errlen)
+{
+	return s->before_sql ? s->before_sql(s->before_sql_arg, conn, err, errlen) : WH_OK;
+}
 
 wh_schema_t *
 wh_schema_create(const wh_schema_options_t *opts)
@@ -193,7 +209,11 @@ wh_status_t
 wh_state_load(PGconn *conn, wh_schema_t *s, const char *source, position_t *pos,
 	      bool *found, char *err, size_t errlen)
 {
-	wh_status_t st = WH_OK;
+	*found = false;
+	pos->len = 0;
+	wh_status_t st = before_sql(s, conn, err, errlen);
+	if (st != WH_OK)
+		return st;
 	char *sql = xasprintf("SELECT position FROM %s.%s WHERE source = $1", s->qschema,
 			      WH_STATE_TABLE);
 	const char *params[1] = {source};
@@ -348,7 +368,10 @@ wh_schema_lookup(PGconn *conn, wh_schema_t *s, const char *base, wh_table_t **ou
 	*out = find_table(s, base);
 	if (*out)
 		return WH_OK;
-	wh_status_t st = load_table(conn, s, base, out, err, errlen);
+	wh_status_t st = before_sql(s, conn, err, errlen);
+	if (st != WH_OK)
+		return st;
+	st = load_table(conn, s, base, out, err, errlen);
 	if (st == WH_OK && !(*out)->has_mirror && !(*out)->has_history)
 		*out = NULL;
 	return st;
@@ -510,6 +533,7 @@ out:
 
 /* One table's data columns, as resolve_value sees them. */
 typedef struct colset {
+	wh_schema_t *schema;
 	const char *qname;
 	wh_column_t **cols;
 	size_t *ncols;
@@ -536,6 +560,8 @@ resolve_value(PGconn *conn, colset_t cs, const wh_value_t *v, size_t i, size_t *
 	if (v->unchanged)
 		goto out;  /* no value, so nothing to add or check */
 	if (j == SIZE_MAX) {
+		if ((st = before_sql(cs.schema, conn, err, errlen)) != WH_OK)
+			goto out;
 		j = colset_add(cs.cols, cs.ncols, conn, v->name, type);
 		wh_column_t *col = &(*cs.cols)[j];
 		buf_printf(&sql, "ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s %s", cs.qname,
@@ -554,6 +580,8 @@ resolve_value(PGconn *conn, colset_t cs, const wh_value_t *v, size_t i, size_t *
 		goto out;
 	}
 	if (wh_type_accepts(type, col->type)) {
+		if ((st = before_sql(cs.schema, conn, err, errlen)) != WH_OK)
+			goto out;
 		buf_printf(&sql, "ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s::%s",
 			   cs.qname, col->ident, type, col->ident, type);
 		st = wh_exec(conn, sql.data, "could not widen column", err, errlen);
@@ -613,13 +641,15 @@ wh_schema_prepare(PGconn *conn, wh_schema_t *s, const wh_change_t *c, wh_table_t
 {
 	wh_status_t st = WH_OK;
 	wh_table_t *t = find_table(s, c->target);
-	if (!t && (st = load_table(conn, s, c->target, &t, err, errlen)) != WH_OK)
+	if (!t && ((st = before_sql(s, conn, err, errlen)) != WH_OK ||
+		   (st = load_table(conn, s, c->target, &t, err, errlen)) != WH_OK))
 		return st;
 	*out = t;
 	if ((st = wh_schema_history_check(s, t, err, errlen)) != WH_OK)
 		return st;
 	if ((s->modes & WH_MODE_HISTORY) && !t->history_ready &&
-	    (st = ensure_history(conn, s, t, c, err, errlen)) != WH_OK)
+	    ((st = before_sql(s, conn, err, errlen)) != WH_OK ||
+	     (st = ensure_history(conn, s, t, c, err, errlen)) != WH_OK))
 		return st;
 	if ((s->modes & WH_MODE_MIRROR) && !t->has_mirror) {
 		if (c->nkey == 0) {
@@ -627,12 +657,13 @@ wh_schema_prepare(PGconn *conn, wh_schema_t *s, const wh_change_t *c, wh_table_t
 				log_warn("warehouse", "table %s has no key columns: no mirror table"
 					 " (history only)", t->base);
 			t->warned_no_key = true;
-		} else if ((st = create_mirror(conn, t, c, err, errlen)) != WH_OK) {
+		} else if ((st = before_sql(s, conn, err, errlen)) != WH_OK ||
+			   (st = create_mirror(conn, t, c, err, errlen)) != WH_OK) {
 			return st;
 		}
 	}
-	colset_t mcs = {t->mirror_qname, &t->cols, &t->ncols, &t->hint, &t->nhint};
-	colset_t hcs = {t->history_qname, &t->hcols, &t->nhcols, &t->hhint, &t->nhhint};
+	colset_t mcs = {s, t->mirror_qname, &t->cols, &t->ncols, &t->hint, &t->nhint};
+	colset_t hcs = {s, t->history_qname, &t->hcols, &t->nhcols, &t->hhint, &t->nhhint};
 	if ((st = resolve_images(conn, mcs, (s->modes & WH_MODE_MIRROR) && t->has_mirror, c,
 				 mirror_map, err, errlen)) != WH_OK ||
 	    (st = resolve_images(conn, hcs, (s->modes & WH_MODE_HISTORY) != 0, c, history_map,

@@ -67,9 +67,19 @@ typedef struct wh_schema_options {
 	bool scd2;             /* history tables carry valid_from/valid_to */
 } wh_schema_options_t;
 
+/*
+ * Called before the schema runs a statement on a connection during a
+ * batch (catalog reads, DDL, the state table): lets the batch end a COPY
+ * it keeps open between changes.  A failure is returned by the schema
+ * function that was about to run the statement.
+ */
+typedef wh_status_t (*wh_schema_sql_hook_t)(void *arg, PGconn *conn, char *err, size_t errlen);
+
 /* opts->schema is copied. */
 wh_schema_t *wh_schema_create(const wh_schema_options_t *opts);
 void wh_schema_free(wh_schema_t *s);         /* accepts NULL */
+/* Install the hook (arg borrowed; NULL fn removes it). */
+void wh_schema_set_sql_hook(wh_schema_t *s, wh_schema_sql_hook_t fn, void *arg);
 /* Forget everything cached (after a rollback or reconnect). */
 void wh_schema_invalidate(wh_schema_t *s);
 /* The quoted schema name, valid until wh_schema_free. */
