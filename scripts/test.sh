@@ -7,6 +7,9 @@
 #   scripts/test.sh --unit     unit tier only (seconds, no servers)
 #   scripts/test.sh --no-asan  skip the sanitizer pass
 #
+# Build directories: STEWARD_BUILD_DIR (default build) and
+# STEWARD_ASAN_BUILD_DIR (default build-asan), relative to the source tree.
+#
 # Integration scripts start their own servers on distinct loopback ports, so
 # they run three at a time: most of their time is spent waiting on servers.
 # A test that fails is run once more (ctest --repeat until-pass:2) and both
@@ -22,7 +25,7 @@ for a in "$@"; do
   case "$a" in
     --unit) UNIT_ONLY=1 ;;
     --no-asan) ASAN=0 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "test.sh: unknown option $a" >&2; exit 2 ;;
   esac
 done
@@ -32,6 +35,8 @@ STEWARD_WITH_BROWSER=1 bash scripts/install-deps.sh
 JOBS=$(nproc)
 TEST_JOBS=${STEWARD_TEST_JOBS:-3}
 START=$(date +%s)
+BUILD_DIR=${STEWARD_BUILD_DIR:-build}
+ASAN_BUILD_DIR=${STEWARD_ASAN_BUILD_DIR:-build-asan}
 
 build() {  # dir cmake_args...
   local dir=$1; shift
@@ -46,22 +51,22 @@ run_tests() {  # dir label [ctest args...]
   (cd "$dir" && ctest --output-on-failure --repeat until-pass:2 -L "$label" "$@")
 }
 
-build build -DCMAKE_BUILD_TYPE=RelWithDebInfo
-run_tests build unit
+build "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+run_tests "$BUILD_DIR" unit
 if [[ $UNIT_ONLY == 0 ]]; then
-  run_tests build integration -j "$TEST_JOBS"
+  run_tests "$BUILD_DIR" integration -j "$TEST_JOBS"
 fi
 
 if [[ $ASAN == 1 ]]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   export STEWARD_TEST_SCALE=quick
-  build build-asan -DCMAKE_BUILD_TYPE=Debug -DSTEWARD_SANITIZE=ON
-  run_tests build-asan unit
+  build "$ASAN_BUILD_DIR" -DCMAKE_BUILD_TYPE=Debug -DSTEWARD_SANITIZE=ON
+  run_tests "$ASAN_BUILD_DIR" unit
   if [[ $UNIT_ONLY == 0 ]]; then
     # Every scenario except the browser test, whose code under test (the
     # page) is already exercised by ops_metrics and the e2e scenarios.
-    run_tests build-asan integration -j "$TEST_JOBS" -E 'it_ops_page'
+    run_tests "$ASAN_BUILD_DIR" integration -j "$TEST_JOBS" -E 'it_ops_page'
   fi
 fi
 echo "=== all tests passed in $(( $(date +%s) - START )) s"
