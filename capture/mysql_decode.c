@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "record_encode.h"
 #include "xalloc.h"
 
 /* A bounds-checked cursor over one event body. */
@@ -570,6 +571,40 @@ mysql_row_decode_buf(const mysql_table_t *t, const uint8_t *present, const uint8
 	for (size_t i = 0; i < t->ncols; i++)
 		if (vals[i].present && !vals[i].is_null)
 			vals[i].text = text->data + (uintptr_t) vals[i].text;
+	*p = q;
+	return MYDEC_OK;
+}
+
+mydec_status_t
+mysql_row_decode_entries(const mysql_table_t *t, const uint8_t **p, const uint8_t *end,
+			 unsigned field, buf_t *img, char *err, size_t errlen)
+{
+	size_t nbytes = (t->ncols + 7) / 8;
+	if ((size_t) (end - *p) < nbytes) {
+		snprintf(err, errlen, "malformed rows event for \"%s.%s\": truncated null bitmap",
+			 t->schema, t->name);
+		return MYDEC_ERROR;
+	}
+	const uint8_t *nulls = *p;
+	const uint8_t *q = *p + nbytes;
+	for (size_t i = 0; i < t->ncols; i++) {
+		if (bit_at(nulls, i)) {
+			record_enc_entry_null(img, field);
+			continue;
+		}
+		size_t used = 0, start = record_enc_entry_text_begin(img);
+		char verr[200];
+		if (mysql_value_text(&t->cols[i], q, (size_t) (end - q), &used, img, verr,
+				     sizeof(verr)) != MYDEC_OK) {
+			snprintf(err, errlen, "could not decode column %zu%s%s%s of \"%s.%s\": %s",
+				 i + 1, t->cols[i].name ? " (\"" : "",
+				 t->cols[i].name ? t->cols[i].name : "",
+				 t->cols[i].name ? "\")" : "", t->schema, t->name, verr);
+			return MYDEC_ERROR;
+		}
+		record_enc_entry_text_end(img, field, start);
+		q += used;
+	}
 	*p = q;
 	return MYDEC_OK;
 }

@@ -142,6 +142,17 @@ mydec_status_t mysql_row_decode_buf(const mysql_table_t *t, const uint8_t *prese
 				    const uint8_t **p, const uint8_t *end, buf_t *text,
 				    mysql_value_t *vals, char *err, size_t errlen);
 
+/*
+ * Decode one row image that holds every column of t, straight into the
+ * image entries of a shaped change record (proto/record_encode.h,
+ * record_enc_entry_*): Change field `field` (14 before, 15 after), one
+ * Value per column in column order, appended to img.  The texts are those
+ * of mysql_row_decode_buf; they are written once, into img.
+ */
+mydec_status_t mysql_row_decode_entries(const mysql_table_t *t, const uint8_t **p,
+					const uint8_t *end, unsigned field, buf_t *img, char *err,
+					size_t errlen);
+
 /* ---- mysql_types.c ---- */
 
 /*

@@ -77,7 +77,8 @@ typedef struct stream {
 	buf_t txn;                     /* framed raw events: type(1) len(4) body */
 	FILE *spill;
 	uint64_t spill_bytes;
-	buf_t text_before, text_after; /* value texts of the row being emitted */
+	/* value texts of the row being emitted, or its image entries (shaped rows) */
+	buf_t text_before, text_after;
 	record_enc_value_t *enc_vals;  /* 2 * enc_cap entries */
 	size_t enc_cap;
 	struct timespec last_flush;
@@ -400,12 +401,9 @@ txn_add(stream_t *s, uint8_t type, const uint8_t *a, size_t alen, const uint8_t 
 
 /* ---- records ---- */
 
-/*
- * The encoder's view of one decoded image; returns the number of values.
- * shaped: every column is present and the values go without prefixes.
- */
+/* The encoder's view of one decoded image; returns the number of values. */
 static size_t
-enc_image(const table_enc_t *te, const mysql_value_t *vals, bool shaped, record_enc_value_t *out)
+enc_image(const table_enc_t *te, const mysql_value_t *vals, record_enc_value_t *out)
 {
 	const mysql_table_t *t = te->t;
 	const uint8_t *prefixes = (const uint8_t *) te->prefixes.data;
@@ -414,13 +412,8 @@ enc_image(const table_enc_t *te, const mysql_value_t *vals, bool shaped, record_
 		if (!vals[i].present)
 			continue;
 		record_enc_value_t *v = &out[k++];
-		if (shaped) {
-			v->prefix = NULL;
-			v->prefix_len = 0;
-		} else {
-			v->prefix = prefixes + te->prefix_off[i];
-			v->prefix_len = te->prefix_off[i + 1] - te->prefix_off[i];
-		}
+		v->prefix = prefixes + te->prefix_off[i];
+		v->prefix_len = te->prefix_off[i + 1] - te->prefix_off[i];
 		v->kind = vals[i].is_null ? RECORD_ENC_NULL : RECORD_ENC_TEXT;
 		v->text = vals[i].text;
 		v->len = vals[i].len;
@@ -442,6 +435,7 @@ typedef struct commit_info {
 	uint64_t file_no, end;
 	int64_t ts_us;
 	uint32_t seq;
+	position_t pos;    /* the transaction's position; each row sets its seq */
 	char ptext[700];   /* position text up to the sequence number: "FILE:END:" */
 	size_t ptext_len;
 	size_t txid_len;
@@ -449,16 +443,19 @@ typedef struct commit_info {
 
 /*
  * Append one row change, encoded straight into the change log's pending
- * batch.  *appended is set when it was appended (not a duplicate of a
- * record made durable before a restart).
+ * batch.  A row of a shaped table comes as image entries (before_ent,
+ * after_ent: record_enc_entry_*, NULL when the image is absent), any other
+ * as decoded values (before, after).  *appended is set when it was
+ * appended (not a duplicate of a record made durable before a restart).
  */
 static int
 emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t *before,
-	 const mysql_value_t *after, bool shaped, commit_info_t *ci, bool *appended, char *err,
-	 size_t errlen)
+	 const mysql_value_t *after, const buf_t *before_ent, const buf_t *after_ent,
+	 commit_info_t *ci, bool *appended, char *err, size_t errlen)
 {
-	position_t pos;
-	position_mysql(&pos, ci->file_no, ci->end, POSITION_PHASE_STREAM, ci->seq);
+	bool shaped = before_ent || after_ent;
+	position_t *pos = &ci->pos;
+	position_mysql_set_seq(pos, ci->seq);
 	/* mysql_position_text's form, without a printf per row */
 	char *ptext = ci->ptext, *q = ptext + ci->ptext_len, digits[12];
 	int nd = 0;
@@ -478,8 +475,8 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 			.txid_len = ci->txid_len,
 			.has_commit_ts = true,
 			.commit_ts_us = ci->ts_us,
-			.position = pos.bytes,
-			.position_len = pos.len,
+			.position = pos->bytes,
+			.position_len = pos->len,
 			.position_text = ptext,
 			.position_text_len = (size_t) (q - ptext),
 			.has_seq = true,
@@ -492,17 +489,25 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 	};
 	if (before) {
 		c.before = s->enc_vals;
-		c.nbefore = enc_image(te, before, shaped, s->enc_vals);
+		c.nbefore = enc_image(te, before, s->enc_vals);
 	}
 	if (after) {
 		c.after = s->enc_vals + s->enc_cap;
-		c.nafter = enc_image(te, after, shaped, s->enc_vals + s->enc_cap);
+		c.nafter = enc_image(te, after, s->enc_vals + s->enc_cap);
+	}
+	if (before_ent) {
+		c.before_entries = (const uint8_t *) before_ent->data;
+		c.before_entries_len = before_ent->len;
+	}
+	if (after_ent) {
+		c.after_entries = (const uint8_t *) after_ent->data;
+		c.after_entries_len = after_ent->len;
 	}
 	size_t size = record_encode_size(&c);
 	uint8_t *dst;
-	clog_status_t cs = shaped ? clog_writer_reserve_shaped(s->w, &pos, te->shape_id, size, &dst,
+	clog_status_t cs = shaped ? clog_writer_reserve_shaped(s->w, pos, te->shape_id, size, &dst,
 							       err, errlen)
-				  : clog_writer_reserve(s->w, &pos, size, &dst, err, errlen);
+				  : clog_writer_reserve(s->w, pos, size, &dst, err, errlen);
 	ci->seq++;
 	*appended = false;
 	if (cs == CLOG_DUPLICATE)
@@ -547,6 +552,33 @@ replay_rows(stream_t *s, uint8_t type, const uint8_t *body, size_t len, commit_i
 	int rc = STEWARD_EXIT_OK;
 	while (p < end) {
 		bool ok;
+		if (shaped) {
+			/* value texts go straight into the record's image bytes */
+			buf_t *one_ent = &s->text_before, *two_ent = &s->text_after;
+			unsigned first = rows.kind == MYSQL_ROWS_WRITE ? 15 : 14;
+			buf_reset(one_ent);
+			if (mysql_row_decode_entries(t, &p, end, first, one_ent, err, errlen) !=
+			    MYDEC_OK) {
+				rc = STEWARD_EXIT_DATAERR;
+				break;
+			}
+			if (rows.kind == MYSQL_ROWS_UPDATE) {
+				buf_reset(two_ent);
+				if (mysql_row_decode_entries(t, &p, end, 15, two_ent, err, errlen) !=
+				    MYDEC_OK) {
+					rc = STEWARD_EXIT_DATAERR;
+					break;
+				}
+			}
+			rc = emit_row(s, te, op, NULL, NULL, first == 14 ? one_ent : NULL,
+				      rows.kind == MYSQL_ROWS_WRITE ? one_ent
+				      : rows.kind == MYSQL_ROWS_UPDATE ? two_ent : NULL,
+				      ci, &ok, err, errlen);
+			if (rc != STEWARD_EXIT_OK)
+				break;
+			appended += ok;
+			continue;
+		}
 		buf_reset(&s->text_before);
 		if (mysql_row_decode_buf(t, rows.present, &p, end, &s->text_before, one, err,
 					 errlen) != MYDEC_OK) {
@@ -555,10 +587,10 @@ replay_rows(stream_t *s, uint8_t type, const uint8_t *body, size_t len, commit_i
 		}
 		switch (rows.kind) {
 		case MYSQL_ROWS_WRITE:
-			rc = emit_row(s, te, op, NULL, one, shaped, ci, &ok, err, errlen);
+			rc = emit_row(s, te, op, NULL, one, NULL, NULL, ci, &ok, err, errlen);
 			break;
 		case MYSQL_ROWS_DELETE:
-			rc = emit_row(s, te, op, one, NULL, shaped, ci, &ok, err, errlen);
+			rc = emit_row(s, te, op, one, NULL, NULL, NULL, ci, &ok, err, errlen);
 			break;
 		default:
 			buf_reset(&s->text_after);
@@ -567,7 +599,7 @@ replay_rows(stream_t *s, uint8_t type, const uint8_t *body, size_t len, commit_i
 				rc = STEWARD_EXIT_DATAERR;
 				break;
 			}
-			rc = emit_row(s, te, op, one, two, shaped, ci, &ok, err, errlen);
+			rc = emit_row(s, te, op, one, two, NULL, NULL, ci, &ok, err, errlen);
 			break;
 		}
 		if (rc != STEWARD_EXIT_OK)
@@ -605,7 +637,8 @@ static int
 txn_commit(stream_t *s, uint64_t end, uint32_t ts, char *err, size_t errlen)
 {
 	int rc = STEWARD_EXIT_OK;
-	commit_info_t ci = {mysql_binlog_file_no(s->file), end, (int64_t) ts * 1000000, 0, "", 0, 0};
+	commit_info_t ci = {mysql_binlog_file_no(s->file), end, (int64_t) ts * 1000000, 0, {0}, "", 0, 0};
+	position_mysql(&ci.pos, ci.file_no, end, POSITION_PHASE_STREAM, 0);
 	mysql_position_text(s->file, end, POSITION_PHASE_STREAM, 0, ci.ptext, sizeof(ci.ptext) - 12);
 	ci.ptext_len = strlen(ci.ptext) - 1;  /* drop the "0": each row appends its own seq */
 	ci.txid_len = strlen(s->txid);

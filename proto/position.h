@@ -48,6 +48,13 @@ void position_pg(position_t *p, uint64_t lsn, int phase, uint64_t seq);
 bool position_pg_parse(const position_t *p, uint64_t *lsn, int *phase, uint64_t *seq);
 
 void position_mysql(position_t *p, uint64_t file_no, uint64_t offset, int phase, uint64_t seq);
+/* Replace the sequence number of a position_mysql position (bytes [17..25)) in place. */
+static inline void
+position_mysql_set_seq(position_t *p, uint64_t seq)
+{
+	for (int i = 7; i >= 0; i--, seq >>= 8)
+		p->bytes[17 + i] = (uint8_t) seq;
+}
 bool position_mysql_parse(const position_t *p, uint64_t *file_no, uint64_t *offset,
 			  int *phase, uint64_t *seq);
 

@@ -146,8 +146,61 @@ row_size(const record_enc_row_t *r)
 size_t
 record_encode_size(const record_enc_change_t *c)
 {
-	return c->head_len + row_size(&c->row) + c->keys_len + image_size(c->before, c->nbefore) +
-	       image_size(c->after, c->nafter) + (c->has_shape ? 2 + record_varint_len(c->shape) : 0);
+	size_t before = c->before_entries ? c->before_entries_len : image_size(c->before, c->nbefore);
+	size_t after = c->after_entries ? c->after_entries_len : image_size(c->after, c->nafter);
+	return c->head_len + row_size(&c->row) + c->keys_len + before + after +
+	       (c->has_shape ? 2 + record_varint_len(c->shape) : 0);
+}
+
+/* An entry of a flag value (field 4 is_null or 6 unchanged = true): tag, length 2, flag. */
+static void
+entry_flag(buf_t *img, unsigned field, unsigned flag_field)
+{
+	uint8_t e[4] = {TAG(field, WT_LEN), 2, TAG(flag_field, WT_VARINT), 1};
+	buf_append(img, e, 4);
+}
+
+void
+record_enc_entry_null(buf_t *img, unsigned field)
+{
+	entry_flag(img, field, 4);
+}
+
+void
+record_enc_entry_unchanged(buf_t *img, unsigned field)
+{
+	entry_flag(img, field, 6);
+}
+
+/* head: image tag, value length, text tag (field 5), text length: 4 bytes up to 125 text bytes */
+#define ENTRY_HEAD 4
+
+size_t
+record_enc_entry_text_begin(buf_t *img)
+{
+	buf_reserve(img, ENTRY_HEAD);
+	img->len += ENTRY_HEAD;
+	return img->len - ENTRY_HEAD;
+}
+
+void
+record_enc_entry_text_end(buf_t *img, unsigned field, size_t start)
+{
+	size_t tlen = img->len - start - ENTRY_HEAD;
+	size_t vlen = 1 + record_varint_len(tlen) + tlen;
+	size_t head = 1 + record_varint_len(vlen) + 1 + record_varint_len(tlen);
+	if (head > ENTRY_HEAD) {
+		/* a long text: make room for the wider lengths */
+		buf_reserve(img, head - ENTRY_HEAD);
+		uint8_t *t = (uint8_t *) img->data + start + ENTRY_HEAD;
+		memmove(t + (head - ENTRY_HEAD), t, tlen);
+		img->len += head - ENTRY_HEAD;
+	}
+	uint8_t *p = (uint8_t *) img->data + start;
+	*p++ = TAG(field, WT_LEN);
+	p += record_varint_put(p, vlen);
+	*p++ = TAG(5, WT_LEN);
+	record_varint_put(p, tlen);
 }
 
 static inline uint8_t *
@@ -216,8 +269,18 @@ record_encode(const record_enc_change_t *c, uint8_t *out)
 		memcpy(p, c->keys, c->keys_len);
 		p += c->keys_len;
 	}
-	p = put_image(p, TAG(14, WT_LEN), c->before, c->nbefore);
-	p = put_image(p, TAG(15, WT_LEN), c->after, c->nafter);
+	if (c->before_entries) {
+		memcpy(p, c->before_entries, c->before_entries_len);
+		p += c->before_entries_len;
+	} else {
+		p = put_image(p, TAG(14, WT_LEN), c->before, c->nbefore);
+	}
+	if (c->after_entries) {
+		memcpy(p, c->after_entries, c->after_entries_len);
+		p += c->after_entries_len;
+	} else {
+		p = put_image(p, TAG(15, WT_LEN), c->after, c->nafter);
+	}
 	if (c->has_shape) {
 		/* field 20, wire type 0: tag 160 is a two-byte varint */
 		*p++ = 0xa0;

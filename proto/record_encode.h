@@ -110,7 +110,30 @@ typedef struct record_enc_change {
 	size_t nafter;
 	bool has_shape;                    /* field 20: a shaped record */
 	uint32_t shape;
+	/*
+	 * Images already encoded as entries (record_enc_entry_*), written
+	 * instead of before/after when not NULL: a decoder can put value texts
+	 * straight into an image's bytes, with no per-value work left here.
+	 */
+	const uint8_t *before_entries;
+	size_t before_entries_len;
+	const uint8_t *after_entries;
+	size_t after_entries_len;
 } record_enc_change_t;
+
+/*
+ * Image entries built in place, for shaped records (values without name
+ * and types): field is 14 (before) or 15 (after).  A text value is begun
+ * with record_enc_entry_text_begin (which reserves its head), its text
+ * appended to img by any means, and finished with
+ * record_enc_entry_text_end with the offset begin returned.  The bytes are
+ * those record_encode writes for the same values (one memmove when a text
+ * is longer than 125 bytes).
+ */
+void record_enc_entry_null(buf_t *img, unsigned field);
+void record_enc_entry_unchanged(buf_t *img, unsigned field);
+size_t record_enc_entry_text_begin(buf_t *img);
+void record_enc_entry_text_end(buf_t *img, unsigned field, size_t start);
 
 /* Exact size in bytes of the encoded Change message (without any outer tag or length). */
 size_t record_encode_size(const record_enc_change_t *c);

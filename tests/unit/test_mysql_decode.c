@@ -16,6 +16,7 @@
 #include "arena.h"
 #include "buf.h"
 #include "mysql_decode.h"
+#include "record_encode.h"
 #include "xalloc.h"
 
 /* Fixtures live in tests/unit/data/mysql, next to this file. */
@@ -512,6 +513,58 @@ random_decimals_print_like_the_client(void **state)
 	buf_free(&b);
 }
 
+/* Shaped rows decode straight into record image entries with the same texts. */
+static void
+rows_decode_into_image_entries_with_the_same_texts(void **state)
+{
+	(void) state;
+	mysql_table_t *t = types_table();
+	fixture_t fx = load("types_write_rows.bin");
+	mysql_rows_t rows;
+	char err[256];
+	assert_int_equal(mysql_rows_parse(23, BODY(fx), BODYLEN(fx), 8, &rows, err, sizeof(err)),
+			 MYDEC_OK);
+	mysql_value_t vals[38];
+	buf_t text = BUF_INIT, want = BUF_INIT, got = BUF_INIT;
+	const uint8_t *p = rows.rows, *q = rows.rows, *end = rows.rows + rows.rows_len;
+	for (int r = 0; r < 3; r++) {
+		buf_reset(&text);
+		buf_reset(&want);
+		buf_reset(&got);
+		assert_int_equal(mysql_row_decode_buf(t, rows.present, &p, end, &text, vals, err,
+						      sizeof(err)), MYDEC_OK);
+		for (size_t i = 0; i < t->ncols; i++) {
+			if (vals[i].is_null) {
+				record_enc_entry_null(&want, 15);
+			} else {
+				size_t start = record_enc_entry_text_begin(&want);
+				buf_append(&want, vals[i].text, vals[i].len);
+				record_enc_entry_text_end(&want, 15, start);
+			}
+		}
+		const uint8_t *row = q;
+		assert_int_equal(mysql_row_decode_entries(t, &q, end, 15, &got, err, sizeof(err)),
+				 MYDEC_OK);
+		assert_ptr_equal(q, p);
+		assert_int_equal(got.len, want.len);
+		assert_memory_equal(got.data, want.data, want.len);
+		/* a row cut short anywhere is an error, never a read past its end */
+		for (const uint8_t *cut = row; cut < p; cut++) {
+			buf_reset(&got);
+			uint8_t *copy = xmemdup(row, (size_t) (cut - row) ? (size_t) (cut - row) : 1);
+			const uint8_t *cp = copy;
+			assert_int_equal(mysql_row_decode_entries(t, &cp, copy + (cut - row), 15, &got,
+								  err, sizeof(err)), MYDEC_ERROR);
+			free(copy);
+		}
+	}
+	buf_free(&text);
+	buf_free(&want);
+	buf_free(&got);
+	free(fx.data);
+	mysql_table_free(t);
+}
+
 int
 main(void)
 {
@@ -526,6 +579,7 @@ main(void)
 		cmocka_unit_test(mysql_binary_json_prints_like_the_mysql_client),
 		cmocka_unit_test(decimal_edge_values_are_exact),
 		cmocka_unit_test(random_decimals_print_like_the_client),
+		cmocka_unit_test(rows_decode_into_image_entries_with_the_same_texts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
