@@ -700,6 +700,139 @@ starts_with_word(const char *s, size_t n, const char *word)
 	       (n - i == wl || !((s[i + wl] | 32) >= 'a' && (s[i + wl] | 32) <= 'z'));
 }
 
+/* A character of an unquoted identifier: letters, digits, _ $ and any non-ASCII byte. */
+static bool
+sql_ident_char(char c)
+{
+	return ((c | 32) >= 'a' && (c | 32) <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+	       c == '$' || (unsigned char) c >= 0x80;
+}
+
+/*
+ * One identifier of a statement at *p (< end): `quoted` (`` doubling a
+ * backquote), "quoted" (ANSI_QUOTES) or bare; copied to out.  false if
+ * there is none or it does not fit.
+ */
+static bool
+sql_ident(const char **p, const char *end, char *out, size_t outlen)
+{
+	const char *q = *p;
+	size_t n = 0;
+	if (q < end && (*q == '`' || *q == '"')) {
+		char quote = *q++;
+		for (;;) {
+			if (q >= end)
+				return false;
+			if (*q == quote) {
+				if (q + 1 < end && q[1] == quote) {
+					q++;  /* a doubled quote is one quote character */
+				} else {
+					q++;
+					break;
+				}
+			}
+			if (n + 1 >= outlen)
+				return false;
+			out[n++] = *q++;
+		}
+	} else {
+		while (q < end && sql_ident_char(*q)) {
+			if (n + 1 >= outlen)
+				return false;
+			out[n++] = *q++;
+		}
+	}
+	if (n == 0)
+		return false;
+	out[n] = '\0';
+	*p = q;
+	return true;
+}
+
+static const char *
+sql_skip_space(const char *p, const char *end)
+{
+	while (p < end && (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r'))
+		p++;
+	return p;
+}
+
+/*
+ * TRUNCATE [TABLE] [db.]name: a truncate record (truncated_tables =
+ * ["db.name"]) for a captured table, at the end of the statement's event,
+ * so consumers empty the table exactly where the source did.  A statement
+ * whose table cannot be read is an error: skipping it would leave rows
+ * downstream that the source no longer has.
+ */
+static int
+on_truncate(stream_t *s, MARIADB_RPL_EVENT *ev, const char *q, size_t n, char *err,
+	    size_t errlen)
+{
+	const char *p = q, *end = q + n;
+	char db[256], name[256];
+	p = sql_skip_space(p, end);
+	p += strlen("TRUNCATE");
+	p = sql_skip_space(p, end);
+	if (end - p > 5 && strncasecmp(p, "TABLE", 5) == 0 &&
+	    (p + 5 == end || p[5] == ' ' || p[5] == '\n' || p[5] == '\t' || p[5] == '`' ||
+	     p[5] == '"' || p[5] == '\r'))
+		p = sql_skip_space(p + 5, end);
+	bool ok = sql_ident(&p, end, name, sizeof(name));
+	if (ok && p < end && *p == '.') {
+		memcpy(db, name, strlen(name) + 1);
+		p++;
+		ok = sql_ident(&p, end, name, sizeof(name));
+	} else {
+		snprintf(db, sizeof(db), "%.*s", (int) ev->event.query.database.length,
+			 ev->event.query.database.str ? ev->event.query.database.str : "");
+	}
+	if (!ok || !*db) {
+		snprintf(err, errlen, "could not read the table of \"%.*s\" in binlog %s at %u",
+			 (int) (n > 200 ? 200 : n), q, s->file, ev->next_event_pos);
+		return STEWARD_EXIT_DATAERR;
+	}
+	if (!mysql_source_wants(s->o->src, db, name))
+		return STEWARD_EXIT_OK;
+	char qualified[520], ptext[700];
+	snprintf(qualified, sizeof(qualified), "%s.%s", db, name);
+	position_t pos;
+	position_mysql(&pos, mysql_binlog_file_no(s->file), ev->next_event_pos,
+		       POSITION_PHASE_STREAM, 0);
+	mysql_position_text(s->file, ev->next_event_pos, POSITION_PHASE_STREAM, 0, ptext,
+			    sizeof(ptext));
+	char *tables[1] = {qualified};
+	Steward__Change c = STEWARD__CHANGE__INIT;
+	c.has_version = true;
+	c.version = STEWARD_RECORD_VERSION;
+	c.source = (char *) s->o->src->source_name;
+	c.has_source_kind = true;
+	c.source_kind = STEWARD__SOURCE_KIND__SOURCE_KIND_MYSQL;
+	c.database = db;
+	c.schema = db;
+	c.table = name;
+	c.has_op = true;
+	c.op = STEWARD__OP__OP_TRUNCATE;
+	c.txid = s->txid;
+	c.has_commit_ts_us = true;
+	c.commit_ts_us = (int64_t) ev->timestamp * 1000000;
+	c.has_position = true;
+	c.position.data = pos.bytes;
+	c.position.len = pos.len;
+	c.position_text = ptext;
+	c.has_seq = true;
+	c.seq = 0;
+	c.n_truncated_tables = 1;
+	c.truncated_tables = tables;
+	clog_status_t cs = clog_writer_append(s->w, &c, err, errlen);
+	if (cs == CLOG_DUPLICATE)
+		return STEWARD_EXIT_OK;  /* already durable before a restart */
+	if (cs != CLOG_OK)
+		return STEWARD_EXIT_IOERR;
+	s->records++;
+	capture_metrics_on_append(&c);
+	return STEWARD_EXIT_OK;
+}
+
 static int
 on_query(stream_t *s, MARIADB_RPL_EVENT *ev, char *err, size_t errlen)
 {
@@ -733,6 +866,11 @@ on_query(stream_t *s, MARIADB_RPL_EVENT *ev, char *err, size_t errlen)
 			return STEWARD_EXIT_DATAERR;
 		}
 		return STEWARD_EXIT_OK;
+	}
+	if (starts_with_word(q, n, "TRUNCATE")) {
+		int rc = on_truncate(s, ev, q, n, err, errlen);
+		if (rc != STEWARD_EXIT_OK)
+			return rc;
 	}
 	/* DDL: catalog names may have changed; standalone groups end here */
 	names_cache_clear(s);
