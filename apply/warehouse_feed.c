@@ -526,17 +526,22 @@ feed_main(void *arg)
 {
 	wh_feed_t *f = arg;
 	const wh_feed_config_t *cfg = &f->cfg;
+	/* carry[i]: a record of log i read ahead to learn whether a full chunk
+	 * ended the log; the reader keeps it valid until log i is read again. */
+	const Steward__Change **carry = xcalloc(cfg->nlogs, sizeof(*carry));
 	for (;;) {
 		wh_chunk_t *ch = feed_take_spare(f);
 		if (!ch)
-			return NULL;
+			break;
 		bool all_caught_up = true;
 		for (size_t i = 0; i < cfg->nlogs && ch->rc == STEWARD_EXIT_OK; i++) {
 			bool caught_up = false;
 			while (ch->nrecords < cfg->chunk_records && !stop_requested(f)) {
-				const Steward__Change *rec;
-				clog_status_t cs = clog_reader_next(cfg->readers[i], &rec, ch->err,
-								    sizeof(ch->err));
+				const Steward__Change *rec = carry[i];
+				carry[i] = NULL;
+				clog_status_t cs = rec ? CLOG_OK
+						       : clog_reader_next(cfg->readers[i], &rec, ch->err,
+									  sizeof(ch->err));
 				if (cs == CLOG_END) {
 					caught_up = true;
 					break;
@@ -547,6 +552,20 @@ feed_main(void *arg)
 					break;
 				}
 				chunk_add(&f->adapter, ch, i, rec);
+			}
+			if (!caught_up && !carry[i] && ch->rc == STEWARD_EXIT_OK && !stop_requested(f)) {
+				/* The chunk is full: read one record ahead, so that the
+				 * chunk that empties a log says so and its commit is the
+				 * synchronous one.  A failure here shows again on the
+				 * next read (the reader never skips). */
+				char perr[256];
+				const Steward__Change *rec;
+				clog_status_t cs = clog_reader_next(cfg->readers[i], &rec, perr,
+								    sizeof(perr));
+				if (cs == CLOG_END)
+					caught_up = true;
+				else if (cs == CLOG_OK)
+					carry[i] = rec;
 			}
 			if (!caught_up)
 				all_caught_up = false;
@@ -562,13 +581,15 @@ feed_main(void *arg)
 			pthread_mutex_unlock(&f->mu);
 			feed_sleep(f, cfg->poll_ms);
 			if (feed_quitting(f))
-				return NULL;
+				break;
 			continue;
 		}
 		bool last = ch->last;
 		if (!feed_push(f, ch) || last)
-			return NULL;
+			break;
 	}
+	free(carry);
+	return NULL;
 }
 
 wh_feed_t *
