@@ -49,7 +49,6 @@ typedef struct batch {
 	uint8_t *raw;
 	size_t raw_len, raw_cap;
 	uint32_t count;
-	bool has_shapes;          /* written as a version 2 frame */
 	position_t first, last;
 } batch_t;
 
@@ -168,9 +167,8 @@ writer_write_frame(clog_writer_t *w, batch_t *b, char *err, size_t errlen)
 		if (rc != CLOG_OK)
 			return rc;
 	}
-	clog_frame_header_build(w->frame, b->has_shapes ? FRAME_VERSION_SHAPES : FRAME_VERSION,
-				FRAME_COMP_ZSTD, (uint32_t) clen, (uint32_t) b->raw_len, b->count,
-				&b->first, &b->last);
+	clog_frame_header_build(w->frame, FRAME_COMP_ZSTD, (uint32_t) clen, (uint32_t) b->raw_len,
+				b->count, &b->first, &b->last);
 	uint32_t crc = clog_crc32c(0, w->frame, CRC_COVERED);
 	crc = clog_crc32c(crc, w->frame + FRAME_HDR_LEN, clen);
 	clog_put_le32(w->frame + OFF_CRC, crc);
@@ -188,7 +186,6 @@ writer_write_frame(clog_writer_t *w, batch_t *b, char *err, size_t errlen)
 	__atomic_add_fetch(&w->unsynced_bytes, frame_len, __ATOMIC_RELAXED);
 	b->raw_len = 0;
 	b->count = 0;
-	b->has_shapes = false;
 	return CLOG_OK;
 }
 
@@ -260,7 +257,6 @@ writer_submit(clog_writer_t *w, char *err, size_t errlen)
 	w->cur = w->job;  /* the thread's previous buffer, empty and reused */
 	w->cur.raw_len = 0;
 	w->cur.count = 0;
-	w->cur.has_shapes = false;
 	pthread_mutex_lock(&w->lock);
 	w->job = done;
 	w->job_busy = true;
@@ -461,7 +457,6 @@ batch_reserve(clog_writer_t *w, const position_t *pos, size_t size, shape_ent_t 
 		memcpy(p, sh->bytes, sh->len);
 		p += sh->len;
 		sh->batch_gen = w->batch_gen;
-		b->has_shapes = true;
 	}
 	/* Batch field 1 (changes), wire type 2: packed straight into the frame buffer. */
 	*p++ = 0x0a;

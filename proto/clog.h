@@ -11,8 +11,7 @@
  *   frame   = header(96 bytes) payload(payload_len bytes)
  *   header:
  *     [0..4)    magic "STWF"
- *     [4]       frame format version: 1, or 2 when the batch holds shapes
- *               (a reader that knows only 1 stops with a clear message)
+ *     [4]       frame format version (1)
  *     [5]       compression: 0 = none, 1 = zstd
  *     [6..8)    reserved, zero
  *     [8..12)   payload_len: bytes that follow the header
@@ -24,12 +23,12 @@
  *     [88..92)  CRC32C of header bytes [0..88) followed by the payload
  *     [92..96)  reserved, zero
  *   payload: zstd frame of a packed steward.Batch (proto/steward.proto):
- *     a sequence of field-1 entries (a packed Change, "record") and, in
- *     version 2 frames, field-2 entries (a packed Shape) in the order
- *     written; a shaped record's Shape precedes it in the same batch, so
- *     every frame is self-contained.  Readers hand out shaped records
- *     filled in from their shape: the same Steward__Change as the
- *     self-describing form.  Version 1 frames stay readable.
+ *     a sequence of field-1 entries (a packed Change, "record") and
+ *     field-2 entries (a packed Shape) in the order written; a shaped
+ *     record's Shape precedes it in the same batch, so every frame is
+ *     self-contained.  Readers hand out shaped records filled in from
+ *     their shape: the same Steward__Change as the self-describing form.
+ *     Batches without shapes are byte for byte what they always were.
  *
  * Durability promise: when clog_writer_flush returns CLOG_OK, every record
  * appended before it is on stable storage (write + fdatasync of the segment,

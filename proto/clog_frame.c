@@ -59,13 +59,13 @@ get_le32(const uint8_t *p)
 
 /* Fill hdr[0..96) for a frame; the CRC needs the payload and is set later. */
 void
-clog_frame_header_build(uint8_t *hdr, uint8_t version, uint8_t compression, uint32_t payload_len,
+clog_frame_header_build(uint8_t *hdr, uint8_t compression, uint32_t payload_len,
 			uint32_t raw_len, uint32_t count, const position_t *first,
 			const position_t *last)
 {
 	memset(hdr, 0, FRAME_HDR_LEN);
 	memcpy(hdr + OFF_MAGIC, FRAME_MAGIC, 4);
-	hdr[OFF_VERSION] = version;
+	hdr[OFF_VERSION] = FRAME_VERSION;
 	hdr[OFF_COMP] = compression;
 	clog_put_le32(hdr + OFF_PAYLOAD_LEN, payload_len);
 	clog_put_le32(hdr + OFF_RAW_LEN, raw_len);
@@ -91,11 +91,10 @@ clog_frame_header_parse(const uint8_t *hdr, frame_hdr_t *h, char *why, size_t wh
 		snprintf(why, whylen, "bad frame magic");
 		return false;
 	}
-	if (hdr[OFF_VERSION] != FRAME_VERSION && hdr[OFF_VERSION] != FRAME_VERSION_SHAPES) {
+	if (hdr[OFF_VERSION] != FRAME_VERSION) {
 		snprintf(why, whylen, "unsupported frame version %u", hdr[OFF_VERSION]);
 		return false;
 	}
-	h->version = hdr[OFF_VERSION];
 	h->compression = hdr[OFF_COMP];
 	if (h->compression != FRAME_COMP_NONE && h->compression != FRAME_COMP_ZSTD) {
 		snprintf(why, whylen, "unknown compression %u", h->compression);
@@ -690,7 +689,7 @@ clog_batch_cursor_next(batch_cursor_t *bc, ProtobufCAllocator *alloc, Steward__C
 			return 0;
 		}
 		uint8_t tag = bc->data[bc->pos];
-		if (tag != 0x0a && !(tag == 0x12 && bc->hdr->version >= FRAME_VERSION_SHAPES)) {
+		if (tag != 0x0a && tag != 0x12) {
 			snprintf(why, whylen, "unexpected field tag 0x%02x in batch at byte %zu", tag,
 				 bc->pos);
 			return -1;

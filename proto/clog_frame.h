@@ -20,8 +20,13 @@
 /* Frame header layout; see the table in proto/clog.h. */
 #define FRAME_HDR_LEN 96
 #define FRAME_MAGIC "STWF"
-#define FRAME_VERSION 1         /* records only */
-#define FRAME_VERSION_SHAPES 2  /* records and shapes */
+/*
+ * Still 1 with shapes in the batch: a reader from before shapes then
+ * stops at such a frame as corrupt ("unexpected field tag 0x12"), loudly,
+ * and a writer from before keeps it; a new version would look to both like
+ * a torn tail, which the old writer truncates.
+ */
+#define FRAME_VERSION 1
 #define FRAME_COMP_NONE 0
 #define FRAME_COMP_ZSTD 1
 #define OFF_MAGIC 0        /* [0..4)   "STWF" */
@@ -36,7 +41,6 @@
 #define CRC_COVERED 88
 
 typedef struct frame_hdr {
-	uint8_t version;
 	uint8_t compression;
 	uint32_t payload_len;
 	uint32_t raw_len;
@@ -77,7 +81,7 @@ typedef struct batch_shape {
  * Cursor over the records of a decompressed Batch: each is a field-1
  * entry (tag 0x0a, varint length, packed Change), unpacked one at a time
  * so a reader never holds a whole batch of decoded records; field-2
- * entries (Shapes, version 2 frames) are kept for the frame's life and
+ * entries (Shapes) are kept for the frame's life and
  * fill in the shaped records that follow.  Zero-initialise before the
  * first clog_batch_cursor_init; clog_batch_cursor_release frees the shapes.
  */
@@ -100,7 +104,7 @@ extern ProtobufCAllocator clog_pbc_allocator;
 void clog_put_le32(uint8_t *p, uint32_t v);
 
 /* Fill hdr[0..96) for a frame; the CRC needs the payload and is set later. */
-void clog_frame_header_build(uint8_t *hdr, uint8_t version, uint8_t compression, uint32_t payload_len,
+void clog_frame_header_build(uint8_t *hdr, uint8_t compression, uint32_t payload_len,
 			     uint32_t raw_len, uint32_t count, const position_t *first,
 			     const position_t *last);
 /* Decode and sanity-check a header; false with the reason in why. */

@@ -695,14 +695,14 @@ put32(uint8_t *p, uint32_t v)
 
 /* Write a one-frame segment with the given payload and header fields (valid CRC). */
 static char *
-write_crafted_frame_v(const char *dir, uint8_t version, uint8_t compression, const void *payload,
-		      uint32_t plen, uint32_t raw_len, uint32_t count)
+write_crafted_frame(const char *dir, uint8_t compression, const void *payload, uint32_t plen,
+		    uint32_t raw_len, uint32_t count)
 {
 	uint8_t *frame = xcalloc(1, 96 + plen);
 	position_t p;
 	test_pos(&p, 1);
 	memcpy(frame, "STWF", 4);
-	frame[4] = version;
+	frame[4] = 1;
 	frame[5] = compression;
 	put32(frame + 8, plen);
 	put32(frame + 12, raw_len);
@@ -722,13 +722,6 @@ write_crafted_frame_v(const char *dir, uint8_t version, uint8_t compression, con
 	free(segdir);
 	free(frame);
 	return path;
-}
-
-static char *
-write_crafted_frame(const char *dir, uint8_t compression, const void *payload, uint32_t plen,
-		    uint32_t raw_len, uint32_t count)
-{
-	return write_crafted_frame_v(dir, 1, compression, payload, plen, raw_len, count);
 }
 
 static void
@@ -895,9 +888,9 @@ read_crafted(const char *dir, char *err, size_t errlen)
 }
 
 static void
-write_batch(const char *dir, uint8_t version, const buf_t *b)
+write_batch(const char *dir, const buf_t *b)
 {
-	free(write_crafted_frame_v(dir, version, 0, b->data, (uint32_t) b->len, (uint32_t) b->len, 1));
+	free(write_crafted_frame(dir, 0, b->data, (uint32_t) b->len, (uint32_t) b->len, 1));
 }
 
 static void
@@ -933,7 +926,7 @@ old_form_frame_reads_as_before(void **state)
 	size_t n = steward__batch__get_packed_size(&batch);
 	uint8_t *payload = xmalloc(n);
 	steward__batch__pack(&batch, payload);
-	free(write_crafted_frame_v(dir, 1, 0, payload, (uint32_t) n, (uint32_t) n, 1));
+	free(write_crafted_frame(dir, 0, payload, (uint32_t) n, (uint32_t) n, 1));
 	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_OK);
 	clog_scan_t s;
 	assert_int_equal(clog_scan(dir, true, &s, err, sizeof(err)), CLOG_OK);
@@ -957,24 +950,27 @@ shaped_frame_reads_and_bad_shape_refs_are_corruption(void **state)
 	/* the good form: shape then the record referring to it */
 	batch_put(&b, 0x12, &k.shape.base);
 	batch_put(&b, 0x0a, &k.c.base);
-	write_batch(dir, 2, &b);
+	write_batch(dir, &b);
 	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_OK);
 	clog_scan_t s;
 	assert_int_equal(clog_scan(dir, true, &s, err, sizeof(err)), CLOG_OK);
 	assert_false(s.torn_tail);
 
-	/* the same bytes in a version 1 frame: shapes are not allowed there */
-	write_batch(dir, 1, &b);
+	/* an entry of neither kind */
+	buf_t odd = BUF_INIT;
+	batch_put(&odd, 0x1a, &k.shape.base);
+	write_batch(dir, &odd);
 	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_CORRUPT);
 	assert_names_file_and_offset(err, path, 0);
-	assert_non_null(strstr(err, "0x12"));
+	assert_non_null(strstr(err, "0x1a"));
+	buf_free(&odd);
 
 	/* an unknown shape id */
 	k.c.shape = 6;
 	buf_reset(&b);
 	batch_put(&b, 0x12, &k.shape.base);
 	batch_put(&b, 0x0a, &k.c.base);
-	write_batch(dir, 2, &b);
+	write_batch(dir, &b);
 	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_CORRUPT);
 	assert_names_file_and_offset(err, path, 0);
 	assert_non_null(strstr(err, "shape 6"));
@@ -987,7 +983,7 @@ shaped_frame_reads_and_bad_shape_refs_are_corruption(void **state)
 	buf_reset(&b);
 	batch_put(&b, 0x0a, &k.c.base);
 	batch_put(&b, 0x12, &k.shape.base);
-	write_batch(dir, 2, &b);
+	write_batch(dir, &b);
 	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_CORRUPT);
 	assert_names_file_and_offset(err, path, 0);
 
@@ -996,7 +992,7 @@ shaped_frame_reads_and_bad_shape_refs_are_corruption(void **state)
 	buf_reset(&b);
 	batch_put(&b, 0x12, &k.shape.base);
 	batch_put(&b, 0x0a, &k.c.base);
-	write_batch(dir, 2, &b);
+	write_batch(dir, &b);
 	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_CORRUPT);
 	assert_names_file_and_offset(err, path, 0);
 	assert_non_null(strstr(err, "values"));
@@ -1007,7 +1003,7 @@ shaped_frame_reads_and_bad_shape_refs_are_corruption(void **state)
 	buf_reset(&b);
 	batch_put(&b, 0x12, &k.shape.base);
 	batch_put(&b, 0x0a, &k.c.base);
-	write_batch(dir, 2, &b);
+	write_batch(dir, &b);
 	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_CORRUPT);
 	k.c.table = NULL;
 
@@ -1016,7 +1012,7 @@ shaped_frame_reads_and_bad_shape_refs_are_corruption(void **state)
 	batch_put(&b, 0x12, &k.shape.base);
 	batch_put(&b, 0x12, &k.shape.base);
 	batch_put(&b, 0x0a, &k.c.base);
-	write_batch(dir, 2, &b);
+	write_batch(dir, &b);
 	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_CORRUPT);
 	assert_non_null(strstr(err, "twice"));
 
@@ -1024,7 +1020,7 @@ shaped_frame_reads_and_bad_shape_refs_are_corruption(void **state)
 	buf_reset(&b);
 	batch_put(&b, 0x12, &k.shape.base);
 	b.len -= 3;
-	write_batch(dir, 2, &b);
+	write_batch(dir, &b);
 	assert_int_equal(read_crafted(dir, err, sizeof(err)), CLOG_CORRUPT);
 	assert_names_file_and_offset(err, path, 0);
 
@@ -1070,15 +1066,15 @@ writer_repeats_a_shape_in_each_batch_that_uses_it(void **state)
 	assert_int_equal(clog_writer_flush(w, err, sizeof(err)), CLOG_OK);
 	clog_writer_close(w);
 
-	/* frame versions: 2, 1, 2; each shaped frame holds the shape exactly once */
+	/* frame version 1 throughout; each shaped frame holds the shape exactly once */
 	char *path = seg_path(dir, 1);
 	size_t len;
 	uint8_t *data = read_file(path, &len);
 	uint64_t offs[8];
 	assert_int_equal(frame_offsets(data, len, offs, 8), 3);
-	assert_int_equal(data[offs[0] + 4], 2);
+	assert_int_equal(data[offs[0] + 4], 1);
 	assert_int_equal(data[offs[1] + 4], 1);
-	assert_int_equal(data[offs[2] + 4], 2);
+	assert_int_equal(data[offs[2] + 4], 1);
 	for (int f = 0; f < 3; f++) {
 		uint32_t plen = (uint32_t) data[offs[f] + 8] | (uint32_t) data[offs[f] + 9] << 8 |
 				(uint32_t) data[offs[f] + 10] << 16;
