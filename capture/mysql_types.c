@@ -209,18 +209,39 @@ round_shift(u128 r, int s)
 	return q;
 }
 
+/* The p digits of n (< 10^p, zero-padded) with trailing zeros dropped, NUL-terminated. */
+static void
+sig_digits(uint64_t n, int p, char *digits, int *len)
+{
+	while (p > 1 && n % 10 == 0) {  /* trailing zeros: one division each */
+		n /= 10;
+		p--;
+	}
+	int i = p;
+	for (; i >= 2; i -= 2) {
+		uint64_t q = n / 100;
+		memcpy(digits + i - 2, digit_pairs + 2 * (n - q * 100), 2);
+		n = q;
+	}
+	if (i)
+		digits[0] = (char) ('0' + n);
+	digits[p] = '\0';
+	*len = p;
+}
+
 /*
  * The first p significant digits of v > 0, correctly rounded (ties to even)
  * exactly as printf's "%.*e" gives them, without printf: v = m / 2^s, so
  * v * 10^k rounds to (m * 10^k + 2^(s-1)) >> s, exact in 128 bits for
  * m < 2^53, 10^k <= 10^21 (times 10) and s <= 120 — every normal double from about
- * 1e-6 (p = 17) up to 2^52.  *digits gets the digits with trailing zeros
- * dropped, *decpt as dtoa's; *roundtrips says whether those digits read
- * back (strtod, round to nearest even) as v.  False when v is outside the
- * exact range: the caller takes the printf path.
+ * 1e-6 (p = 17) up to 2^52.  *sig gets the p digits as an integer
+ * (text by sig_digits, only for the precision the caller keeps), *decpt as
+ * dtoa's; *roundtrips says whether those digits read back (strtod, round
+ * to nearest even) as v.  False when v is outside the exact range: the
+ * caller takes the printf path.
  */
 static bool
-exact_digits(double v, int p, char *digits, int *len, int *decpt, bool *roundtrips)
+exact_digits(double v, int p, uint64_t *sig, int *decpt, bool *roundtrips)
 {
 	uint64_t bits;
 	memcpy(&bits, &v, sizeof bits);
@@ -268,18 +289,7 @@ exact_digits(double v, int p, char *digits, int *len, int *decpt, bool *roundtri
 			*roundtrips = 4 * diff <= lim;
 		else
 			*roundtrips = 2 * diff < lim || (2 * diff == lim && !(m & 1));
-		uint64_t n = (uint64_t) q;
-		char tmp[20];
-		for (int i = p - 1; i >= 0; i--) {
-			tmp[i] = (char) ('0' + n % 10);
-			n /= 10;
-		}
-		int l = p;
-		while (l > 1 && tmp[l - 1] == '0')
-			l--;
-		memcpy(digits, tmp, (size_t) l);
-		digits[l] = '\0';
-		*len = l;
+		*sig = (uint64_t) q;
 		*decpt = e10 + 1;
 		return true;
 	}
@@ -307,10 +317,12 @@ mysql_format_double(double v, buf_t *out)
 	 * integer arithmetic for the usual range; printf + strtod elsewhere.
 	 */
 	bool rt = false;
+	uint64_t sig;
 	for (int prec = 15; prec <= 17; prec++) {
-		if (!exact_digits(fabs(v), prec, digits, &len, &decpt, &rt))
+		if (!exact_digits(fabs(v), prec, &sig, &decpt, &rt))
 			break;
 		if (rt || prec == 17) {
+			sig_digits(sig, prec, digits, &len);
 			format_digits(v < 0, digits, len, decpt, out);
 			return;
 		}
@@ -341,7 +353,9 @@ mysql_format_float(float v, buf_t *out)
 		return;
 	}
 	/* FLOAT prints FLT_DIG (6) significant digits, correctly rounded */
-	if (exact_digits(fabs(d), 6, digits, &len, &decpt, &rt)) {
+	uint64_t sig;
+	if (exact_digits(fabs(d), 6, &sig, &decpt, &rt)) {
+		sig_digits(sig, 6, digits, &len);
 		format_digits(d < 0, digits, len, decpt, out);
 		return;
 	}
