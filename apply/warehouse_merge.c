@@ -128,45 +128,88 @@ upsert_partial(PGconn *conn, const wh_table_t *t, const wh_mrow_t *r, buf_t *sql
 	return st;
 }
 
-/* COPY text of every whole (not partial) row; *ndel counts deleted ones. */
-static size_t
-encode_rows(buf_t *cp, const wh_table_t *t, wh_mrow_t *const *rows, size_t nrows, size_t *ndel)
+/* COPY text of one whole (not partial) mirror row. */
+static void
+encode_row(buf_t *cp, const wh_table_t *t, const wh_mrow_t *row)
 {
-	size_t nbulk = 0;
-	*ndel = 0;
-	buf_reset(cp);
-	for (size_t r = 0; r < nrows; r++) {
-		const wh_mrow_t *row = rows[r];
-		if (row->partial)
-			continue;
-		nbulk++;
-		*ndel += row->deleted;
-		for (size_t j = 0; j < t->ncols; j++) {
-			if (j < row->ncols && row->state[j] == WH_CELL_VALUE)
-				wh_copy_escape(cp, row->val[j], row->len[j]);
-			else
-				buf_append(cp, "\\N", 2);
-			buf_append_char(cp, '\t');
-		}
-		if (row->deleted) {
-			buf_append(cp, "t\t", 2);
-			if (row->commit_ts_us)
-				wh_append_ts(cp, row->commit_ts_us);
-			else
-				buf_append(cp, "\\N", 2);
-		} else {
-			buf_append(cp, "f\t\\N", 4);
-		}
+	for (size_t j = 0; j < t->ncols; j++) {
+		if (j < row->ncols && row->state[j] == WH_CELL_VALUE)
+			wh_copy_escape(cp, row->val[j], row->len[j]);
+		else
+			buf_append(cp, "\\N", 2);
 		buf_append_char(cp, '\t');
-		append_copy_text(cp, row->position_text);
-		buf_append_char(cp, '\t');
+	}
+	if (row->deleted) {
+		buf_append(cp, "t\t", 2);
 		if (row->commit_ts_us)
 			wh_append_ts(cp, row->commit_ts_us);
 		else
 			buf_append(cp, "\\N", 2);
-		buf_append_char(cp, '\n');
+	} else {
+		buf_append(cp, "f\t\\N", 4);
 	}
-	return nbulk;
+	buf_append_char(cp, '\t');
+	append_copy_text(cp, row->position_text);
+	buf_append_char(cp, '\t');
+	if (row->commit_ts_us)
+		wh_append_ts(cp, row->commit_ts_us);
+	else
+		buf_append(cp, "\\N", 2);
+	buf_append_char(cp, '\n');
+}
+
+/* Bytes of encoded rows sent per PQputCopyData: the server parses one
+ * piece while the next is encoded. */
+#define COPY_PIECE (256 * 1024)
+
+/*
+ * COPY the whole rows of rows[0..nrows) with sql (… FROM STDIN), encoding
+ * them piece by piece into sc->copy as they are sent.  what prefixes the
+ * message on failure; sqlstate (may be NULL) receives the SQLSTATE of a
+ * failed COPY, or "".
+ */
+static wh_status_t
+copy_rows(PGconn *conn, const char *sql, const wh_table_t *t, wh_mrow_t *const *rows,
+	  size_t nrows, wh_merge_scratch_t *sc, const char *what, char sqlstate[6], char *err,
+	  size_t errlen)
+{
+	wh_status_t st = WH_OK;
+	if (sqlstate)
+		sqlstate[0] = '\0';
+	PGresult *res = PQexec(conn, sql);
+	if (PQresultStatus(res) != PGRES_COPY_IN) {
+		st = wh_pg_error(conn, res, what, err, errlen);
+		PQclear(res);
+		return st;
+	}
+	PQclear(res);
+	buf_reset(&sc->copy);
+	for (size_t r = 0; r < nrows && st == WH_OK; r++) {
+		if (rows[r]->partial)
+			continue;
+		encode_row(&sc->copy, t, rows[r]);
+		if (sc->copy.len >= COPY_PIECE || r + 1 == nrows) {
+			if (PQputCopyData(conn, sc->copy.data, (int) sc->copy.len) != 1)
+				st = wh_pg_error(conn, NULL, what, err, errlen);
+			buf_reset(&sc->copy);
+		}
+	}
+	if (st == WH_OK && sc->copy.len > 0 &&
+	    PQputCopyData(conn, sc->copy.data, (int) sc->copy.len) != 1)
+		st = wh_pg_error(conn, NULL, what, err, errlen);
+	buf_reset(&sc->copy);
+	if (PQputCopyEnd(conn, st == WH_OK ? NULL : "aborted") != 1 && st == WH_OK)
+		st = wh_pg_error(conn, NULL, what, err, errlen);
+	while ((res = PQgetResult(conn)) != NULL) {
+		if (PQresultStatus(res) != PGRES_COMMAND_OK && st == WH_OK) {
+			st = wh_pg_error(conn, res, what, err, errlen);
+			const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+			if (sqlstate && state)
+				snprintf(sqlstate, 6, "%s", state);
+		}
+		PQclear(res);
+	}
+	return st;
 }
 
 /*
@@ -175,8 +218,8 @@ encode_rows(buf_t *cp, const wh_table_t *t, wh_mrow_t *const *rows, size_t nrows
  * rolled back: the caller merges instead.
  */
 static wh_status_t
-copy_direct(PGconn *conn, wh_table_t *t, wh_merge_scratch_t *sc, bool *done, char *err,
-	    size_t errlen)
+copy_direct(PGconn *conn, wh_table_t *t, wh_mrow_t *const *rows, size_t nrows,
+	    wh_merge_scratch_t *sc, bool *done, char *err, size_t errlen)
 {
 	wh_status_t st;
 	*done = false;
@@ -189,8 +232,8 @@ copy_direct(PGconn *conn, wh_table_t *t, wh_merge_scratch_t *sc, bool *done, cha
 	buf_append_str(&sc->sql, ") FROM STDIN");
 	char msg[1024], state[6];
 	PGresult *res = NULL;
-	st = wh_copy_in(conn, sc->sql.data, &sc->copy, "could not copy into mirror table", state,
-			msg, sizeof(msg));
+	st = copy_rows(conn, sc->sql.data, t, rows, nrows, sc, "could not copy into mirror table",
+		       state, msg, sizeof(msg));
 	if (st == WH_OK) {
 		*done = true;
 		t->direct_backoff = 0;
@@ -218,8 +261,9 @@ copy_direct(PGconn *conn, wh_table_t *t, wh_merge_scratch_t *sc, bool *done, cha
 }
 
 static wh_status_t
-merge_staged(PGconn *conn, const wh_table_t *t, size_t nbulk, size_t ndel, bool hard_delete,
-	     wh_merge_scratch_t *sc, char *err, size_t errlen)
+merge_staged(PGconn *conn, const wh_table_t *t, wh_mrow_t *const *rows, size_t nrows,
+	     size_t nbulk, size_t ndel, bool hard_delete, wh_merge_scratch_t *sc, char *err,
+	     size_t errlen)
 {
 	wh_status_t st;
 	buf_t *sql = &sc->sql;
@@ -234,8 +278,8 @@ merge_staged(PGconn *conn, const wh_table_t *t, size_t nbulk, size_t ndel, bool 
 	buf_printf(sql, "COPY %s (", stage);
 	mirror_columns(sql, t);
 	buf_append_str(sql, ") FROM STDIN");
-	if ((st = wh_copy_in(conn, sql->data, &sc->copy, "could not copy into staging table", NULL,
-			     err, errlen)))
+	if ((st = copy_rows(conn, sql->data, t, rows, nrows, sc, "could not copy into staging table",
+			    NULL, err, errlen)))
 		return st;
 	if (hard_delete && ndel > 0) {
 		buf_reset(sql);
@@ -282,8 +326,13 @@ wh_mirror_flush(PGconn *conn, wh_table_t *t, wh_mrow_t *const *rows, size_t nrow
 		bool hard_delete, wh_merge_scratch_t *sc, char *err, size_t errlen)
 {
 	wh_status_t st = WH_OK;
-	size_t ndel = 0;
-	size_t nbulk = encode_rows(&sc->copy, t, rows, nrows, &ndel);
+	size_t ndel = 0, nbulk = 0;
+	for (size_t r = 0; r < nrows; r++) {
+		if (!rows[r]->partial) {
+			nbulk++;
+			ndel += rows[r]->deleted;
+		}
+	}
 	if (nbulk > 0) {
 		/* Direct only when no row can meet a stored key by design: every
 		 * key is new in this batch (a hard delete must reach the table). */
@@ -295,10 +344,10 @@ wh_mirror_flush(PGconn *conn, wh_table_t *t, wh_mrow_t *const *rows, size_t nrow
 			direct = false;
 		}
 		bool done = false;
-		if (direct && (st = copy_direct(conn, t, sc, &done, err, errlen)) != WH_OK)
+		if (direct && (st = copy_direct(conn, t, rows, nrows, sc, &done, err, errlen)) != WH_OK)
 			return st;
-		if (!done && (st = merge_staged(conn, t, nbulk, ndel, hard_delete, sc, err,
-						errlen)) != WH_OK)
+		if (!done && (st = merge_staged(conn, t, rows, nrows, nbulk, ndel, hard_delete, sc,
+						err, errlen)) != WH_OK)
 			return st;
 	}
 	for (size_t r = 0; r < nrows && st == WH_OK; r++)
