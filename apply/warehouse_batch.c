@@ -784,6 +784,7 @@ batch_reset(wh_batch_t *b)
 	b->count = 0;
 	b->in_txn = false;
 	b->scratch.stage_seq = 0;
+	b->scratch.txn++;
 }
 
 wh_status_t

@@ -261,19 +261,38 @@ copy_direct(PGconn *conn, wh_table_t *t, wh_mrow_t *const *rows, size_t nrows,
 }
 
 static wh_status_t
-merge_staged(PGconn *conn, const wh_table_t *t, wh_mrow_t *const *rows, size_t nrows,
+merge_staged(PGconn *conn, wh_table_t *t, wh_mrow_t *const *rows, size_t nrows,
 	     size_t nbulk, size_t ndel, bool hard_delete, wh_merge_scratch_t *sc, char *err,
 	     size_t errlen)
 {
 	wh_status_t st;
 	buf_t *sql = &sc->sql;
 	char stage[32];
-	snprintf(stage, sizeof(stage), "_steward_stage_%u", ++sc->stage_seq);
-	buf_reset(sql);
-	buf_printf(sql, "CREATE TEMP TABLE %s (LIKE %s INCLUDING DEFAULTS) ON COMMIT DROP", stage,
-		   t->mirror_qname);
-	if ((st = wh_exec(conn, sql->data, "could not create staging table", err, errlen)))
-		return st;
+	snprintf(stage, sizeof(stage), "_steward_stage_%u", t->id);
+	/* One staging table per mirror for the session: creating one per
+	 * batch wrote and vacuumed catalog rows at every commit.  Commits
+	 * empty it; a rollback may drop it, and then the schema cache (and
+	 * stage_ready) is invalidated too. */
+	bool fresh = false;
+	if (!t->stage_ready || t->stage_shape != t->mirror_shape) {
+		buf_reset(sql);
+		buf_printf(sql, "DROP TABLE IF EXISTS pg_temp.%s; CREATE TEMP TABLE %s (LIKE %s"
+				" INCLUDING DEFAULTS) ON COMMIT DELETE ROWS",
+			   stage, stage, t->mirror_qname);
+		if ((st = wh_exec(conn, sql->data, "could not create staging table", err, errlen)))
+			return st;
+		t->stage_ready = true;
+		t->stage_shape = t->mirror_shape;
+		fresh = true;
+	}
+	if (!fresh && t->stage_txn == sc->txn) {
+		/* Already merged once in this transaction (a truncate came between). */
+		buf_reset(sql);
+		buf_printf(sql, "TRUNCATE %s", stage);
+		if ((st = wh_exec(conn, sql->data, "could not empty staging table", err, errlen)))
+			return st;
+	}
+	t->stage_txn = sc->txn;
 	buf_reset(sql);
 	buf_printf(sql, "COPY %s (", stage);
 	mirror_columns(sql, t);

@@ -14,8 +14,11 @@
  *             primary key, the savepoint is rolled back and the batch
  *             takes the merge path.  A table whose direct COPY failed skips
  *             the direct path for a growing number of batches.
- *   merge   — COPY into a temporary staging table, then INSERT … ON
- *             CONFLICT (DELETE … USING first for hard deletes).
+ *   merge   — COPY into the table's staging table, then INSERT … ON
+ *             CONFLICT (DELETE … USING first for hard deletes).  The
+ *             staging table is a temporary table (ON COMMIT DELETE ROWS)
+ *             created once per session and table and again only when the
+ *             mirror's columns change, not once per batch.
  *
  * Rows with unchanged (TOAST) columns are upserted one by one with only
  * the columns they carry.
@@ -55,6 +58,7 @@ typedef struct wh_mrow {
 typedef struct wh_merge_scratch {
 	buf_t copy, sql;
 	unsigned stage_seq;       /* names temp tables within a transaction; reset at commit */
+	unsigned txn;             /* counts batch transactions: bumped at each commit or abort */
 } wh_merge_scratch_t;
 
 /*

@@ -355,6 +355,7 @@ out:
 		return st;
 	}
 	s->tables = xrealloc(s->tables, (s->ntables + 1) * sizeof(*s->tables));
+	t->id = (unsigned) s->ntables;
 	s->tables[s->ntables++] = t;
 	s->last = t;
 	*out = t;
@@ -534,6 +535,7 @@ out:
 /* One table's data columns, as resolve_value sees them. */
 typedef struct colset {
 	wh_schema_t *schema;
+	unsigned *shape;          /* bumped when a column is added or widened */
 	const char *qname;
 	wh_column_t **cols;
 	size_t *ncols;
@@ -569,6 +571,7 @@ resolve_value(PGconn *conn, colset_t cs, const wh_value_t *v, size_t i, size_t *
 		st = wh_exec(conn, sql.data, "could not add column", err, errlen);
 		if (st == WH_OK)
 			log_info("warehouse", "added column %s %s to %s", col->ident, type, cs.qname);
+		(*cs.shape)++;
 		goto out;
 	}
 	wh_column_t *col = &cols[j];
@@ -585,6 +588,7 @@ resolve_value(PGconn *conn, colset_t cs, const wh_value_t *v, size_t i, size_t *
 		buf_printf(&sql, "ALTER TABLE %s ALTER COLUMN %s TYPE %s USING %s::%s",
 			   cs.qname, col->ident, type, col->ident, type);
 		st = wh_exec(conn, sql.data, "could not widen column", err, errlen);
+		(*cs.shape)++;
 		if (st == WH_OK) {
 			log_info("warehouse", "widened column %s of %s from %s to %s", col->ident,
 				 cs.qname, col->type, type);
@@ -662,8 +666,9 @@ wh_schema_prepare(PGconn *conn, wh_schema_t *s, const wh_change_t *c, wh_table_t
 			return st;
 		}
 	}
-	colset_t mcs = {s, t->mirror_qname, &t->cols, &t->ncols, &t->hint, &t->nhint};
-	colset_t hcs = {s, t->history_qname, &t->hcols, &t->nhcols, &t->hhint, &t->nhhint};
+	unsigned history_shape = 0;  /* the history has no staging table */
+	colset_t mcs = {s, &t->mirror_shape, t->mirror_qname, &t->cols, &t->ncols, &t->hint, &t->nhint};
+	colset_t hcs = {s, &history_shape, t->history_qname, &t->hcols, &t->nhcols, &t->hhint, &t->nhhint};
 	if ((st = resolve_images(conn, mcs, (s->modes & WH_MODE_MIRROR) && t->has_mirror, c,
 				 mirror_map, err, errlen)) != WH_OK ||
 	    (st = resolve_images(conn, hcs, (s->modes & WH_MODE_HISTORY) != 0, c, history_map,

@@ -57,6 +57,12 @@ typedef struct wh_table {
 	bool warned_no_key;
 	unsigned direct_skip;  /* mirror batches left to merge before trying direct COPY */
 	unsigned direct_backoff;
+	unsigned id;           /* distinct among the schema's tables until invalidated */
+	unsigned mirror_shape; /* bumped by every change to the mirror's columns */
+	/* The mirror's staging table (warehouse_merge.c), a session temp table. */
+	bool stage_ready;      /* exists with the columns of stage_shape */
+	unsigned stage_shape;
+	unsigned stage_txn;    /* the batch transaction that last filled it */
 } wh_table_t;
 
 typedef struct wh_schema wh_schema_t;

@@ -4,7 +4,10 @@
 # them mid-stream, a truncate and deletes in the middle still give a history
 # with every change exactly once and in order, a mirror equal to the
 # source's final state, and SCD2 versions closed per key; applying the same
-# log in history-only mode gives the same history.
+# log in history-only mode gives the same history.  Then, in small batches,
+# the mirror's staging table is reused across batches, re-created when a
+# column appears, and emptied when a batch merges a table twice (a truncate
+# between).
 set -euo pipefail
 : "${STEWARD_BIN:?}" "${STEWARD_SOURCE_DIR:?}" "${STEWARD_BUILD_DIR:?}"
 PORT=55471
@@ -74,4 +77,35 @@ same=$(q "SELECT count(*) FROM (SELECT _steward_position, _steward_op, id, qty, 
   || fail "mirror a values"
 [[ $(q "SELECT count(*) FROM steward.erp__b WHERE NOT _steward_deleted AND v = 'again ' || id") == $N ]] || fail "mirror b after truncate"
 [[ $(q "SELECT changes FROM steward._steward_apply_state WHERE source = 'erp'") == "$total" ]] || fail "applied count"
+
+# 2: small batches of updates to keys the warehouse holds (the merge path)
+awk 'BEGIN {
+  h = "\"source\":\"erp\",\"source_kind\":\"postgresql\",\"database\":\"erp\""
+  ta = "\"types\":{\"id\":\"integer\",\"qty\":\"integer\",\"pad\":\"text\"}"
+  te = "\"types\":{\"id\":\"integer\",\"qty\":\"integer\",\"pad\":\"text\",\"extra\":\"text\"}"
+  tb = "\"types\":{\"id\":\"integer\",\"v\":\"text\"}"
+  for (i = 101; i <= 1100; i++)
+    printf "{%s,\"table\":\"public.a\",\"op\":\"update\",\"key\":{\"id\":\"%d\"},\"after\":{\"id\":\"%d\",\"qty\":\"%d\",\"pad\":\"p%d\"},%s}\n", h, i, i, i + 2, i, ta
+  for (i = 101; i <= 600; i++)
+    printf "{%s,\"table\":\"public.a\",\"op\":\"update\",\"key\":{\"id\":\"%d\"},\"after\":{\"id\":\"%d\",\"qty\":\"%d\",\"pad\":\"p%d\",\"extra\":\"e%d\"},%s}\n", h, i, i, i + 3, i, i, te
+  for (i = 1; i <= 20; i++) {
+    if (i == 11)
+      printf "{%s,\"table\":\"public.b\",\"op\":\"truncate\",\"truncated_tables\":[\"public.b\"]}\n", h
+    printf "{%s,\"table\":\"public.b\",\"op\":\"update\",\"key\":{\"id\":\"%d\"},\"after\":{\"id\":\"%d\",\"v\":\"u%d\"},%s}\n", h, i, i, i, tb
+  }
+}' >"$T/more.jsonl"
+"$GEN" --out "$T/log" --json "$T/more.jsonl"
+total=$((total + $(wc -l <"$T/more.jsonl")))
+"$STEWARD_BIN" apply --log "$T/log" --warehouse "$DSN" --mode both --batch 500 --once
+[[ $(q "SELECT count(*) FROM steward.erp__a WHERE id BETWEEN 101 AND 600 AND qty = id + 3 AND pad = 'p' || id AND extra = 'e' || id") == 500 ]] \
+  || fail "mirror a after the column appeared"
+[[ $(q "SELECT count(*) FROM steward.erp__a WHERE id BETWEEN 601 AND 1100 AND qty = id + 2 AND pad = 'p' || id AND extra IS NULL") == 500 ]] \
+  || fail "mirror a after merged updates"
+[[ $(q "SELECT count(*) FROM steward.erp__a WHERE id > 1100 AND qty = id + 1 AND NOT _steward_deleted") == $((N - 1100)) ]] \
+  || fail "mirror a rows not updated"
+[[ $(q "SELECT string_agg(id::text, ',' ORDER BY id) FROM steward.erp__b WHERE NOT _steward_deleted") == 11,12,13,14,15,16,17,18,19,20 ]] \
+  || fail "mirror b after update, truncate, update in one batch"
+[[ $(q "SELECT count(*) FROM steward.erp__b WHERE id <= 10 AND v = 'u' || id AND _steward_deleted") == 10 ]] || fail "mirror b before the truncate"
+[[ $(q "SELECT count(*) FROM steward.erp__a__history") -eq $((ha + 1500)) ]] || fail "history of a after the merge batches"
+[[ $(q "SELECT changes FROM steward._steward_apply_state WHERE source = 'erp'") == "$total" ]] || fail "applied count after the merge batches"
 echo "warehouse_stream: ok"
