@@ -9,6 +9,7 @@
  */
 #include "mysql_decode.h"
 
+#include <endian.h>
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,17 +23,31 @@
 #define NEED(n) do { if (avail < (size_t) (n)) \
 	FAIL("value needs %zu bytes, %zu left", (size_t) (n), avail); } while (0)
 
+/*
+ * buf_append for the value formatters: a value's text usually fits the
+ * room left in the (reused) row buffer, so copy it inline and call out
+ * only to grow.  Keeps buf.h's NUL after the data.
+ */
+static inline void
+text_append(buf_t *out, const void *p, size_t n)
+{
+	if (out->len + n < out->cap) {
+		memcpy(out->data + out->len, p, n);
+		out->len += n;
+		out->data[out->len] = '\0';
+	} else {
+		buf_append(out, p, n);
+	}
+}
+
+static size_t put_u64(char *dst, uint64_t v);
+
 /* Decimal digits without printf: integers are most of the values we print. */
 static void
 append_u64(buf_t *out, uint64_t v)
 {
 	char tmp[24];
-	int i = (int) sizeof(tmp);
-	do {
-		tmp[--i] = (char) ('0' + v % 10);
-		v /= 10;
-	} while (v);
-	buf_append(out, tmp + i, sizeof(tmp) - (size_t) i);
+	text_append(out, tmp, put_u64(tmp, v));
 }
 
 /* "00".."99": two digits per division in the hot formatters */
@@ -85,7 +100,7 @@ append_padded(buf_t *out, unsigned v, int width)
 {
 	char tmp[12];
 	put_padded(tmp, v, width);
-	buf_append(out, tmp, (size_t) width);
+	text_append(out, tmp, (size_t) width);
 }
 
 /* YYYY-MM-DD HH:MM:SS, then .ffffff to fsp digits when fsp > 0; one append */
@@ -112,7 +127,7 @@ append_datetime_frac(buf_t *out, unsigned y, unsigned mo, unsigned d, unsigned h
 		put_padded(t + n, (unsigned) (usec / div[fsp]), (int) fsp);
 		n += fsp;
 	}
-	buf_append(out, t, n);
+	text_append(out, t, n);
 }
 
 static void
@@ -156,7 +171,7 @@ format_digits(bool neg, const char *digits, int len, int decpt, buf_t *out)
 			for (int i = len; i < decpt; i++)
 				t[n++] = '0';
 		}
-		buf_append(out, t, n);
+		text_append(out, t, n);
 		return;
 	}
 	if (neg)
@@ -164,7 +179,7 @@ format_digits(bool neg, const char *digits, int len, int decpt, buf_t *out)
 	buf_append_char(out, digits[0]);
 	if (len > 1) {
 		buf_append_char(out, '.');
-		buf_append(out, digits + 1, (size_t) (len - 1));
+		text_append(out, digits + 1, (size_t) (len - 1));
 	}
 	buf_printf(out, "e%d", decpt - 1);
 }
@@ -442,7 +457,7 @@ decimal_small_text(const uint8_t *b, unsigned intg, unsigned scale, bool neg, bu
 		}
 		n += scale;
 	}
-	buf_append(out, t, n);
+	text_append(out, t, n);
 	return true;
 }
 
@@ -510,7 +525,7 @@ decimal_text(unsigned precision, unsigned scale, const uint8_t *p, size_t avail,
 		memcpy(t + n, fp, fl);
 		n += fl;
 	}
-	buf_append(out, t, n);
+	text_append(out, t, n);
 	*used = size;
 	return MYDEC_OK;
 }
@@ -625,12 +640,12 @@ append_utf8(buf_t *out, unsigned cp)
 	} else if (cp < 0x800) {
 		u[0] = (char) (0xC0 | cp >> 6);
 		u[1] = (char) (0x80 | (cp & 63));
-		buf_append(out, u, 2);
+		text_append(out, u, 2);
 	} else {
 		u[0] = (char) (0xE0 | cp >> 12);
 		u[1] = (char) (0x80 | ((cp >> 6) & 63));
 		u[2] = (char) (0x80 | (cp & 63));
-		buf_append(out, u, 3);
+		text_append(out, u, 3);
 	}
 }
 
@@ -642,7 +657,7 @@ append_hex(buf_t *out, const uint8_t *p, size_t n)
 	buf_append_str(out, "0x");
 	for (size_t i = 0; i < n; i++) {
 		char h[2] = {hex[p[i] >> 4], hex[p[i] & 15]};
-		buf_append(out, h, 2);
+		text_append(out, h, 2);
 	}
 }
 
@@ -657,7 +672,7 @@ append_string(buf_t *out, uint32_t coll, const uint8_t *p, size_t n)
 			append_utf8(out, c >= 0x80 && c < 0xa0 ? cp1252_hi[c - 0x80] : c);
 		}
 	} else {
-		buf_append(out, p, n);
+		text_append(out, p, n);
 	}
 }
 
@@ -673,7 +688,13 @@ mysql_value_text(const mysql_column_t *c, const uint8_t *p, size_t avail, size_t
 		unsigned n = c->type == MYT_TINY ? 1 : c->type == MYT_SHORT ? 2 :
 			     c->type == MYT_INT24 ? 3 : c->type == MYT_LONG ? 4 : 8;
 		NEED(n);
-		uint64_t u = mysql_le(p, n);
+		uint64_t u;
+		if (n == 8) {
+			memcpy(&u, p, 8);
+			u = le64toh(u);
+		} else {
+			u = mysql_le(p, n);
+		}
 		if (c->is_unsigned) {
 			append_u64(out, u);
 		} else {
@@ -688,7 +709,7 @@ mysql_value_text(const mysql_column_t *c, const uint8_t *p, size_t avail, size_t
 					u /= 10;
 				} while (u);
 				tmp[--i] = '-';
-				buf_append(out, tmp + i, sizeof(tmp) - (size_t) i);
+				text_append(out, tmp + i, sizeof(tmp) - (size_t) i);
 			} else {
 				append_u64(out, u);
 			}

@@ -172,36 +172,6 @@ record_enc_entry_unchanged(buf_t *img, unsigned field)
 	entry_flag(img, field, 6);
 }
 
-/* head: image tag, value length, text tag (field 5), text length: 4 bytes up to 125 text bytes */
-#define ENTRY_HEAD 4
-
-size_t
-record_enc_entry_text_begin(buf_t *img)
-{
-	buf_reserve(img, ENTRY_HEAD);
-	img->len += ENTRY_HEAD;
-	return img->len - ENTRY_HEAD;
-}
-
-void
-record_enc_entry_text_end(buf_t *img, unsigned field, size_t start)
-{
-	size_t tlen = img->len - start - ENTRY_HEAD;
-	size_t vlen = 1 + record_varint_len(tlen) + tlen;
-	size_t head = 1 + record_varint_len(vlen) + 1 + record_varint_len(tlen);
-	if (head > ENTRY_HEAD) {
-		/* a long text: make room for the wider lengths */
-		buf_reserve(img, head - ENTRY_HEAD);
-		uint8_t *t = (uint8_t *) img->data + start + ENTRY_HEAD;
-		memmove(t + (head - ENTRY_HEAD), t, tlen);
-		img->len += head - ENTRY_HEAD;
-	}
-	uint8_t *p = (uint8_t *) img->data + start;
-	*p++ = TAG(field, WT_LEN);
-	p += record_varint_put(p, vlen);
-	*p++ = TAG(5, WT_LEN);
-	record_varint_put(p, tlen);
-}
 
 static inline uint8_t *
 put_bytes(uint8_t *p, uint8_t tag, const void *data, size_t n)

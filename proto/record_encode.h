@@ -31,6 +31,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <string.h>
+
 #include "buf.h"
 #include "steward.pb-c.h"
 
@@ -132,8 +134,6 @@ typedef struct record_enc_change {
  */
 void record_enc_entry_null(buf_t *img, unsigned field);
 void record_enc_entry_unchanged(buf_t *img, unsigned field);
-size_t record_enc_entry_text_begin(buf_t *img);
-void record_enc_entry_text_end(buf_t *img, unsigned field, size_t start);
 
 /* Exact size in bytes of the encoded Change message (without any outer tag or length). */
 size_t record_encode_size(const record_enc_change_t *c);
@@ -164,6 +164,38 @@ record_varint_put(uint8_t *p, uint64_t v)
 	}
 	p[n++] = (uint8_t) v;
 	return n;
+}
+
+/* head: image tag, value length, text tag (field 5), text length: 4 bytes up to 125 text bytes */
+#define RECORD_ENC_ENTRY_HEAD 4
+
+/* Inline: called once per value of every shaped row. */
+static inline size_t
+record_enc_entry_text_begin(buf_t *img)
+{
+	buf_reserve(img, RECORD_ENC_ENTRY_HEAD);
+	img->len += RECORD_ENC_ENTRY_HEAD;
+	return img->len - RECORD_ENC_ENTRY_HEAD;
+}
+
+static inline void
+record_enc_entry_text_end(buf_t *img, unsigned field, size_t start)
+{
+	size_t tlen = img->len - start - RECORD_ENC_ENTRY_HEAD;
+	size_t vlen = 1 + record_varint_len(tlen) + tlen;
+	size_t head = 1 + record_varint_len(vlen) + 1 + record_varint_len(tlen);
+	if (head > RECORD_ENC_ENTRY_HEAD) {
+		/* a long text: make room for the wider lengths */
+		buf_reserve(img, head - RECORD_ENC_ENTRY_HEAD);
+		uint8_t *t = (uint8_t *) img->data + start + RECORD_ENC_ENTRY_HEAD;
+		memmove(t + (head - RECORD_ENC_ENTRY_HEAD), t, tlen);
+		img->len += head - RECORD_ENC_ENTRY_HEAD;
+	}
+	uint8_t *p = (uint8_t *) img->data + start;
+	*p++ = (uint8_t) (field << 3 | 2);
+	p += record_varint_put(p, vlen);
+	*p++ = (uint8_t) (5 << 3 | 2);  /* Value.text */
+	record_varint_put(p, tlen);
 }
 
 #endif
