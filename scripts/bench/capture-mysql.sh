@@ -5,7 +5,7 @@
 # bytes over the same replication protocol, written to a file undecoded),
 # alternating, several runs each, from the same start position; report
 # medians of wall time (server start and backlog load excluded), CPU time
-# (user + system) and peak RSS.
+# (user + system) and peak RSS, and the change log's bytes per row (raw and compressed).
 #
 #   scripts/bench/capture-mysql.sh                      1,000,000 row changes, 3 runs each
 #   BENCH_ROWS=200000 BENCH_RUNS=5 scripts/bench/capture-mysql.sh
@@ -74,8 +74,13 @@ for r in $(seq 1 "$RUNS"); do
   printf 'run %d: mariadb-binlog %.2f s (cpu %s s), steward %.2f s (cpu %s s)\n' "$r" \
     "${b_times[-1]}" "${b_cpu[-1]}" "$t" "$c"
 done
-n=$("$STEWARD" log stats -d "$DIR/log" 2>/dev/null | awk '/records/ {print $NF; exit}' || true)
+"$STEWARD" log stats -d "$DIR/log" >"$DIR/stats.txt" 2>/dev/null || true
+n=$(awk '$1 == "records" {print $2}' "$DIR/stats.txt")
 echo "steward records in the last log: ${n:-?}"
+# change log size per row: raw (packed batches) and as written (zstd frames)
+awk '$1 == "records" {n = $2} $1 == "bytes" {b = $2} $1 == "raw_bytes" {r = $2}
+     END {if (n) printf "change log bytes per row: %.1f raw, %.1f compressed\n", r / n, b / n}' \
+  "$DIR/stats.txt"
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 st=$(median "${s_times[@]}"); bt=$(median "${b_times[@]}")
