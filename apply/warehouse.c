@@ -492,10 +492,13 @@ session_run(session_t *s, wh_status_t *st, char *err, size_t errlen)
 static void
 session_close(session_t *s)
 {
-	wh_feed_stop(s->feed);  /* before the readers it borrows are closed */
-	free(s->readers);
+	/* Abort first: it forgets the schema's cached layouts, which point at
+	 * the feed's interned names; then stop the feed, before the readers
+	 * it borrows are closed. */
 	if (s->batch)
 		wh_batch_abort(s->batch, s->conn);
+	wh_feed_stop(s->feed);
+	free(s->readers);
 	if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
 		checkpoint_finish(s);
 	wh_batch_free(s->batch);

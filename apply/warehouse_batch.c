@@ -134,18 +134,23 @@ static void
 append_copy_bytea(buf_t *out, const uint8_t *p, size_t n)
 {
 	static const char digits[] = "0123456789abcdef";
-	buf_append(out, "\\\\x", 3);
+	buf_reserve(out, 3 + 2 * n);
+	char *w = out->data + out->len;
+	memcpy(w, "\\\\x", 3);
+	w += 3;
 	for (size_t i = 0; i < n; i++) {
-		buf_append_char(out, digits[p[i] >> 4]);
-		buf_append_char(out, digits[p[i] & 15]);
+		*w++ = digits[p[i] >> 4];
+		*w++ = digits[p[i] & 15];
 	}
+	out->len = (size_t) (w - out->data);
+	out->data[out->len] = '\0';
 }
 
 static void
 append_copy_text(buf_t *out, const char *s)
 {
 	if (!s)
-		buf_append(out, "\\N", 2);
+		wh_put(out, "\\N", 2);
 	else
 		wh_copy_escape(out, s, strlen(s));
 }
@@ -329,7 +334,7 @@ append_copy_ts(buf_t *out, int64_t us)
 	if (us)
 		wh_append_ts(out, us);
 	else
-		buf_append(out, "\\N", 2);
+		wh_put(out, "\\N", 2);
 }
 
 /* The names of unchanged columns as a text[] literal into j ("" if none). */
@@ -394,48 +399,48 @@ history_row(wh_batch_t *b, tpend_t *p, const wh_change_t *c, const size_t *hidx)
 	}
 
 	append_copy_text(h, c->op_name);
-	buf_append_char(h, '\t');
+	wh_put_char(h, '\t');
 	append_copy_text(h, c->source);
-	buf_append_char(h, '\t');
+	wh_put_char(h, '\t');
 	append_copy_text(h, c->position_text ? c->position_text : "");
-	buf_append_char(h, '\t');
+	wh_put_char(h, '\t');
 	append_copy_bytea(h, c->position, c->position_len);
-	buf_append_char(h, '\t');
+	wh_put_char(h, '\t');
 	append_copy_ts(h, c->commit_ts_us);
-	buf_append_char(h, '\t');
+	wh_put_char(h, '\t');
 	append_copy_text(h, c->txid && *c->txid ? c->txid : NULL);
-	buf_append_char(h, '\t');
+	wh_put_char(h, '\t');
 	if (c->op == WH_OP_UPSERT && c->nbefore > 0) {
 		image_json(&b->json, c->before, c->nbefore);
 		wh_copy_escape(h, b->json.data, b->json.len);
 	} else {
-		buf_append(h, "\\N", 2);
+		wh_put(h, "\\N", 2);
 	}
-	buf_append_char(h, '\t');
+	wh_put_char(h, '\t');
 	unchanged_array(&b->json, img, c->op == WH_OP_UPSERT ? nimg : 0);
 	if (b->json.len)
 		wh_copy_escape(h, b->json.data, b->json.len);
 	else
-		buf_append(h, "\\N", 2);
+		wh_put(h, "\\N", 2);
 	if (b->opts.scd2) {
 		/* valid_from, valid_to: a truncate row is closed at once; the rest
 		 * are closed by the next version of their key (see flush). */
-		buf_append_char(h, '\t');
+		wh_put_char(h, '\t');
 		append_copy_ts(h, c->commit_ts_us);
-		buf_append_char(h, '\t');
+		wh_put_char(h, '\t');
 		if (c->op == WH_OP_TRUNCATE)
 			append_copy_ts(h, c->commit_ts_us);
 		else
-			buf_append(h, "\\N", 2);
+			wh_put(h, "\\N", 2);
 	}
 	for (size_t j = 0; j < ncols; j++) {
-		buf_append_char(h, '\t');
+		wh_put_char(h, '\t');
 		if (b->hval[j])
 			wh_copy_escape(h, b->hval[j], b->hlen[j]);
 		else
-			buf_append(h, "\\N", 2);
+			wh_put(h, "\\N", 2);
 	}
-	buf_append_char(h, '\n');
+	wh_put_char(h, '\n');
 	p->nhistory++;
 	if (b->opts.scd2 && c->op != WH_OP_TRUNCATE && t->nhkey > 0) {
 		bool whole = true;
@@ -443,11 +448,11 @@ history_row(wh_batch_t *b, tpend_t *p, const wh_change_t *c, const size_t *hidx)
 			whole = t->hkey[k] < ncols && b->hval[t->hkey[k]];
 		for (size_t k = 0; k < t->nhkey && whole; k++) {
 			if (k)
-				buf_append_char(&p->keys, '\t');
+				wh_put_char(&p->keys, '\t');
 			wh_copy_escape(&p->keys, b->hval[t->hkey[k]], b->hlen[t->hkey[k]]);
 		}
 		if (whole)
-			buf_append_char(&p->keys, '\n');
+			wh_put_char(&p->keys, '\n');
 	}
 }
 

@@ -211,10 +211,14 @@ adapter_intern(adapter_t *a, const char *name)
 	return a->names[s];
 }
 
-/* Values of one image, copied into arena (the record is transient). */
+/*
+ * Values of one image, copied into arena (the record is transient).  Names
+ * and types point at the adapter's interned strings and type cache, which
+ * live as long as the feed; *stable becomes false when one does not.
+ */
 static wh_value_t *
 adapter_values(adapter_t *a, store_t *arena, int kind, Steward__Value *const *src, size_t n,
-	       char *const *unchanged, size_t nunchanged, size_t *nout)
+	       char *const *unchanged, size_t nunchanged, size_t *nout, bool *stable)
 {
 	wh_value_t *v = store_alloc(arena, (n + nunchanged + 1) * sizeof(*v), 8);
 	if (n > a->nlast) {
@@ -243,6 +247,7 @@ adapter_values(adapter_t *a, store_t *arena, int kind, Steward__Value *const *sr
 			spare = store_alloc(arena, sizeof(*spare), 8);
 			wh_type_map((Steward__SourceKind) kind, stype, spare);
 			t = spare;
+			*stable = false;
 		}
 		/* Names repeat too: keep one copy per position for the feed's
 		 * life instead of one per value. */
@@ -275,7 +280,7 @@ adapter_values(adapter_t *a, store_t *arena, int kind, Steward__Value *const *sr
 		for (size_t i = 0; i < k && !present; i++)
 			present = strcmp(v[i].name, unchanged[u]) == 0;
 		if (!present) {
-			v[k].name = store_strdup(arena, unchanged[u]);
+			v[k].name = adapter_intern(a, unchanged[u]);
 			v[k].type = "text";
 			v[k].text = NULL;
 			v[k].len = 0;
@@ -342,9 +347,11 @@ adapter_change(adapter_t *a, store_t *arena, const Steward__Change *c, const cha
 		out->op_name = "insert";
 		break;
 	}
-	out->before = adapter_values(a, arena, kind, c->before, c->n_before, NULL, 0, &out->nbefore);
+	out->stable_names = true;
+	out->before = adapter_values(a, arena, kind, c->before, c->n_before, NULL, 0, &out->nbefore,
+				     &out->stable_names);
 	out->after = adapter_values(a, arena, kind, c->after, c->n_after, c->unchanged,
-				    c->n_unchanged, &out->nafter);
+				    c->n_unchanged, &out->nafter, &out->stable_names);
 }
 
 /* ---- chunks ---- */

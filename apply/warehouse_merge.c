@@ -73,7 +73,7 @@ static void
 append_copy_text(buf_t *out, const char *s)
 {
 	if (!s)
-		buf_append(out, "\\N", 2);
+		wh_put(out, "\\N", 2);
 	else
 		wh_copy_escape(out, s, strlen(s));
 }
@@ -136,26 +136,26 @@ encode_row(buf_t *cp, const wh_table_t *t, const wh_mrow_t *row)
 		if (j < row->ncols && row->state[j] == WH_CELL_VALUE)
 			wh_copy_escape(cp, row->val[j], row->len[j]);
 		else
-			buf_append(cp, "\\N", 2);
-		buf_append_char(cp, '\t');
+			wh_put(cp, "\\N", 2);
+		wh_put_char(cp, '\t');
 	}
 	if (row->deleted) {
-		buf_append(cp, "t\t", 2);
+		wh_put(cp, "t\t", 2);
 		if (row->commit_ts_us)
 			wh_append_ts(cp, row->commit_ts_us);
 		else
-			buf_append(cp, "\\N", 2);
+			wh_put(cp, "\\N", 2);
 	} else {
-		buf_append(cp, "f\t\\N", 4);
+		wh_put(cp, "f\t\\N", 4);
 	}
-	buf_append_char(cp, '\t');
+	wh_put_char(cp, '\t');
 	append_copy_text(cp, row->position_text);
-	buf_append_char(cp, '\t');
+	wh_put_char(cp, '\t');
 	if (row->commit_ts_us)
 		wh_append_ts(cp, row->commit_ts_us);
 	else
-		buf_append(cp, "\\N", 2);
-	buf_append_char(cp, '\n');
+		wh_put(cp, "\\N", 2);
+	wh_put_char(cp, '\n');
 }
 
 /* Bytes of encoded rows sent per PQputCopyData: the server parses one

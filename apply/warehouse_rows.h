@@ -46,7 +46,7 @@ typedef struct wh_value {
 
 /*
  * One change.  Everything is borrowed for the duration of wh_batch_add,
- * which copies what it keeps.
+ * which copies what it keeps (but see stable_names).
  */
 typedef struct wh_change {
 	const char *target;          /* base table name, fitted (wh_table_name) */
@@ -64,6 +64,14 @@ typedef struct wh_change {
 	size_t nbefore;
 	const wh_value_t *after;     /* new image (empty for deletes) */
 	size_t nafter;
+	/*
+	 * The caller promises that the name and type strings of both images
+	 * stay valid and unchanged for the life of the wh_schema_t (e.g.
+	 * interned per session).  The schema then recognises a change laid
+	 * out like the previous one of its table by comparing pointers, and
+	 * reuses that change's column mapping.  false: names are compared.
+	 */
+	bool stable_names;
 } wh_change_t;
 
 #endif

@@ -50,11 +50,102 @@ wh_schema_create(const wh_schema_options_t *opts)
 	return s;
 }
 
+/*
+ * The column mapping of the last change of a table whose names and types
+ * are pointer-stable (wh_change_t.stable_names): a change with the same
+ * pointers, unchanged flags and image sizes maps the same way, so the
+ * per-value name and type comparisons are skipped.  Column indexes stay
+ * valid as columns are only ever appended, but any added column voids the
+ * layout (a value that had none may have one now); a widened type arrives
+ * as a different type string, so it misses.
+ */
+typedef struct wh_layout {
+	size_t nafter, nbefore, cap;
+	const char **name, **type;   /* after values, then before values */
+	unsigned char *unchanged;
+	size_t *mirror, *history;    /* the mappings, same order */
+	bool has_mirror;             /* the mirror map was on */
+	size_t ncols, nhcols;        /* the table's columns then: a value unknown then
+					(an unchanged one) may have a column now */
+} wh_layout_t;
+
+static void
+layout_free(wh_layout_t *l)
+{
+	if (!l)
+		return;
+	free(l->name);
+	free(l->type);
+	free(l->unchanged);
+	free(l->mirror);
+	free(l->history);
+	free(l);
+}
+
+static bool
+layout_match(const wh_layout_t *l, const wh_table_t *t, const wh_change_t *c)
+{
+	if (!l || l->nafter != c->nafter || l->nbefore != c->nbefore ||
+	    l->has_mirror != t->has_mirror || l->ncols != t->ncols || l->nhcols != t->nhcols)
+		return false;
+	for (size_t i = 0; i < c->nafter; i++)
+		if (l->name[i] != c->after[i].name || l->type[i] != c->after[i].type ||
+		    l->unchanged[i] != c->after[i].unchanged)
+			return false;
+	for (size_t i = 0, k = c->nafter; i < c->nbefore; i++, k++)
+		if (l->name[k] != c->before[i].name || l->type[k] != c->before[i].type ||
+		    l->unchanged[k] != c->before[i].unchanged)
+			return false;
+	return true;
+}
+
+static void
+layout_store(wh_table_t *t, const wh_change_t *c, const wh_colmap_t *mm, const wh_colmap_t *hm)
+{
+	size_t n = c->nafter + c->nbefore;
+	wh_layout_t *l = t->layout;
+	if (!l)
+		l = t->layout = xcalloc(1, sizeof(*l));
+	if (n > l->cap) {
+		l->cap = n;
+		l->name = xrealloc(l->name, n * sizeof(*l->name));
+		l->type = xrealloc(l->type, n * sizeof(*l->type));
+		l->unchanged = xrealloc(l->unchanged, n);
+		l->mirror = xrealloc(l->mirror, n * sizeof(*l->mirror));
+		l->history = xrealloc(l->history, n * sizeof(*l->history));
+	}
+	l->nafter = c->nafter;
+	l->nbefore = c->nbefore;
+	l->has_mirror = t->has_mirror;
+	l->ncols = t->ncols;
+	l->nhcols = t->nhcols;
+	for (size_t i = 0; i < n; i++) {
+		bool a = i < c->nafter;
+		const wh_value_t *v = a ? &c->after[i] : &c->before[i - c->nafter];
+		size_t j = a ? i : i - c->nafter;
+		l->name[i] = v->name;
+		l->type[i] = v->type;
+		l->unchanged[i] = v->unchanged;
+		l->mirror[i] = a ? mm->after[j] : mm->before[j];
+		l->history[i] = a ? hm->after[j] : hm->before[j];
+	}
+}
+
+static void
+layout_apply(const wh_layout_t *l, wh_colmap_t *mm, wh_colmap_t *hm)
+{
+	memcpy(mm->after, l->mirror, l->nafter * sizeof(*l->mirror));
+	memcpy(mm->before, l->mirror + l->nafter, l->nbefore * sizeof(*l->mirror));
+	memcpy(hm->after, l->history, l->nafter * sizeof(*l->history));
+	memcpy(hm->before, l->history + l->nafter, l->nbefore * sizeof(*l->history));
+}
+
 static void
 table_free(wh_table_t *t)
 {
 	if (!t)
 		return;
+	layout_free(t->layout);
 	for (size_t i = 0; i < t->ncols; i++) {
 		free(t->cols[i].name);
 		free(t->cols[i].ident);
@@ -669,11 +760,17 @@ wh_schema_prepare(PGconn *conn, wh_schema_t *s, const wh_change_t *c, wh_table_t
 	unsigned history_shape = 0;  /* the history has no staging table */
 	colset_t mcs = {s, &t->mirror_shape, t->mirror_qname, &t->cols, &t->ncols, &t->hint, &t->nhint};
 	colset_t hcs = {s, &history_shape, t->history_qname, &t->hcols, &t->nhcols, &t->hhint, &t->nhhint};
-	if ((st = resolve_images(conn, mcs, (s->modes & WH_MODE_MIRROR) && t->has_mirror, c,
-				 mirror_map, err, errlen)) != WH_OK ||
-	    (st = resolve_images(conn, hcs, (s->modes & WH_MODE_HISTORY) != 0, c, history_map,
-				 err, errlen)) != WH_OK)
-		return st;
+	if (c->stable_names && layout_match(t->layout, t, c)) {
+		layout_apply(t->layout, mirror_map, history_map);
+	} else {
+		if ((st = resolve_images(conn, mcs, (s->modes & WH_MODE_MIRROR) && t->has_mirror, c,
+					 mirror_map, err, errlen)) != WH_OK ||
+		    (st = resolve_images(conn, hcs, (s->modes & WH_MODE_HISTORY) != 0, c,
+					 history_map, err, errlen)) != WH_OK)
+			return st;
+		if (c->stable_names)
+			layout_store(t, c, mirror_map, history_map);
+	}
 	if ((s->modes & WH_MODE_HISTORY) && c->nkey > 0 && t->nhkey != c->nkey) {
 		/* The key's history columns, for closing SCD2 versions. */
 		size_t *hk = xcalloc(c->nkey, sizeof(*hk));

@@ -63,6 +63,7 @@ typedef struct wh_table {
 	bool stage_ready;      /* exists with the columns of stage_shape */
 	unsigned stage_shape;
 	unsigned stage_txn;    /* the batch transaction that last filled it */
+	struct wh_layout *layout;  /* the last stable_names change's mapping (private) */
 } wh_table_t;
 
 typedef struct wh_schema wh_schema_t;

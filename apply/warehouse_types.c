@@ -479,7 +479,8 @@ wh_copy_escape(buf_t *out, const char *text, size_t len)
 {
 	/* Worst case every byte doubles; reserve once and write directly.
 	 * Most values need no escape at all: copy runs of plain bytes. */
-	buf_reserve(out, len * 2);
+	if (out->len + len * 2 + 1 > out->cap)
+		buf_reserve(out, len * 2);
 	char *w = out->data + out->len;
 	const unsigned char *p = (const unsigned char *) text, *end = p + len;
 	while (p < end) {
