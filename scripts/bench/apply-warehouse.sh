@@ -8,8 +8,8 @@
 # steward_loggen; then for RUNS rounds (default 3) the three candidates run
 # alternately on fresh schemas.  Prints rows/s of each and the median ratios
 # as `ratio_mirror <x>` and `ratio_history <y>`, with the machine's load
-# average (uptime) before and after and steward's CPU time (user+sys) per
-# run: on a shared machine, say so.
+# average (uptime) before and after and steward's CPU time (user+sys, both
+# of its threads) per run and per change: on a shared machine, say so.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 B=$(cd "${1:-$ROOT/build}" && pwd)
@@ -48,8 +48,8 @@ for r in $(seq 1 "$RUNS"); do
   t0=$(now); /usr/bin/time -o "$T/cpu_h" -f '%U %S' "$B/cli/steward" apply --log "$T/log" --warehouse "$DSN" --warehouse-schema h --mode history --once --batch "$BATCH" --log-level warn; t1=$(now)
   h=$(rate "$t0" "$t1")
   [[ $(q "SELECT count(*) FROM m.gen__items") == "$N" && $(q "SELECT count(*) FROM h.gen__items__history") == "$N" ]] || { echo "row count mismatch" >&2; exit 1; }
-  cpu() { awk '{printf "%.1f", $1 + $2}' "$1"; }
-  printf 'run %d: copy %.0f rows/s  mirror %.0f rows/s (steward cpu %s s)  history %.0f rows/s (steward cpu %s s)  (load %s)\n' \
+  cpu() { awk -v n="$N" '{printf "%.1f s, %.1f us/change", $1 + $2, ($1 + $2) * 1e6 / n}' "$1"; }
+  printf 'run %d: copy %.0f rows/s  mirror %.0f rows/s (steward cpu %s)  history %.0f rows/s (steward cpu %s)  (load %s)\n' \
     "$r" "$c" "$m" "$(cpu "$T/cpu_m")" "$h" "$(cpu "$T/cpu_h")" "$(cut -d' ' -f1 /proc/loadavg)"
   RM+=("$(div "$m" "$c")"); RH+=("$(div "$h" "$c")")
 done
