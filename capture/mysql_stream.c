@@ -85,6 +85,8 @@ typedef struct stream {
 	char *end_file;                /* --endpos */
 	uint64_t end_off;
 	uint64_t records;
+	uint64_t txn_serial;           /* transactions replayed (commit_info_t.serial) */
+	uint64_t last_serial;          /* of the last record appended; 0 after any other record */
 } stream_t;
 
 static double
@@ -217,6 +219,8 @@ table_enc_new(stream_t *s, mysql_table_t *t, char *err, size_t errlen)
 	for (size_t i = 0; i < t->ncols; i++)
 		record_enc_shape_column(&shape, (const uint8_t *) te->prefixes.data + te->prefix_off[i],
 					te->prefix_off[i + 1] - te->prefix_off[i]);
+	/* rows after the first of a transaction in a batch carry no position text */
+	record_enc_shape_position_by_seq(&shape);
 	clog_status_t cs = clog_writer_shape(s->w, (const uint8_t *) shape.data, shape.len,
 					     &te->shape_id, err, errlen);
 	buf_free(&shape);
@@ -432,6 +436,7 @@ bitmap_full(const uint8_t *bits, size_t ncols)
 }
 
 typedef struct commit_info {
+	uint64_t serial;   /* distinct for every replayed transaction */
 	uint64_t file_no, end;
 	int64_t ts_us;
 	uint32_t seq;
@@ -504,6 +509,19 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 		c.after_entries_len = after_ent->len;
 	}
 	size_t size = record_encode_size(&c);
+	/*
+	 * Shape.position_text_by_seq: a row whose batch's previous record is
+	 * of the same transaction ("FILE:END:" the same) leaves its position
+	 * text out; readers rebuild it from that record's and this seq.
+	 */
+	if (shaped && s->last_serial == ci->serial) {
+		c.row.position_text = NULL;
+		size_t shorter = record_encode_size(&c);
+		if (clog_writer_batch_starts(s->w, te->shape_id, shorter))
+			c.row.position_text = ptext;  /* the first record of a batch carries it */
+		else
+			size = shorter;
+	}
 	uint8_t *dst;
 	clog_status_t cs = shaped ? clog_writer_reserve_shaped(s->w, pos, te->shape_id, size, &dst,
 							       err, errlen)
@@ -517,6 +535,7 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 	record_encode(&c, dst);
 	*appended = true;
 	s->records++;
+	s->last_serial = ci->serial;
 	return STEWARD_EXIT_OK;
 }
 
@@ -637,7 +656,8 @@ static int
 txn_commit(stream_t *s, uint64_t end, uint32_t ts, char *err, size_t errlen)
 {
 	int rc = STEWARD_EXIT_OK;
-	commit_info_t ci = {mysql_binlog_file_no(s->file), end, (int64_t) ts * 1000000, 0, {0}, "", 0, 0};
+	commit_info_t ci = {++s->txn_serial, mysql_binlog_file_no(s->file), end,
+			    (int64_t) ts * 1000000, 0, {0}, "", 0, 0};
 	position_mysql(&ci.pos, ci.file_no, end, POSITION_PHASE_STREAM, 0);
 	mysql_position_text(s->file, end, POSITION_PHASE_STREAM, 0, ci.ptext, sizeof(ci.ptext) - 12);
 	ci.ptext_len = strlen(ci.ptext) - 1;  /* drop the "0": each row appends its own seq */
@@ -829,6 +849,7 @@ on_truncate(stream_t *s, MARIADB_RPL_EVENT *ev, const char *q, size_t n, char *e
 	if (cs != CLOG_OK)
 		return STEWARD_EXIT_IOERR;
 	s->records++;
+	s->last_serial = 0;  /* the next row's batch neighbour is this record */
 	capture_metrics_on_append(&c);
 	return STEWARD_EXIT_OK;
 }

@@ -495,6 +495,20 @@ clog_writer_append(clog_writer_t *w, const Steward__Change *change, char *err, s
 	return CLOG_OK;
 }
 
+/* The test batch_reserve makes before it hands a batch on; see clog.h. */
+bool
+clog_writer_batch_starts(const clog_writer_t *w, uint32_t shape_id, size_t size)
+{
+	const batch_t *b = &w->cur;
+	if (b->raw_len == 0 || b->raw_len >= w->opts.batch_raw_bytes)
+		return true;
+	/* as batch_reserve counts it: room for the shape whether or not it is written */
+	size_t shape_entry = 0;
+	if (shape_id > 0 && shape_id <= w->nshapes)
+		shape_entry = 1 + 10 + 1 + 5 + w->shapes[shape_id - 1].len;
+	return b->raw_len + 1 + 10 + size + shape_entry > CLOG_MAX_RAW;
+}
+
 clog_status_t
 clog_writer_reserve(clog_writer_t *w, const position_t *pos, size_t size, uint8_t **dst,
 		    char *err, size_t errlen)
@@ -856,8 +870,7 @@ clog_reader_close(clog_reader_t *r)
 		return;
 	if (r->seg_fd >= 0)
 		close(r->seg_fd);
-	clog_batch_cursor_release(&r->cursor);
-	free(r->cursor.shapes);
+	clog_batch_cursor_destroy(&r->cursor);
 	arena_destroy(r->arena);
 	ZSTD_freeDCtx(r->dctx);
 	free(r->payload);

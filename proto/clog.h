@@ -124,6 +124,15 @@ clog_status_t clog_writer_reserve_shaped(clog_writer_t *w, const position_t *pos
 					 uint32_t shape_id, size_t size, uint8_t **dst, char *err,
 					 size_t errlen);
 
+/*
+ * Would a record of size bytes (packed) of shape shape_id (0: none),
+ * reserved next, be the first of its batch (the pending batch is empty,
+ * or full and handed on first)?  A record that leaves out what the
+ * previous record of its batch implies (Shape.position_text_by_seq) must
+ * not be.
+ */
+bool clog_writer_batch_starts(const clog_writer_t *w, uint32_t shape_id, size_t size);
+
 /* Write any pending batch and make everything appended durable. */
 clog_status_t clog_writer_flush(clog_writer_t *w, char *err, size_t errlen);
 

@@ -500,9 +500,21 @@ clog_batch_cursor_release(batch_cursor_t *bc)
 }
 
 void
+clog_batch_cursor_destroy(batch_cursor_t *bc)
+{
+	clog_batch_cursor_release(bc);
+	free(bc->shapes);
+	free(bc->ptext);
+	free(bc->ptext_next);
+	memset(bc, 0, sizeof(*bc));
+}
+
+void
 clog_batch_cursor_init(batch_cursor_t *bc, const frame_hdr_t *h, const uint8_t *data)
 {
 	clog_batch_cursor_release(bc);
+	bc->has_ptext = false;
+	bc->last_ptext_derived = false;
 	bc->data = data;
 	bc->len = h->raw_len;
 	bc->pos = 0;
@@ -627,6 +639,70 @@ shape_check(batch_cursor_t *bc, const Steward__Change *c, char *why, size_t whyl
 	return sh;
 }
 
+static void
+text_grow(char **p, size_t *cap, size_t need)
+{
+	if (need <= *cap)
+		return;
+	*cap = need < 64 ? 64 : 2 * need;
+	*p = xrealloc(*p, *cap);
+}
+
+/*
+ * The previous record's position_text up to and including its last ':',
+ * then seq in decimal, into bc->ptext_next; false if there is no previous
+ * text with a ':'.
+ */
+static bool
+ptext_derive(batch_cursor_t *bc, uint32_t seq)
+{
+	if (!bc->has_ptext)
+		return false;
+	size_t plen = bc->ptext_len;
+	while (plen > 0 && bc->ptext[plen - 1] != ':')
+		plen--;
+	if (plen == 0)
+		return false;
+	text_grow(&bc->ptext_next, &bc->ptext_next_cap, plen + 12);
+	memcpy(bc->ptext_next, bc->ptext, plen);
+	char digits[12];
+	int nd = 0;
+	do {
+		digits[nd++] = (char) ('0' + seq % 10);
+		seq /= 10;
+	} while (seq);
+	while (nd)
+		bc->ptext_next[plen++] = digits[--nd];
+	bc->ptext_next[plen] = '\0';
+	return true;
+}
+
+/*
+ * Remember the record's position_text for the next record; a derived one
+ * (in ptext_next) becomes the record's, owned by the cursor.
+ */
+static void
+ptext_keep(batch_cursor_t *bc, Steward__Change *c, bool derived)
+{
+	if (derived) {
+		char *t = bc->ptext;
+		size_t cap = bc->ptext_cap;
+		bc->ptext = bc->ptext_next;
+		bc->ptext_cap = bc->ptext_next_cap;
+		bc->ptext_next = t;
+		bc->ptext_next_cap = cap;
+		bc->ptext_len = strlen(bc->ptext);
+		c->position_text = bc->ptext;
+		bc->last_ptext_derived = true;
+	} else if (c->position_text) {
+		size_t n = strlen(c->position_text);
+		text_grow(&bc->ptext, &bc->ptext_cap, n + 1);
+		memcpy(bc->ptext, c->position_text, n + 1);
+		bc->ptext_len = n;
+	}
+	bc->has_ptext = c->position_text != NULL;
+}
+
 /* The record as its self-describing form reads; pointers borrowed from sh. */
 static void
 shape_fill(const Steward__Shape *sh, Steward__Change *c)
@@ -652,6 +728,8 @@ clog_batch_record_free(const batch_cursor_t *bc, Steward__Change *c, ProtobufCAl
 {
 	if (c == NULL)
 		return;
+	if (bc->last_ptext_derived)
+		c->position_text = NULL;  /* the cursor's */
 	if (bc->last_shaped) {
 		/* hand the shape's strings back before protobuf-c frees what the record owns */
 		c->source = c->database = c->schema = c->table = NULL;
@@ -677,6 +755,7 @@ clog_batch_cursor_next(batch_cursor_t *bc, ProtobufCAllocator *alloc, Steward__C
 		       position_t *pos, char *why, size_t whylen)
 {
 	bc->last_shaped = false;
+	bc->last_ptext_derived = false;
 	size_t p;
 	uint64_t mlen;
 	for (;;) {
@@ -732,10 +811,21 @@ clog_batch_cursor_next(batch_cursor_t *bc, ProtobufCAllocator *alloc, Steward__C
 		steward__change__free_unpacked(c, alloc);
 		return -1;
 	}
+	bool derived = false;
+	if (sh && sh->position_text_by_seq && c->position_text == NULL) {
+		if (!c->has_seq || !ptext_derive(bc, c->seq)) {
+			snprintf(why, whylen, "shaped record %" PRIu32 " leaves out its position text, "
+				 "which no previous record of the batch gives", bc->index);
+			steward__change__free_unpacked(c, alloc);
+			return -1;
+		}
+		derived = true;
+	}
 	if (sh) {
 		shape_fill(sh, c);
 		bc->last_shaped = true;
 	}
+	ptext_keep(bc, c, derived);
 	bc->prev = *pos;
 	bc->pos = p + (size_t) mlen;
 	bc->index++;

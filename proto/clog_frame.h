@@ -96,6 +96,11 @@ typedef struct batch_cursor {
 	size_t nshapes, shapes_cap;
 	size_t last_shape;     /* index of the shape used last (most batches use one) */
 	bool last_shaped;      /* the record returned last borrows a shape's strings */
+	/* position_text of the previous record, and the one being derived from it */
+	char *ptext, *ptext_next;
+	size_t ptext_len, ptext_cap, ptext_next_cap;
+	bool has_ptext;
+	bool last_ptext_derived;  /* the record returned last borrows ptext */
 } batch_cursor_t;
 
 /* protobuf-c allocations through xmalloc (the project's OOM policy). */
@@ -163,6 +168,8 @@ bool clog_frame_inflate(ZSTD_DCtx *dctx, const frame_hdr_t *h, const uint8_t *pa
 void clog_batch_cursor_init(batch_cursor_t *bc, const frame_hdr_t *h, const uint8_t *data);
 /* Free the shapes of the current batch (records filled from them die too). */
 void clog_batch_cursor_release(batch_cursor_t *bc);
+/* Release and free everything the cursor holds (it may be initialised again). */
+void clog_batch_cursor_destroy(batch_cursor_t *bc);
 /*
  * Next record of the batch into *out, allocated with alloc (free it with
  * clog_batch_record_free before the next call: a shaped record's source,
@@ -170,8 +177,10 @@ void clog_batch_cursor_release(batch_cursor_t *bc);
  * by the cursor until the next init or release).  Returns 1 for a record,
  * 0 at the end (after checking the count), -1 on a malformed batch with
  * the reason in why: bad entries, an unknown shape id, a shape defined
- * twice, a shaped record with its own fields 1-6/13 or value names, or an
- * image whose value count is not the shape's column count.  Positions must
+ * twice, a shaped record with its own fields 1-6/13 or value names, an
+ * image whose value count is not the shape's column count, or a record
+ * that leaves out a position_text (Shape.position_text_by_seq) that no
+ * previous record of the batch gives.  Positions must
  * increase and lie within the header's [first, last].
  */
 int clog_batch_cursor_next(batch_cursor_t *bc, ProtobufCAllocator *alloc, Steward__Change **out,

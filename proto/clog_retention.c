@@ -305,8 +305,7 @@ scan_decode(ZSTD_DCtx *dctx, const frame_hdr_t *h, const uint8_t *payload, uint8
 			break;
 		clog_batch_record_free(&bc, c, &clog_pbc_allocator);
 	}
-	clog_batch_cursor_release(&bc);
-	free(bc.shapes);
+	clog_batch_cursor_destroy(&bc);
 	return n == 0;
 }
 

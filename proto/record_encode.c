@@ -95,6 +95,12 @@ record_enc_shape_column(buf_t *out, const uint8_t *prefix, size_t len)
 }
 
 void
+record_enc_shape_position_by_seq(buf_t *out)
+{
+	put_varint_field(out, 10, 1);
+}
+
+void
 record_enc_value_prefix(buf_t *out, const char *name, uint32_t type_id, const char *type_name)
 {
 	put_str_field(out, 1, name);

@@ -60,6 +60,9 @@ void record_enc_shape_head(buf_t *out, uint32_t version, const char *source,
 			   Steward__SourceKind kind, const char *database, const char *schema,
 			   const char *table);
 
+/* Append Shape field 10 (position_text_by_seq) = true. */
+void record_enc_shape_position_by_seq(buf_t *out);
+
 /* Append Shape field 8 (key column names). */
 void record_enc_shape_keys(buf_t *out, char *const *names, size_t n);
 

@@ -24,6 +24,7 @@
 #include "clog.h"
 #include "crc32c.h"
 #include "log.h"
+#include "record.h"
 #include "xalloc.h"
 
 /* ---- helpers ---- */
@@ -1122,6 +1123,113 @@ writer_repeats_a_shape_in_each_batch_that_uses_it(void **state)
 	remove_tree(dir);
 }
 
+/* Shape.position_text_by_seq: left-out position texts come back from the batch's previous record. */
+static void
+position_text_by_seq_is_rebuilt_from_the_previous_record(void **state)
+{
+	(void) state;
+	char *dir = make_tmpdir();
+	char err[512] = "";
+	char *path = seg_path(dir, 1);
+	clog_writer_t *w = open_writer(dir, 1 << 20, 1 << 20);
+	crafted_t k;
+	crafted_init(&k);
+	k.shape.has_position_text_by_seq = true;
+	k.shape.position_text_by_seq = true;
+	size_t n = protobuf_c_message_get_packed_size(&k.shape.base);
+	uint8_t *packed = xmalloc(n);
+	protobuf_c_message_pack(&k.shape.base, packed);
+	uint32_t id;
+	assert_int_equal(clog_writer_shape(w, packed + 2, n - 2, &id, err, sizeof(err)), CLOG_OK);
+	k.c.shape = id;
+	k.c.has_seq = true;
+	assert_true(clog_writer_batch_starts(w, id, 100));
+	static const char *const texts[] = {NULL, "mysql-bin.000007:4177:1", NULL, NULL, "(plain)", NULL,
+					    "x:y:6"};
+	for (uint64_t i = 1; i <= 6; i++) {
+		if (i == 4) {
+			assert_int_equal(append_one(w, i, err, sizeof(err)), CLOG_OK);
+			continue;
+		}
+		test_pos(&k.pos, i);
+		k.c.position.data = k.pos.bytes;
+		k.c.position.len = k.pos.len;
+		k.c.position_text = (char *) texts[i];
+		k.c.seq = (uint32_t) i;
+		size_t size = protobuf_c_message_get_packed_size(&k.c.base);
+		assert_int_equal(clog_writer_batch_starts(w, id, size), i == 1 || i == 6);
+		uint8_t *dst;
+		assert_int_equal(clog_writer_reserve_shaped(w, &k.pos, id, size, &dst, err,
+							    sizeof(err)), CLOG_OK);
+		protobuf_c_message_pack(&k.c.base, dst);
+		if (i == 5)
+			assert_int_equal(clog_writer_flush(w, err, sizeof(err)), CLOG_OK);
+	}
+	assert_int_equal(clog_writer_flush(w, err, sizeof(err)), CLOG_OK);
+	clog_writer_close(w);
+
+	static const char *const want[] = {NULL, "mysql-bin.000007:4177:1", "mysql-bin.000007:4177:2",
+					   "mysql-bin.000007:4177:3", "0/0:4", "0/0:5", "x:y:6"};
+	for (uint64_t from = 0; from < 6; from++) {
+		clog_reader_t *r;
+		position_t after = {0};
+		if (from)
+			test_pos(&after, from);
+		assert_int_equal(clog_reader_open(dir, &after, &r, err, sizeof(err)), CLOG_OK);
+		for (uint64_t i = from + 1; i <= 6; i++) {
+			const Steward__Change *c;
+			assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_OK);
+			assert_string_equal(c->position_text, want[i]);
+			Steward__Change *copy = record_dup(c);
+			assert_string_equal(copy->position_text, want[i]);
+			record_free(copy);
+		}
+		const Steward__Change *c;
+		assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_END);
+		clog_reader_close(r);
+	}
+	clog_scan_t sc;
+	assert_int_equal(clog_scan(dir, true, &sc, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(sc.records, 6);
+
+	/* the first record of a batch must carry its text */
+	remove_tree(dir);
+	dir = make_tmpdir();
+	free(path);
+	path = seg_path(dir, 1);
+	test_pos(&k.pos, 1);
+	k.c.position.data = k.pos.bytes;
+	k.c.position.len = k.pos.len;
+	k.c.position_text = NULL;
+	k.shape.id = 5;
+	k.c.shape = 5;
+	buf_t b = BUF_INIT;
+	batch_put(&b, 0x12, &k.shape.base);
+	batch_put(&b, 0x0a, &k.c.base);
+	free(write_crafted_frame(dir, 0, b.data, (uint32_t) b.len, (uint32_t) b.len, 1));
+	clog_reader_t *r;
+	const Steward__Change *c;
+	assert_int_equal(clog_reader_open(dir, NULL, &r, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_CORRUPT);
+	assert_names_file_and_offset(err, path, 0);
+	assert_non_null(strstr(err, "position text"));
+	clog_reader_close(r);
+	/* without the shape's flag a missing text stays missing */
+	k.shape.position_text_by_seq = false;
+	buf_reset(&b);
+	batch_put(&b, 0x12, &k.shape.base);
+	batch_put(&b, 0x0a, &k.c.base);
+	free(write_crafted_frame(dir, 0, b.data, (uint32_t) b.len, (uint32_t) b.len, 1));
+	assert_int_equal(clog_reader_open(dir, NULL, &r, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_reader_next(r, &c, err, sizeof(err)), CLOG_OK);
+	assert_null(c->position_text);
+	clog_reader_close(r);
+	buf_free(&b);
+	free(packed);
+	free(path);
+	remove_tree(dir);
+}
+
 /* ---- CRC32C ---- */
 
 static void
@@ -1182,6 +1290,7 @@ main(void)
 		cmocka_unit_test(old_form_frame_reads_as_before),
 		cmocka_unit_test(shaped_frame_reads_and_bad_shape_refs_are_corruption),
 		cmocka_unit_test(writer_repeats_a_shape_in_each_batch_that_uses_it),
+		cmocka_unit_test(position_text_by_seq_is_rebuilt_from_the_previous_record),
 		cmocka_unit_test(crc32c_matches_known_values),
 		cmocka_unit_test(crc32c_hardware_and_table_agree),
 	};
