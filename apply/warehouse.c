@@ -435,12 +435,13 @@ session_run(session_t *s, wh_status_t *st, char *err, size_t errlen)
 			       cfg->stop};
 	s->feed = wh_feed_start(&fc);
 	s->readers = readers;
-	/* Each chunk is one warehouse transaction; the feed reads the next
-	 * one meanwhile. */
+	/* A batch (one warehouse transaction) is one or more chunks; the feed
+	 * reads the next chunk meanwhile and says which one ends the batch. */
 	for (;;) {
 		wh_chunk_t *ch = wh_feed_next(s->feed);
 		bool last = ch->last;
 		bool sync = ch->caught_up || last;
+		bool ch_ends_batch = ch->ends_batch;
 		for (size_t i = 0; i < ch->nrecords; i++) {
 			*st = apply_record(s, ch, &ch->records[i], err, errlen);
 			if (*st == WH_SCHEMA) {
@@ -470,7 +471,7 @@ session_run(session_t *s, wh_status_t *st, char *err, size_t errlen)
 		bool pending = wh_batch_count(s->batch) > 0;
 		for (size_t i = 0; i < s->nsources && !pending; i++)
 			pending = s->sources[i].pending_count > 0;
-		if (pending) {
+		if (pending && ch_ends_batch) {
 			/* Asynchronous while more is waiting; a commit that catches
 			 * up (or ends the run) is synchronous, so its position can be
 			 * checkpointed at once. */

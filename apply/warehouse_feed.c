@@ -387,7 +387,7 @@ chunk_reset(wh_chunk_t *c)
 {
 	store_reset(&c->priv->store);
 	c->nrecords = c->nchanges = 0;
-	c->caught_up = c->last = false;
+	c->caught_up = c->last = c->ends_batch = false;
 	c->rc = STEWARD_EXIT_OK;
 	c->err[0] = '\0';
 }
@@ -536,14 +536,18 @@ feed_main(void *arg)
 	/* carry[i]: a record of log i read ahead to learn whether a full chunk
 	 * ended the log; the reader keeps it valid until log i is read again. */
 	const Steward__Change **carry = xcalloc(cfg->nlogs, sizeof(*carry));
+	size_t in_batch = 0;  /* records of the batch in earlier chunks */
 	for (;;) {
 		wh_chunk_t *ch = feed_take_spare(f);
 		if (!ch)
 			break;
+		size_t limit = cfg->batch_records - in_batch;
+		if (limit > WH_FEED_CHUNK)
+			limit = WH_FEED_CHUNK;
 		bool all_caught_up = true;
 		for (size_t i = 0; i < cfg->nlogs && ch->rc == STEWARD_EXIT_OK; i++) {
 			bool caught_up = false;
-			while (ch->nrecords < cfg->chunk_records && !stop_requested(f)) {
+			while (ch->nrecords < limit && !stop_requested(f)) {
 				const Steward__Change *rec = carry[i];
 				carry[i] = NULL;
 				clog_status_t cs = rec ? CLOG_OK
@@ -562,9 +566,10 @@ feed_main(void *arg)
 			}
 			if (!caught_up && !carry[i] && ch->rc == STEWARD_EXIT_OK && !stop_requested(f)) {
 				/* The chunk is full: read one record ahead, so that the
-				 * chunk that empties a log says so and its commit is the
-				 * synchronous one.  A failure here shows again on the
-				 * next read (the reader never skips). */
+				 * chunk that empties a log says so (it ends the batch,
+				 * and its commit is the synchronous one).  A failure
+				 * here shows again on the next read (the reader never
+				 * skips). */
 				char perr[256];
 				const Steward__Change *rec;
 				clog_status_t cs = clog_reader_next(cfg->readers[i], &rec, perr,
@@ -580,6 +585,10 @@ feed_main(void *arg)
 		ch->caught_up = all_caught_up;
 		ch->last = ch->rc != STEWARD_EXIT_OK || stop_requested(f) ||
 			   (cfg->once && all_caught_up);
+		in_batch += ch->nrecords;
+		ch->ends_batch = ch->last || all_caught_up || in_batch >= cfg->batch_records;
+		if (ch->ends_batch)
+			in_batch = 0;
 		if (ch->nrecords == 0 && !ch->last) {
 			/* Nothing new: keep tailing. */
 			pthread_mutex_lock(&f->mu);
@@ -604,8 +613,8 @@ wh_feed_start(const wh_feed_config_t *cfg)
 {
 	wh_feed_t *f = xcalloc(1, sizeof(*f));
 	f->cfg = *cfg;
-	if (f->cfg.chunk_records == 0)
-		f->cfg.chunk_records = 1;
+	if (f->cfg.batch_records == 0)
+		f->cfg.batch_records = 1;
 	adapter_init(&f->adapter);
 	pthread_mutex_init(&f->mu, NULL);
 	pthread_cond_init(&f->cond, NULL);

@@ -23,6 +23,13 @@
 #include "position.h"
 #include "warehouse_rows.h"
 
+/*
+ * Records per chunk at most.  Small chunks keep the writer busy from the
+ * first moment (it does not wait for a whole batch to be read) and the
+ * memory small; a batch is as many chunks as it takes.
+ */
+#define WH_FEED_CHUNK 4096
+
 /* One change log record: its position and the changes it became. */
 typedef struct wh_record {
 	size_t log;                /* index into the feed's logs */
@@ -32,7 +39,7 @@ typedef struct wh_record {
 	size_t first, n;           /* its changes: chunk->changes[first .. first + n) */
 } wh_record_t;
 
-/* A batch's worth of records, owned by the feed until wh_feed_release. */
+/* Up to WH_FEED_CHUNK records, owned by the feed until wh_feed_release. */
 typedef struct wh_chunk {
 	wh_record_t *records;
 	size_t nrecords;
@@ -40,6 +47,8 @@ typedef struct wh_chunk {
 	size_t nchanges;
 	bool caught_up;            /* every log was at its end when the chunk closed */
 	bool last;                 /* the feed ends after this chunk */
+	bool ends_batch;           /* commit after this chunk: the batch is full, or the
+				      logs are caught up, or this is the last chunk */
 	int rc;                    /* STEWARD_EXIT_OK, or the read failure that ended the feed
 				      (after these records); err says why */
 	char err[1024];
@@ -50,7 +59,8 @@ typedef struct wh_feed_config {
 	clog_reader_t **readers;   /* one per log, opened by the caller; borrowed and
 				      read only by the feed thread until wh_feed_stop */
 	size_t nlogs;
-	size_t chunk_records;      /* records per chunk (the batch size) */
+	size_t batch_records;      /* records per warehouse transaction; chunks are
+				      smaller and a batch is one or more chunks */
 	bool once;                 /* end (last = true) when every log is at its end */
 	int poll_ms;               /* tailing: wait when every log is at its end */
 	volatile sig_atomic_t *stop;  /* set by a signal handler: end after the next chunk */
