@@ -64,16 +64,19 @@ CNF
       echo "$opt" >>"$dir/my.cnf"
     done
     if [[ ! -d "$dir/data/mysql" && -n ${MARIADB_TEMPLATE_DIR:-} ]]; then
-      # install once into the template (under a lock: tests start in parallel), then copy
+      # install once into the template (under a lock: tests start in
+      # parallel; under a temporary name, so an interrupted install is never
+      # taken for a template), then copy
       tpl=$(realpath -m "$MARIADB_TEMPLATE_DIR")
       mkdir -p "$tpl"
       [[ $(id -u) -eq 0 ]] && chown mysql:mysql "$tpl"
       (
         flock 9
         if [[ ! -d "$tpl/data/mysql" ]]; then
-          rm -rf "$tpl/data"
-          as_mysql mariadb-install-db --no-defaults --datadir="$tpl/data" --auth-root-authentication-method=socket \
+          rm -rf "$tpl/data" "$tpl/data.new"
+          as_mysql mariadb-install-db --no-defaults --datadir="$tpl/data.new" --auth-root-authentication-method=socket \
             --skip-test-db >"$tpl/install.log" 2>&1
+          mv "$tpl/data.new" "$tpl/data"
         fi
         cp -a "$tpl/data" "$dir/data"
       ) 9>"$tpl/.lock"
@@ -86,9 +89,9 @@ CNF
       exit 0
     fi
     as_mysql mariadbd --defaults-file="$dir/my.cnf" >/dev/null 2>&1 &
-    for _ in $(seq 1 120); do
+    for _ in $(seq 1 600); do
       if mariadb-admin --no-defaults --socket="$dir/mysqld.sock" ping >/dev/null 2>&1; then break; fi
-      sleep 0.5
+      sleep 0.1
     done
     mariadb-admin --no-defaults --socket="$dir/mysqld.sock" ping >/dev/null
     mariadb --no-defaults --socket="$dir/mysqld.sock" -uroot <<SQL
@@ -100,7 +103,7 @@ SQL
     dir=$(realpath -m "$2")
     if [[ -S "$dir/mysqld.sock" ]]; then
       mariadb-admin --no-defaults --socket="$dir/mysqld.sock" -uroot shutdown >/dev/null 2>&1 || true
-      for _ in $(seq 1 60); do [[ -e "$dir/mysqld.pid" ]] || break; sleep 0.5; done
+      for _ in $(seq 1 300); do [[ -e "$dir/mysqld.pid" ]] || break; sleep 0.1; done
     fi
     ;;
   client)

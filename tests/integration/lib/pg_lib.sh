@@ -6,6 +6,8 @@ set -euo pipefail
 : "${STEWARD_SOURCE_DIR:=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)}"
 : "${STEWARD_BUILD_DIR:=$STEWARD_SOURCE_DIR/build}"
 : "${STEWARD_BIN:=$STEWARD_BUILD_DIR/cli/steward}"
+# initdb once per build directory, copied for each scenario
+export PG_TEMPLATE_DIR="${PG_TEMPLATE_DIR:-$STEWARD_BUILD_DIR/tmp/.pg-template}"
 STEWARD=$STEWARD_BIN
 SCALE=${STEWARD_TEST_SCALE:-full}
 CAPTURE_PIDS=()
