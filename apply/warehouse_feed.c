@@ -456,12 +456,15 @@ struct wh_feed {
 	wh_chunk_t *ready;         /* finished, waiting for the writer */
 	wh_chunk_t *spare;         /* released chunks for reuse */
 	bool quit;                 /* the writer is going away */
+	bool stopping;             /* the writer saw *cfg.stop (atomic: the reader polls it) */
 };
 
 static bool
 stop_requested(const wh_feed_t *f)
 {
-	return f->cfg.stop && *f->cfg.stop;
+	/* Not *cfg.stop itself: a signal handler on the writer's thread sets
+	 * that, and only that thread may read it (wh_feed_next forwards it). */
+	return __atomic_load_n(&f->stopping, __ATOMIC_RELAXED);
 }
 
 /*
@@ -629,8 +632,21 @@ wh_chunk_t *
 wh_feed_next(wh_feed_t *f)
 {
 	pthread_mutex_lock(&f->mu);
-	while (!f->ready)
-		pthread_cond_wait(&f->cond, &f->mu);
+	for (;;) {
+		if (f->cfg.stop && *f->cfg.stop)
+			__atomic_store_n(&f->stopping, true, __ATOMIC_RELAXED);
+		if (f->ready)
+			break;
+		/* Wake now and then to pass a stop on while the reader tails. */
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&f->cond, &f->mu, &ts);
+	}
 	wh_chunk_t *c = f->ready;
 	f->ready = NULL;
 	pthread_cond_broadcast(&f->cond);

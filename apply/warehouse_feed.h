@@ -63,7 +63,9 @@ typedef struct wh_feed_config {
 				      smaller and a batch is one or more chunks */
 	bool once;                 /* end (last = true) when every log is at its end */
 	int poll_ms;               /* tailing: wait when every log is at its end */
-	volatile sig_atomic_t *stop;  /* set by a signal handler: end after the next chunk */
+	volatile sig_atomic_t *stop;  /* set by a signal handler of the caller's thread:
+					 the feed ends after its current chunk.  Read
+					 only on the caller's thread, by wh_feed_next */
 } wh_feed_config_t;
 
 typedef struct wh_feed wh_feed_t;
@@ -72,9 +74,9 @@ typedef struct wh_feed wh_feed_t;
 wh_feed_t *wh_feed_start(const wh_feed_config_t *cfg);
 
 /*
- * The next chunk, waiting for it.  Valid until wh_feed_release; the caller
- * releases every chunk it takes.  After a chunk with last set, do not call
- * again.
+ * The next chunk, waiting for it (and passing a stop on to the reader
+ * thread meanwhile).  Valid until wh_feed_release; the caller releases
+ * every chunk it takes.  After a chunk with last set, do not call again.
  */
 wh_chunk_t *wh_feed_next(wh_feed_t *f);
 void wh_feed_release(wh_feed_t *f, wh_chunk_t *c);
