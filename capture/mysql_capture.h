@@ -68,6 +68,14 @@ bool mysql_conn_error_is_lost(unsigned errnum);
 int mysql_conn_ddl_after(MYSQL *m, const char *file, uint64_t pos, const char *table,
 			 char **ddl_at, char *err, size_t errlen);
 
+/*
+ * Whether statement text s (NUL-terminated) mentions name as a whole
+ * identifier, in any case, quoted or not.  The test by which a statement
+ * is taken to leave a table's columns alone: one that does not name the
+ * table cannot change them.
+ */
+bool mysql_mentions_identifier(const char *s, const char *name);
+
 /* Server flavour, from VERSION(). */
 bool mysql_conn_is_mariadb(MYSQL *m);
 

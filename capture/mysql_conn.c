@@ -299,9 +299,8 @@ mysql_binlog_file_no(const char *name)
 	return dot ? strtoull(dot + 1, NULL, 10) : 0;
 }
 
-/* Whether s mentions name as a whole identifier (any case, quoted or not). */
-static bool
-mentions_identifier(const char *s, const char *name)
+bool
+mysql_mentions_identifier(const char *s, const char *name)
 {
 	size_t n = strlen(name);
 	if (!n)
@@ -371,7 +370,7 @@ mysql_conn_ddl_after(MYSQL *m, const char *file, uint64_t pos, const char *table
 			const char *q = row[5];
 			if (strncasecmp(q, "use ", 4) == 0 && strstr(q, "; "))
 				q = strstr(q, "; ") + 2;  /* Info is "use `db`; STATEMENT" */
-			if (query_is_not_ddl(q) || !mentions_identifier(q, table))
+			if (query_is_not_ddl(q) || !mysql_mentions_identifier(q, table))
 				continue;
 			size_t len = strlen(files[i]) + 24;
 			*ddl_at = xmalloc(len);

@@ -252,6 +252,57 @@ table_put(stream_t *s, mysql_table_t *t, char *err, size_t errlen)
 	return true;
 }
 
+/* Forget the map of table id `id`, if any. */
+static void
+table_forget(stream_t *s, uint64_t id)
+{
+	for (size_t i = 0; i < s->ntables; i++)
+		if (s->tables[i]->t->table_id == id) {
+			table_enc_free(s->tables[i]);
+			s->tables[i] = s->tables[--s->ntables];
+			return;
+		}
+}
+
+/*
+ * Forget every table map: table ids are the server's, numbered afresh when
+ * it restarts, so after a reconnect an id may name another table.  Every
+ * transaction read again carries its own maps.
+ */
+static void
+tables_clear(stream_t *s)
+{
+	for (size_t i = 0; i < s->ntables; i++)
+		table_enc_free(s->tables[i]);
+	s->ntables = 0;
+}
+
+/*
+ * A statement other than DML: forget the cached names of every table it
+ * names (mysql_mentions_identifier, the test mysql_conn_ddl_after applies
+ * too).  Statements that name no captured table (GRANT, CREATE USER, DDL of
+ * other tables) keep the cache, so names learnt before a lost connection
+ * still serve the maps read again after it, even if the catalog has moved
+ * on since (an ALTER made while the agent was away).
+ */
+static void
+names_cache_forget_named(stream_t *s, const char *q, size_t n)
+{
+	char *stmt = xstrndup(q, n);
+	for (size_t i = 0; i < s->nnames;) {
+		if (!mysql_mentions_identifier(stmt, s->names_cache[i]->name)) {
+			i++;
+			continue;
+		}
+		free(s->names_cache_key[i]);
+		mysql_table_free(s->names_cache[i]);
+		s->nnames--;
+		s->names_cache_key[i] = s->names_cache_key[s->nnames];
+		s->names_cache[i] = s->names_cache[s->nnames];
+	}
+	free(stmt);
+}
+
 static void
 names_cache_clear(stream_t *s)
 {
@@ -268,9 +319,10 @@ names_cache_clear(stream_t *s)
 
 /*
  * The map carries no names (binlog_row_metadata=MINIMAL): take them from
- * information_schema, cached per table until a DDL statement or a map of
- * another shape.  Never attach a value to the wrong column: a column count
- * that disagrees, or a statement naming the table written to the binlog
+ * information_schema, cached per table (and shape) until a statement
+ * naming the table (names_cache_forget_named).  The cache outlives a lost
+ * connection: it was right at the position the stream resumes from.
+ * Never attach a value to the wrong column: a column count that disagrees, or a statement naming the table written to the binlog
  * after this map's transaction began (the catalog may already show what it
  * did), is an error (65).  Lost catalog connection: 69, the stream reconnects.
  */
@@ -893,8 +945,8 @@ on_query(stream_t *s, MARIADB_RPL_EVENT *ev, char *err, size_t errlen)
 		if (rc != STEWARD_EXIT_OK)
 			return rc;
 	}
-	/* DDL: catalog names may have changed; standalone groups end here */
-	names_cache_clear(s);
+	/* DDL: the named tables' columns may have changed; standalone groups end here */
+	names_cache_forget_named(s, q, n);
 	if (!s->in_txn || s->standalone) {
 		txn_reset(s);
 		free(s->committed_file);
@@ -911,6 +963,8 @@ on_table_map(stream_t *s, const uint8_t *body, size_t len, char *err, size_t err
 	if (mysql_table_map_parse(body, len, 8, &t, err, errlen) != MYDEC_OK)
 		return STEWARD_EXIT_DATAERR;
 	if (!mysql_source_wants(s->o->src, t->schema, t->name)) {
+		/* its id may have been a captured table's (before a server restart) */
+		table_forget(s, t->table_id);
 		mysql_table_free(t);
 		return STEWARD_EXIT_OK;
 	}
@@ -1215,6 +1269,10 @@ mysql_stream_run(const mysql_stream_opts_t *o, clog_writer_t *w, const char *fil
 	double backoff = 0.5;
 	struct timespec lost_since = {0, 0};
 	clock_gettime(CLOCK_MONOTONIC, &s.last_flush);
+	/* a spill file left by a process killed mid-transaction holds nothing we need */
+	char spill_path[4096];
+	snprintf(spill_path, sizeof(spill_path), "%s/mysql-txn.spill", o->data_dir);
+	unlink(spill_path);
 	s.committed_file = xstrdup(file);
 	s.committed_end = pos;
 	if (!parse_endpos(&s, o->endpos, err, errlen)) {
@@ -1242,6 +1300,7 @@ mysql_stream_run(const mysql_stream_opts_t *o, clog_writer_t *w, const char *fil
 			s.meta = NULL;
 		}
 		txn_reset(&s);  /* the partial transaction is read again from its start */
+		tables_clear(&s);
 		if (rc == STEWARD_EXIT_UNAVAILABLE && mysql_capture_stop) {
 			/* a read cut short by SIGTERM (TLS reads fail on EINTR): a clean stop */
 			rc = STEWARD_EXIT_OK;
