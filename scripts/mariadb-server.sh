@@ -89,8 +89,11 @@ CNF
       exit 0
     fi
     as_mysql mariadbd --defaults-file="$dir/my.cnf" >/dev/null 2>&1 &
+    server_pid=$!
     for _ in $(seq 1 600); do
       if mariadb-admin --no-defaults --socket="$dir/mysqld.sock" ping >/dev/null 2>&1; then break; fi
+      # a server that gave up (port in use, bad option) is not waited for
+      kill -0 "$server_pid" 2>/dev/null || { tail -5 "$dir/error.log" >&2; exit 1; }
       sleep 0.1
     done
     mariadb-admin --no-defaults --socket="$dir/mysqld.sock" ping >/dev/null
