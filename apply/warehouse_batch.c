@@ -26,6 +26,7 @@ typedef struct tpend {
 	buf_t history;            /* COPY text of history rows */
 	size_t nhistory;
 	size_t hist_ncols;        /* history data columns the buffered rows have */
+	bool hist_ptext;          /* ... and the position text shape (history_ptext) */
 	buf_t keys;               /* SCD2: COPY text of the keys touched */
 } tpend_t;
 
@@ -371,8 +372,10 @@ history_row(wh_batch_t *b, tpend_t *p, const wh_change_t *c, const size_t *hidx)
 {
 	const wh_table_t *t = p->table;
 	buf_t *h = &p->history;
-	if (p->nhistory == 0)
+	if (p->nhistory == 0) {
 		p->hist_ncols = t->nhcols;
+		p->hist_ptext = t->history_ptext;
+	}
 	size_t ncols = p->hist_ncols;
 	if (ncols > b->hcap) {
 		b->hcap = ncols * 2;
@@ -402,14 +405,26 @@ history_row(wh_batch_t *b, tpend_t *p, const wh_change_t *c, const size_t *hidx)
 	wh_put_char(h, '\t');
 	append_copy_text(h, c->source);
 	wh_put_char(h, '\t');
-	append_copy_text(h, c->position_text ? c->position_text : "");
-	wh_put_char(h, '\t');
+	const char *ptext = c->position_text ? c->position_text : "";
+	if (p->hist_ptext) {
+		/* a table of the earlier shape: the server makes the correlation id */
+		append_copy_text(h, ptext);
+		wh_put_char(h, '\t');
+	}
 	append_copy_bytea(h, c->position, c->position_len);
 	wh_put_char(h, '\t');
 	append_copy_ts(h, c->commit_ts_us);
 	wh_put_char(h, '\t');
 	append_copy_text(h, c->txid && *c->txid ? c->txid : NULL);
 	wh_put_char(h, '\t');
+	if (!p->hist_ptext) {
+		/* the correlation id, source:position text as on every log line:
+		 * the same change gives the same id on every replay */
+		append_copy_text(h, c->source ? c->source : "");
+		wh_put_char(h, ':');
+		append_copy_text(h, ptext);
+		wh_put_char(h, '\t');
+	}
 	if (c->op == WH_OP_UPSERT && c->nbefore > 0) {
 		image_json(&b->json, c->before, c->nbefore);
 		wh_copy_escape(h, b->json.data, b->json.len);
@@ -476,10 +491,14 @@ history_copy_sql(wh_batch_t *b, const tpend_t *p, buf_t *sql)
 {
 	const wh_table_t *t = p->table;
 	buf_reset(sql);
-	buf_printf(sql, "COPY %s (_steward_op, _steward_source, _steward_position_text,"
-			" _steward_position, _steward_commit_ts, _steward_txid, _steward_before,"
+	buf_printf(sql, "COPY %s (_steward_op, _steward_source, %s, _steward_before,"
 			" _steward_unchanged%s",
-		   t->history_qname, b->opts.scd2 ? ", _steward_valid_from, _steward_valid_to" : "");
+		   t->history_qname,
+		   p->hist_ptext ? "_steward_position_text, _steward_position, _steward_commit_ts,"
+				   " _steward_txid"
+				 : "_steward_position, _steward_commit_ts, _steward_txid,"
+				   " _steward_correlation_id",
+		   b->opts.scd2 ? ", _steward_valid_from, _steward_valid_to" : "");
 	for (size_t j = 0; j < p->hist_ncols; j++)
 		buf_printf(sql, ", %s", t->hcols[j].ident);
 	buf_append_str(sql, ") FROM STDIN");
@@ -735,7 +754,8 @@ wh_batch_add(wh_batch_t *b, PGconn *conn, const wh_change_t *c, char *err, size_
 	if (b->opts.modes & WH_MODE_HISTORY) {
 		/* Rows buffered before a column was added lack it: send them with
 		 * the columns they have. */
-		if (p->nhistory > 0 && p->hist_ncols != t->nhcols &&
+		if (p->nhistory > 0 &&
+		    (p->hist_ncols != t->nhcols || p->hist_ptext != t->history_ptext) &&
 		    (st = flush_history(b, conn, p, err, errlen)) != WH_OK)
 			return st;
 		history_row(b, p, c, deleted ? b->hidx_before : b->hidx_after);

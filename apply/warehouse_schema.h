@@ -40,6 +40,10 @@ typedef struct wh_table {
 	bool has_history;
 	bool history_ready;    /* ensured this run (SCD2 columns included) */
 	bool history_old;      /* the history table has the pre-typed shape */
+	/* The history table has _steward_position_text and a generated
+	 * _steward_correlation_id (tables created before the correlation id was
+	 * sent by apply): its rows are written in that shape. */
+	bool history_ptext;
 	wh_column_t *cols;     /* mirror data columns (no _steward_* columns) */
 	size_t ncols;
 	size_t *key;           /* indexes into cols of the primary key */

@@ -4,8 +4,9 @@
 # rows (inserts, updates with their before image and unchanged TOAST
 # columns, deletes with the before image or just the key), SCD2 keeps one
 # open version per live key and closes superseded and deleted versions,
-# truncate is applied, a history table of the pre-typed shape is refused by
-# name, and tables and columns with quotes, spaces and Unicode in their
+# truncate is applied, a history table of the earlier typed shape (position
+# text, generated correlation id) is still written in its shape, a history
+# table of the pre-typed shape is refused by name, and tables and columns with quotes, spaces and Unicode in their
 # names work.
 set -euo pipefail
 : "${STEWARD_BIN:?}" "${STEWARD_SOURCE_DIR:?}" "${STEWARD_BUILD_DIR:?}"
@@ -32,7 +33,9 @@ q "COPY (SELECT $COLS FROM wh.gen__items WHERE NOT _steward_deleted ORDER BY id)
 cmp -s "$T/expect.txt" "$T/got.txt" || { diff "$T/expect.txt" "$T/got.txt" | head; fail "mirror differs from expected state"; }
 [[ $(q "SELECT count(*) FROM wh.gen__items__history") == "$N" ]] || fail "history row count"
 [[ $(q "SELECT count(DISTINCT _steward_position) FROM wh.gen__items__history") == "$N" ]] || fail "duplicate history rows"
-[[ $(q "SELECT count(*) FROM wh.gen__items__history WHERE _steward_correlation_id <> 'gen:' || _steward_position_text") == 0 ]] || fail "correlation id"
+[[ $(q "SELECT count(DISTINCT _steward_correlation_id) FROM wh.gen__items__history WHERE _steward_correlation_id ~ '^gen:[0-9A-F]+/[0-9A-F]+:[0-9]+\$'") == "$N" ]] || fail "correlation id"
+[[ $(q "SELECT _steward_correlation_id FROM wh.gen__items__history ORDER BY _steward_position DESC LIMIT 1") == "gen:$(q "SELECT position_text FROM wh._steward_apply_state WHERE source = 'gen'")" ]] || fail "correlation id of the last change is not source:position"
+[[ $(q "SELECT count(*) FROM pg_attribute WHERE attrelid = 'wh.gen__items__history'::regclass AND (attgenerated <> '' OR attname = '_steward_position_text')") == 0 ]] || fail "history table has a generated or position text column"
 # the last history row of every live key is its mirror row, typed
 [[ $(q "SELECT count(*) FROM (SELECT DISTINCT ON (id) * FROM wh.gen__items__history ORDER BY id, _steward_position DESC) h JOIN wh.gen__items m USING (id) WHERE NOT m._steward_deleted AND (h._steward_op = 'delete' OR (h.name, h.amount, h.qty, h.created_at, h.active, h.note, h.payload) IS DISTINCT FROM (m.name, m.amount, m.qty, m.created_at, m.active, m.note, m.payload))") == 0 ]] || fail "history's last version differs from the mirror"
 [[ $(q "SELECT count(*) FROM wh.gen__items WHERE _steward_deleted AND _steward_deleted_at IS NULL") == 0 ]] || fail "soft delete without timestamp"
@@ -99,9 +102,17 @@ insert|704|3|c|-|BIG3|-|-|closed
 delete|705|3|-|-|-|-|-|ended'
 [[ $got == "$want" ]] || { printf 'got:\n%s\nwant:\n%s\n' "$got" "$want" >&2; fail "typed history rows"; }
 [[ $(q "SELECT count(*) FROM $H a JOIN $H b ON a.id = b.id AND b._steward_position > a._steward_position WHERE a._steward_op = 'insert' AND a._steward_valid_to <> b._steward_valid_from AND NOT EXISTS (SELECT 1 FROM $H c WHERE c.id = a.id AND c._steward_position > a._steward_position AND c._steward_position < b._steward_position)") == 0 ]] || fail "scd2: a closed version does not end where the next begins"
-[[ $(q "SELECT count(*) FROM $H WHERE _steward_correlation_id = 'crm:' || _steward_position_text AND _steward_commit_ts IS NOT NULL") == 7 ]] || fail "history metadata"
+[[ $(q "SELECT count(DISTINCT _steward_correlation_id) FROM $H WHERE _steward_correlation_id ~ '^crm:[0-9A-F]+/[0-9A-F]+:[0-9]+\$' AND _steward_commit_ts IS NOT NULL") == 7 ]] || fail "history metadata"
 # the state at a point in time, the way a data team asks
 [[ $(q "SELECT name FROM $H WHERE id = 1 AND _steward_valid_from <= '2023-11-14 22:13:20.002+00' AND (_steward_valid_to > '2023-11-14 22:13:20.002+00' OR _steward_valid_to IS NULL)") == a ]] || fail "point-in-time query"
+
+# a history table of the earlier typed shape (position text and a generated
+# correlation id) keeps working: rows in its shape, the same correlation ids
+q "CREATE SCHEMA v1; CREATE TABLE v1.crm__acct__history (_steward_op text NOT NULL, _steward_source text NOT NULL, _steward_position_text text NOT NULL, _steward_position bytea NOT NULL, _steward_commit_ts timestamptz, _steward_txid text, _steward_correlation_id text GENERATED ALWAYS AS (_steward_source || ':' || _steward_position_text) STORED, _steward_before json, _steward_unchanged text[], id integer, name text, amount numeric(12,2), big text)"
+"$STEWARD_BIN" apply --log "$T/hist" --warehouse "$DSN" --warehouse-schema v1 --mode history --once --log-level warn
+"$STEWARD_BIN" apply --log "$T/hist" --warehouse "$DSN" --warehouse-schema v1 --mode history --once --log-level warn
+[[ $(q "SELECT count(*) FROM v1.crm__acct__history") == 7 ]] || fail "earlier-shape history: row count"
+[[ $(q "SELECT count(*) FROM v1.crm__acct__history v JOIN $H h USING (_steward_position) WHERE v._steward_correlation_id = h._steward_correlation_id AND v._steward_correlation_id = 'crm:' || v._steward_position_text AND (v._steward_op, v._steward_txid, v.id, v.name, v.amount, v.big, v._steward_unchanged::text) IS NOT DISTINCT FROM (h._steward_op, h._steward_txid, h.id, h.name, h.amount, h.big, h._steward_unchanged::text)") == 7 ]] || fail "earlier-shape history rows differ"
 
 # a history table of the pre-typed shape is refused by name, nothing is written
 q "CREATE SCHEMA old; CREATE TABLE old.crm__acct__history (op text NOT NULL, source text NOT NULL, position_text text NOT NULL, position bytea NOT NULL, commit_ts timestamptz, txid text, correlation_id text NOT NULL, key jsonb, before json, after json)"
