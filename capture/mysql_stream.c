@@ -560,19 +560,22 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 		c.after_entries = (const uint8_t *) after_ent->data;
 		c.after_entries_len = after_ent->len;
 	}
-	size_t size = record_encode_size(&c);
 	/*
 	 * Shape.position_text_by_seq: a row whose batch's previous record is
 	 * of the same transaction ("FILE:END:" the same) leaves its position
-	 * text out; readers rebuild it from that record's and this seq.
+	 * text out; readers rebuild it from that record's and this seq.  The
+	 * size is computed once per row but for the first of a batch.
 	 */
+	size_t size;
 	if (shaped && s->last_serial == ci->serial) {
 		c.row.position_text = NULL;
-		size_t shorter = record_encode_size(&c);
-		if (clog_writer_batch_starts(s->w, te->shape_id, shorter))
+		size = record_encode_size(&c);
+		if (clog_writer_batch_starts(s->w, te->shape_id, size)) {
 			c.row.position_text = ptext;  /* the first record of a batch carries it */
-		else
-			size = shorter;
+			size = record_encode_size(&c);
+		}
+	} else {
+		size = record_encode_size(&c);
 	}
 	uint8_t *dst;
 	clog_status_t cs = shaped ? clog_writer_reserve_shaped(s->w, pos, te->shape_id, size, &dst,
