@@ -16,26 +16,31 @@
 /* Direct-path backoff after a conflict: skip 1, 2, 4 … 64 batches. */
 #define DIRECT_BACKOFF_MAX 64
 
-wh_status_t
-wh_copy_in(PGconn *conn, const char *sql, const buf_t *data, const char *what,
-	   char sqlstate[6], char *err, size_t errlen)
+/* Start sql (a COPY … FROM STDIN); sqlstate (may be NULL) is cleared. */
+static wh_status_t
+copy_begin(PGconn *conn, const char *sql, const char *what, char sqlstate[6], char *err,
+	   size_t errlen)
 {
 	wh_status_t st = WH_OK;
 	if (sqlstate)
 		sqlstate[0] = '\0';
 	PGresult *res = PQexec(conn, sql);
-	if (PQresultStatus(res) != PGRES_COPY_IN) {
+	if (PQresultStatus(res) != PGRES_COPY_IN)
 		st = wh_pg_error(conn, res, what, err, errlen);
-		PQclear(res);
-		return st;
-	}
 	PQclear(res);
-	const size_t chunk = 1 << 20;
-	for (size_t off = 0; off < data->len && st == WH_OK; off += chunk) {
-		size_t n = data->len - off < chunk ? data->len - off : chunk;
-		if (PQputCopyData(conn, data->data + off, (int) n) != 1)
-			st = wh_pg_error(conn, NULL, what, err, errlen);
-	}
+	return st;
+}
+
+/*
+ * End a COPY begun by copy_begin: abort it if st is an error already, else
+ * finish it and collect its result.  Returns st or the COPY's own error,
+ * with its SQLSTATE in sqlstate (may be NULL).
+ */
+static wh_status_t
+copy_end(PGconn *conn, wh_status_t st, const char *what, char sqlstate[6], char *err,
+	 size_t errlen)
+{
+	PGresult *res;
 	if (PQputCopyEnd(conn, st == WH_OK ? NULL : "aborted") != 1 && st == WH_OK)
 		st = wh_pg_error(conn, NULL, what, err, errlen);
 	while ((res = PQgetResult(conn)) != NULL) {
@@ -48,6 +53,22 @@ wh_copy_in(PGconn *conn, const char *sql, const buf_t *data, const char *what,
 		PQclear(res);
 	}
 	return st;
+}
+
+wh_status_t
+wh_copy_in(PGconn *conn, const char *sql, const buf_t *data, const char *what,
+	   char sqlstate[6], char *err, size_t errlen)
+{
+	wh_status_t st = copy_begin(conn, sql, what, sqlstate, err, errlen);
+	if (st != WH_OK)
+		return st;
+	const size_t chunk = 1 << 20;
+	for (size_t off = 0; off < data->len && st == WH_OK; off += chunk) {
+		size_t n = data->len - off < chunk ? data->len - off : chunk;
+		if (PQputCopyData(conn, data->data + off, (int) n) != 1)
+			st = wh_pg_error(conn, NULL, what, err, errlen);
+	}
+	return copy_end(conn, st, what, sqlstate, err, errlen);
 }
 
 /* Column list of the mirror's data columns, then the _steward_ ones. */
@@ -173,16 +194,9 @@ copy_rows(PGconn *conn, const char *sql, const wh_table_t *t, wh_mrow_t *const *
 	  size_t nrows, wh_merge_scratch_t *sc, const char *what, char sqlstate[6], char *err,
 	  size_t errlen)
 {
-	wh_status_t st = WH_OK;
-	if (sqlstate)
-		sqlstate[0] = '\0';
-	PGresult *res = PQexec(conn, sql);
-	if (PQresultStatus(res) != PGRES_COPY_IN) {
-		st = wh_pg_error(conn, res, what, err, errlen);
-		PQclear(res);
+	wh_status_t st = copy_begin(conn, sql, what, sqlstate, err, errlen);
+	if (st != WH_OK)
 		return st;
-	}
-	PQclear(res);
 	buf_reset(&sc->copy);
 	for (size_t r = 0; r < nrows && st == WH_OK; r++) {
 		if (rows[r]->partial)
@@ -198,18 +212,7 @@ copy_rows(PGconn *conn, const char *sql, const wh_table_t *t, wh_mrow_t *const *
 	    PQputCopyData(conn, sc->copy.data, (int) sc->copy.len) != 1)
 		st = wh_pg_error(conn, NULL, what, err, errlen);
 	buf_reset(&sc->copy);
-	if (PQputCopyEnd(conn, st == WH_OK ? NULL : "aborted") != 1 && st == WH_OK)
-		st = wh_pg_error(conn, NULL, what, err, errlen);
-	while ((res = PQgetResult(conn)) != NULL) {
-		if (PQresultStatus(res) != PGRES_COMMAND_OK && st == WH_OK) {
-			st = wh_pg_error(conn, res, what, err, errlen);
-			const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-			if (sqlstate && state)
-				snprintf(sqlstate, 6, "%s", state);
-		}
-		PQclear(res);
-	}
-	return st;
+	return copy_end(conn, st, what, sqlstate, err, errlen);
 }
 
 /*

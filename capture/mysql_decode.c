@@ -525,6 +525,16 @@ bad:
 	return MYDEC_ERROR;
 }
 
+/* "could not decode column N ("name") of "schema.table": why" into err. */
+static mydec_status_t
+column_error(const mysql_table_t *t, size_t i, const char *why, char *err, size_t errlen)
+{
+	const char *name = t->cols[i].name;
+	snprintf(err, errlen, "could not decode column %zu%s%s%s of \"%s.%s\": %s", i + 1,
+		 name ? " (\"" : "", name ? name : "", name ? "\")" : "", t->schema, t->name, why);
+	return MYDEC_ERROR;
+}
+
 mydec_status_t
 mysql_row_decode_buf(const mysql_table_t *t, const uint8_t *present, const uint8_t **p,
 		     const uint8_t *end, buf_t *text, mysql_value_t *vals, char *err, size_t errlen)
@@ -556,11 +566,7 @@ mysql_row_decode_buf(const mysql_table_t *t, const uint8_t *present, const uint8
 		char verr[200];
 		if (mysql_value_text(&t->cols[i], q, (size_t) (end - q), &used, text, verr,
 				     sizeof(verr)) != MYDEC_OK) {
-			snprintf(err, errlen, "could not decode column %zu%s%s%s of \"%s.%s\": %s",
-				 i + 1, t->cols[i].name ? " (\"" : "",
-				 t->cols[i].name ? t->cols[i].name : "",
-				 t->cols[i].name ? "\")" : "", t->schema, t->name, verr);
-			return MYDEC_ERROR;
+			return column_error(t, i, verr, err, errlen);
 		}
 		q += used;
 		v->text = (const char *) (uintptr_t) start;  /* offset until the loop ends */
@@ -596,11 +602,7 @@ mysql_row_decode_entries(const mysql_table_t *t, const uint8_t **p, const uint8_
 		char verr[200];
 		if (mysql_value_text(&t->cols[i], q, (size_t) (end - q), &used, img, verr,
 				     sizeof(verr)) != MYDEC_OK) {
-			snprintf(err, errlen, "could not decode column %zu%s%s%s of \"%s.%s\": %s",
-				 i + 1, t->cols[i].name ? " (\"" : "",
-				 t->cols[i].name ? t->cols[i].name : "",
-				 t->cols[i].name ? "\")" : "", t->schema, t->name, verr);
-			return MYDEC_ERROR;
+			return column_error(t, i, verr, err, errlen);
 		}
 		record_enc_entry_text_end(img, field, start);
 		q += used;
