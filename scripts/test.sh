@@ -53,6 +53,19 @@ run_tests() {  # dir label [ctest args...]
   (cd "$dir" && ctest --output-on-failure --repeat until-pass:2 -L "$label" "$@")
 }
 
+# The test servers listen on fixed ports, the 33xxx and 55xxx ones inside
+# the kernel's ephemeral range (32768-60999): a client connection that took
+# one as its source port leaves it in TIME-WAIT for a minute, in which a
+# server cannot bind it ("Address already in use") and ctest's retry fails
+# the same way.  As root (as CI runs), keep the kernel from handing them out.
+reserve_test_ports() {
+  local f=/proc/sys/net/ipv4/ip_local_reserved_ports want=33400-33699,55400-55699 cur
+  [[ -w $f ]] || return 0
+  cur=$(cat "$f")
+  echo "${cur:+$cur,}$want" >"$f" 2>/dev/null || echo "test.sh: could not reserve ports $want" >&2
+}
+reserve_test_ports
+
 ASAN_FLAGS=(-DCMAKE_BUILD_TYPE=Debug -DSTEWARD_SANITIZE=ON)
 ASAN_BUILD_PID=
 trap '[[ -z $ASAN_BUILD_PID ]] || kill "$ASAN_BUILD_PID" 2>/dev/null || true' EXIT
