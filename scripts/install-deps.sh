@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake pkg-config
-  libpq-dev postgresql-15 postgresql-contrib-15
+  libpq-dev postgresql-15
   mariadb-server mariadb-client libmariadb-dev
   libprotobuf-c-dev protobuf-c-compiler
   libzstd-dev libcmocka-dev
