@@ -23,10 +23,17 @@ typedef struct tpend {
 	size_t nrows, caprows;
 	uint32_t *slots;          /* open addressing: row index + 1, 0 = empty */
 	size_t nslots;
-	buf_t history;            /* COPY text of history rows */
+	buf_t history;            /* COPY data (text or binary) of history rows */
 	size_t nhistory;
 	size_t hist_ncols;        /* history data columns the buffered rows have */
 	bool hist_ptext;          /* ... and the position text shape (history_ptext) */
+	bool hist_bin;            /* ... and are COPY BINARY (else text) */
+	wh_bin_t *enc;            /* binary encoder of each history column ... */
+	size_t enc_n;             /* ... decided for this many columns */
+	unsigned enc_shape;       /* ... and this history_shape */
+	bool enc_decided;
+	bool enc_ok;              /* every history column has an encoder */
+	bool bin_off;             /* a value of this batch the encoders do not take */
 	buf_t keys;               /* SCD2: COPY text of the keys touched */
 } tpend_t;
 
@@ -47,6 +54,7 @@ struct wh_batch {
 	const char **hval;                 /* one history row's typed cells */
 	size_t *hlen;
 	size_t hcap;
+	bool text_copy;                    /* STEWARD_WAREHOUSE_TEXT_COPY: never binary */
 };
 
 static wh_status_t before_schema_sql(void *arg, PGconn *conn, char *err, size_t errlen);
@@ -59,6 +67,9 @@ wh_batch_create(const wh_batch_options_t *opts, wh_schema_t *schema)
 	b->schema = schema;
 	b->arena = arena_create(1 << 20);
 	wh_schema_set_sql_hook(schema, before_schema_sql, b);
+	/* Tests load the same rows both ways and compare the tables. */
+	const char *tc = getenv("STEWARD_WAREHOUSE_TEXT_COPY");
+	b->text_copy = tc && *tc && strcmp(tc, "0") != 0;
 	return b;
 }
 
@@ -82,6 +93,7 @@ pend_free_all(wh_batch_t *b)
 		free(p->slots);
 		buf_free(&p->history);
 		buf_free(&p->keys);
+		free(p->enc);
 		free(p);
 	}
 	free(b->pend);
@@ -367,14 +379,49 @@ unchanged_array(buf_t *j, const wh_value_t *v, size_t n)
  * NULL and listed in _steward_unchanged.  hidx maps the image's values to
  * history columns (SIZE_MAX: none).
  */
-static void
-history_row(wh_batch_t *b, tpend_t *p, const wh_change_t *c, const size_t *hidx)
+static void history_row_text(wh_batch_t *b, tpend_t *p, const wh_change_t *c,
+			     const wh_value_t *img, size_t nimg);
+static bool history_row_bin(wh_batch_t *b, tpend_t *p, const wh_change_t *c,
+			    const wh_value_t *img, size_t nimg);
+
+/*
+ * Whether p's next history rows are written as COPY BINARY: when every
+ * history column has an encoder (decided again whenever the table's
+ * history columns change), unless a value of this batch was not in a form
+ * the encoders take.
+ */
+static bool
+history_binary(wh_batch_t *b, tpend_t *p)
 {
 	const wh_table_t *t = p->table;
-	buf_t *h = &p->history;
+	if (!p->enc_decided || p->enc_shape != t->history_shape || p->enc_n != t->nhcols) {
+		p->enc = xrealloc(p->enc, (t->nhcols ? t->nhcols : 1) * sizeof(*p->enc));
+		p->enc_ok = true;
+		for (size_t j = 0; j < t->nhcols; j++)
+			if ((p->enc[j] = wh_bin_for_type(t->hcols[j].type)) == WH_BIN_NONE)
+				p->enc_ok = false;
+		p->enc_n = t->nhcols;
+		p->enc_shape = t->history_shape;
+		p->enc_decided = true;
+		log_debug("warehouse", "history rows of %s: COPY %s", t->history_qname,
+			  p->enc_ok && !b->text_copy ? "binary" : "text");
+	}
+	return p->enc_ok && !p->bin_off && !b->text_copy;
+}
+
+/*
+ * Returns false (nothing written) only when bin and a value has no binary
+ * form (history_row_bin): the caller flushes the binary rows and calls
+ * again with bin false.
+ */
+static bool
+history_row(wh_batch_t *b, tpend_t *p, const wh_change_t *c, const size_t *hidx, bool bin)
+{
+	const wh_table_t *t = p->table;
 	if (p->nhistory == 0) {
 		p->hist_ncols = t->nhcols;
 		p->hist_ptext = t->history_ptext;
+		p->hist_bin = bin;
 	}
 	size_t ncols = p->hist_ncols;
 	if (ncols > b->hcap) {
@@ -400,7 +447,35 @@ history_row(wh_batch_t *b, tpend_t *p, const wh_change_t *c, const size_t *hidx)
 			b->hlen[j] = img[i].len;
 		}
 	}
+	if (bin) {
+		if (!history_row_bin(b, p, c, img, nimg))
+			return false;
+	} else {
+		history_row_text(b, p, c, img, nimg);
+	}
+	p->nhistory++;
+	if (b->opts.scd2 && c->op != WH_OP_TRUNCATE && t->nhkey > 0) {
+		bool whole = true;
+		for (size_t k = 0; k < t->nhkey && whole; k++)
+			whole = t->hkey[k] < ncols && b->hval[t->hkey[k]];
+		for (size_t k = 0; k < t->nhkey && whole; k++) {
+			if (k)
+				wh_put_char(&p->keys, '\t');
+			wh_copy_escape(&p->keys, b->hval[t->hkey[k]], b->hlen[t->hkey[k]]);
+		}
+		if (whole)
+			wh_put_char(&p->keys, '\n');
+	}
+	return true;
+}
 
+/* The row of history_row's cells (b->hval) as COPY text. */
+static void
+history_row_text(wh_batch_t *b, tpend_t *p, const wh_change_t *c, const wh_value_t *img,
+		 size_t nimg)
+{
+	buf_t *h = &p->history;
+	size_t ncols = p->hist_ncols;
 	append_copy_text(h, c->op_name);
 	wh_put_char(h, '\t');
 	append_copy_text(h, c->source);
@@ -456,19 +531,95 @@ history_row(wh_batch_t *b, tpend_t *p, const wh_change_t *c, const size_t *hidx)
 			wh_put(h, "\\N", 2);
 	}
 	wh_put_char(h, '\n');
-	p->nhistory++;
-	if (b->opts.scd2 && c->op != WH_OP_TRUNCATE && t->nhkey > 0) {
-		bool whole = true;
-		for (size_t k = 0; k < t->nhkey && whole; k++)
-			whole = t->hkey[k] < ncols && b->hval[t->hkey[k]];
-		for (size_t k = 0; k < t->nhkey && whole; k++) {
-			if (k)
-				wh_put_char(&p->keys, '\t');
-			wh_copy_escape(&p->keys, b->hval[t->hkey[k]], b->hlen[t->hkey[k]]);
-		}
-		if (whole)
-			wh_put_char(&p->keys, '\n');
+}
+
+/*
+ * The same row as COPY BINARY: the metadata from its native values (no
+ * timestamp or bytea text for the server to parse), the data columns
+ * through the table's encoders.  False, with nothing written, when a value
+ * is not in a form its encoder takes (wh_bin_field): the caller writes
+ * the row as text instead.  A stream that starts here opens with the
+ * binary header.
+ */
+static bool
+history_row_bin(wh_batch_t *b, tpend_t *p, const wh_change_t *c, const wh_value_t *img,
+		size_t nimg)
+{
+	buf_t *h = &p->history;
+	size_t ncols = p->hist_ncols, mark = h->len;
+	if (h->len == 0 && b->copying != p)
+		wh_bin_header(h);
+	wh_bin_i16(h, (int) (8 + (b->opts.scd2 ? 2 : 0) + ncols));
+	wh_bin_bytes(h, c->op_name, c->op_name ? strlen(c->op_name) : 0);
+	wh_bin_bytes(h, c->source, c->source ? strlen(c->source) : 0);
+	const char *ptext = c->position_text ? c->position_text : "";
+	size_t plen = strlen(ptext);
+	if (p->hist_ptext)
+		wh_bin_bytes(h, ptext, plen);
+	wh_bin_bytes(h, c->position ? (const char *) c->position : "", c->position_len);
+	if (c->commit_ts_us)
+		wh_bin_ts(h, c->commit_ts_us);
+	else
+		wh_bin_i32(h, -1);
+	wh_bin_bytes(h, c->txid && *c->txid ? c->txid : NULL, c->txid ? strlen(c->txid) : 0);
+	if (!p->hist_ptext) {
+		const char *src = c->source ? c->source : "";
+		size_t slen = strlen(src);
+		wh_bin_i32(h, (int32_t) (slen + 1 + plen));
+		wh_put(h, src, slen);
+		wh_put_char(h, ':');
+		wh_put(h, ptext, plen);
 	}
+	if (c->op == WH_OP_UPSERT && c->nbefore > 0) {
+		image_json(&b->json, c->before, c->nbefore);
+		wh_bin_bytes(h, b->json.data, b->json.len);
+	} else {
+		wh_bin_i32(h, -1);
+	}
+	/* _steward_unchanged text[]: one dimension, no NULLs, elements of type text */
+	size_t nunch = 0;
+	for (size_t i = 0; c->op == WH_OP_UPSERT && i < nimg; i++)
+		nunch += img[i].unchanged;
+	if (nunch) {
+		size_t at = h->len;
+		wh_bin_i32(h, 0);  /* length, set below */
+		wh_bin_i32(h, 1);
+		wh_bin_i32(h, 0);
+		wh_bin_i32(h, 25);  /* TEXTOID */
+		wh_bin_i32(h, (int32_t) nunch);
+		wh_bin_i32(h, 1);
+		for (size_t i = 0; i < nimg; i++)
+			if (img[i].unchanged)
+				wh_bin_bytes(h, img[i].name, strlen(img[i].name));
+		uint32_t n = (uint32_t) (h->len - at - 4);
+		unsigned char *w = (unsigned char *) h->data + at;
+		w[0] = (unsigned char) (n >> 24), w[1] = (unsigned char) (n >> 16);
+		w[2] = (unsigned char) (n >> 8), w[3] = (unsigned char) n;
+	} else {
+		wh_bin_i32(h, -1);
+	}
+	if (b->opts.scd2) {
+		/* valid_from, valid_to as in history_row_text */
+		if (c->commit_ts_us)
+			wh_bin_ts(h, c->commit_ts_us);
+		else
+			wh_bin_i32(h, -1);
+		if (c->op == WH_OP_TRUNCATE && c->commit_ts_us)
+			wh_bin_ts(h, c->commit_ts_us);
+		else
+			wh_bin_i32(h, -1);
+	}
+	for (size_t j = 0; j < ncols; j++) {
+		if (!b->hval[j]) {
+			wh_bin_i32(h, -1);
+		} else if (!wh_bin_field(p->enc[j], b->hval[j], b->hlen[j], h)) {
+			h->len = mark;
+			if (h->data)
+				h->data[mark] = '\0';
+			return false;
+		}
+	}
+	return true;
 }
 
 /* ---- SQL plumbing ---- */
@@ -501,7 +652,7 @@ history_copy_sql(wh_batch_t *b, const tpend_t *p, buf_t *sql)
 		   b->opts.scd2 ? ", _steward_valid_from, _steward_valid_to" : "");
 	for (size_t j = 0; j < p->hist_ncols; j++)
 		buf_printf(sql, ", %s", t->hcols[j].ident);
-	buf_append_str(sql, ") FROM STDIN");
+	buf_append_str(sql, p->hist_bin ? ") FROM STDIN (FORMAT binary)" : ") FROM STDIN");
 }
 
 /*
@@ -536,6 +687,8 @@ copy_end(wh_batch_t *b, PGconn *conn, char *err, size_t errlen)
 	if (!p)
 		return WH_OK;
 	b->copying = NULL;
+	if (p->hist_bin)
+		wh_bin_i16(&p->history, -1);  /* the binary trailer */
 	wh_status_t st = copy_send(conn, &p->history, err, errlen);
 	buf_reset(&p->history);
 	if (PQputCopyEnd(conn, st == WH_OK ? NULL : "aborted") != 1 && st == WH_OK)
@@ -573,11 +726,23 @@ history_stream(wh_batch_t *b, PGconn *conn, tpend_t *p, char *err, size_t errlen
 	return st;
 }
 
-/* The schema's hook: it is about to run a statement. */
+static wh_status_t flush_history(wh_batch_t *b, PGconn *conn, tpend_t *p, char *err,
+				 size_t errlen);
+
+/*
+ * The schema's hook: it is about to run a statement.  That may widen a
+ * column, and binary rows are encoded for the column's type: send the
+ * binary rows buffered so far while their types still hold.
+ */
 static wh_status_t
 before_schema_sql(void *arg, PGconn *conn, char *err, size_t errlen)
 {
-	return copy_end(arg, conn, err, errlen);
+	wh_batch_t *b = arg;
+	wh_status_t st = copy_end(b, conn, err, errlen);
+	for (size_t i = 0; i < b->npend && st == WH_OK; i++)
+		if (b->pend[i]->nhistory > 0 && b->pend[i]->hist_bin)
+			st = flush_history(b, conn, b->pend[i], err, errlen);
+	return st;
 }
 
 static wh_status_t
@@ -592,6 +757,8 @@ flush_history(wh_batch_t *b, PGconn *conn, tpend_t *p, char *err, size_t errlen)
 		if ((st = copy_end(b, conn, err, errlen)) != WH_OK)
 			return st;
 		if (p->history.len > 0) {
+			if (p->hist_bin)
+				wh_bin_i16(&p->history, -1);  /* the binary trailer */
 			history_copy_sql(b, p, sql);
 			st = wh_copy_in(conn, sql->data, &p->history,
 					"could not copy into history table", NULL, err, errlen);
@@ -715,7 +882,8 @@ add_truncate(wh_batch_t *b, PGconn *conn, const wh_change_t *c, char *err, size_
 				goto out;
 			}
 		}
-		history_row(b, p, c, NULL);
+		if (!history_row(b, p, c, NULL, history_binary(b, p)))
+			history_row(b, p, c, NULL, false);  /* no data values: not reached */
 	}
 out:
 	PQclear(res);
@@ -754,11 +922,22 @@ wh_batch_add(wh_batch_t *b, PGconn *conn, const wh_change_t *c, char *err, size_
 	if (b->opts.modes & WH_MODE_HISTORY) {
 		/* Rows buffered before a column was added lack it: send them with
 		 * the columns they have. */
+		bool bin = history_binary(b, p);
+		const size_t *hidx = deleted ? b->hidx_before : b->hidx_after;
 		if (p->nhistory > 0 &&
-		    (p->hist_ncols != t->nhcols || p->hist_ptext != t->history_ptext) &&
+		    (p->hist_ncols != t->nhcols || p->hist_ptext != t->history_ptext ||
+		     p->hist_bin != bin) &&
 		    (st = flush_history(b, conn, p, err, errlen)) != WH_OK)
 			return st;
-		history_row(b, p, c, deleted ? b->hidx_before : b->hidx_after);
+		if (!history_row(b, p, c, hidx, bin)) {
+			/* A value the encoders do not take ("infinity", "1e3"): this
+			 * table's rows go as text for the rest of the batch, and the
+			 * server reads (or rejects) the value as it always did. */
+			p->bin_off = true;
+			if (p->nhistory > 0 && (st = flush_history(b, conn, p, err, errlen)) != WH_OK)
+				return st;
+			history_row(b, p, c, hidx, false);
+		}
 		if (p->history.len >= HISTORY_STREAM_BYTES &&
 		    (st = history_stream(b, conn, p, err, errlen)) != WH_OK)
 			return st;
@@ -803,8 +982,10 @@ wh_batch_pause(wh_batch_t *b, PGconn *conn, char *err, size_t errlen)
 static void
 batch_reset(wh_batch_t *b)
 {
-	for (size_t i = 0; i < b->npend; i++)
+	for (size_t i = 0; i < b->npend; i++) {
 		tpend_reset(b->pend[i]);
+		b->pend[i]->bin_off = false;
+	}
 	arena_reset(b->arena);
 	b->count = 0;
 	b->in_txn = false;

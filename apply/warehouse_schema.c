@@ -760,9 +760,8 @@ wh_schema_prepare(PGconn *conn, wh_schema_t *s, const wh_change_t *c, wh_table_t
 			return st;
 		}
 	}
-	unsigned history_shape = 0;  /* the history has no staging table */
 	colset_t mcs = {s, &t->mirror_shape, t->mirror_qname, &t->cols, &t->ncols, &t->hint, &t->nhint};
-	colset_t hcs = {s, &history_shape, t->history_qname, &t->hcols, &t->nhcols, &t->hhint, &t->nhhint};
+	colset_t hcs = {s, &t->history_shape, t->history_qname, &t->hcols, &t->nhcols, &t->hhint, &t->nhhint};
 	if (c->stable_names && layout_match(t->layout, t, c)) {
 		layout_apply(t->layout, mirror_map, history_map);
 	} else {

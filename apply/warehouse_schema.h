@@ -63,6 +63,7 @@ typedef struct wh_table {
 	unsigned direct_backoff;
 	unsigned id;           /* distinct among the schema's tables until invalidated */
 	unsigned mirror_shape; /* bumped by every change to the mirror's columns */
+	unsigned history_shape; /* ... and to the history's (its COPY encoders follow) */
 	/* The mirror's staging table (warehouse_merge.c), a session temp table. */
 	bool stage_ready;      /* exists with the columns of stage_shape */
 	unsigned stage_shape;

@@ -636,3 +636,333 @@ wh_append_ts(buf_t *out, int64_t us)
 	w += 3;
 	buf_append(out, s, (size_t) (w - s));
 }
+
+/* ---- COPY BINARY ---- */
+
+wh_bin_t
+wh_bin_for_type(const char *type)
+{
+	parsed_type_t p;
+	parse_type(type, false, &p);
+	if (p.array)
+		return WH_BIN_NONE;
+	static const struct {
+		const char *base;
+		wh_bin_t bin;
+	} map[] = {
+		{"text", WH_BIN_RAW}, {"character varying", WH_BIN_RAW}, {"character", WH_BIN_RAW},
+		{"json", WH_BIN_RAW}, {"jsonb", WH_BIN_JSONB}, {"smallint", WH_BIN_INT2},
+		{"integer", WH_BIN_INT4}, {"bigint", WH_BIN_INT8}, {"boolean", WH_BIN_BOOL},
+		{"timestamp with time zone", WH_BIN_TIMESTAMPTZ},
+		{"timestamp without time zone", WH_BIN_TIMESTAMP}, {"date", WH_BIN_DATE},
+		{"bytea", WH_BIN_BYTEA}, {"uuid", WH_BIN_UUID},
+	};
+	if (strcmp(p.base, "numeric") == 0)
+		return p.has_paren ? WH_BIN_NUMERIC_MOD : WH_BIN_NUMERIC;
+	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (strcmp(p.base, map[i].base) == 0)
+			return map[i].bin;
+	return WH_BIN_NONE;
+}
+
+void
+wh_bin_header(buf_t *out)
+{
+	wh_put(out, "PGCOPY\n\377\r\n\0", 11);
+	wh_bin_i32(out, 0);  /* flags: no OIDs */
+	wh_bin_i32(out, 0);  /* header extension length */
+}
+
+/* n decimal digits at s into *v; false unless all are digits. */
+static bool
+digits_n(const char *s, size_t n, int *v)
+{
+	int r = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		r = r * 10 + (s[i] - '0');
+	}
+	*v = r;
+	return true;
+}
+
+/* An integer "[-+]digits" within [lo, hi] (the int2/4/8 input form, no spaces). */
+static bool
+parse_int(const char *s, size_t n, int64_t lo, int64_t hi, int64_t *out)
+{
+	size_t i = 0;
+	bool neg = false;
+	if (i < n && (s[i] == '-' || s[i] == '+'))
+		neg = s[i++] == '-';
+	if (i == n || n - i > 19)
+		return false;
+	uint64_t v = 0;
+	for (; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v = v * 10 + (uint64_t) (s[i] - '0');  /* at most 19 digits: no wrap */
+	}
+	if (neg ? v > (uint64_t) -(lo + 1) + 1 : v > (uint64_t) hi)
+		return false;
+	*out = neg ? (int64_t) (0 - v) : (int64_t) v;
+	return true;
+}
+
+/* Days from 1970-01-01 to a proleptic Gregorian date (inverse of civil_from_days). */
+static int64_t
+days_from_civil(int y, int m, int d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+static bool
+valid_date(int y, int m, int d)
+{
+	static const int mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	if (y < 1 || m < 1 || m > 12 || d < 1)
+		return false;
+	bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	return d <= mdays[m - 1] + (m == 2 && leap);
+}
+
+/* "YYYY-MM-DD" (years 0001..9999, AD) → days since 1970. */
+static bool
+parse_date(const char *s, size_t n, int64_t *days)
+{
+	int y, m, d;
+	if (n < 10 || s[4] != '-' || s[7] != '-' || !digits_n(s, 4, &y) ||
+	    !digits_n(s + 5, 2, &m) || !digits_n(s + 8, 2, &d) || !valid_date(y, m, d))
+		return false;
+	*days = days_from_civil(y, m, d);
+	return true;
+}
+
+/*
+ * "YYYY-MM-DD HH:MM:SS[.f{1,6}][±HH[:MM[:SS]]]" → microseconds since 1970
+ * UTC (no offset: UTC).  has_zone tells whether an offset was given.
+ */
+static bool
+parse_timestamp(const char *s, size_t n, int64_t *us, bool *has_zone)
+{
+	int64_t days;
+	int hh, mi, ss;
+	if (n < 19 || !parse_date(s, 10, &days) || s[10] != ' ' || s[13] != ':' ||
+	    s[16] != ':' || !digits_n(s + 11, 2, &hh) || !digits_n(s + 14, 2, &mi) ||
+	    !digits_n(s + 17, 2, &ss) || hh > 23 || mi > 59 || ss > 59)
+		return false;
+	size_t i = 19;
+	int64_t frac = 0;
+	if (i < n && s[i] == '.') {
+		size_t k = 0;
+		for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++, k++)
+			frac = frac * 10 + (s[i] - '0');
+		if (k == 0 || k > 6)
+			return false;  /* more than µs: the server rounds, let it */
+		for (; k < 6; k++)
+			frac *= 10;
+	}
+	int64_t zone = 0;
+	*has_zone = false;
+	if (i < n) {
+		int zh, zm = 0, zs = 0;
+		if ((s[i] != '+' && s[i] != '-') || n - i < 3 || !digits_n(s + i + 1, 2, &zh))
+			return false;
+		size_t j = i + 3;
+		if (j < n && (n - j < 3 || s[j] != ':' || !digits_n(s + j + 1, 2, &zm)))
+			return false;
+		j += j < n ? 3 : 0;
+		if (j < n && (n - j != 3 || s[j] != ':' || !digits_n(s + j + 1, 2, &zs)))
+			return false;
+		if (zh > 15 || zm > 59 || zs > 59)
+			return false;
+		zone = (zh * 3600 + zm * 60 + zs) * (s[i] == '-' ? -1 : 1);
+		*has_zone = true;
+	}
+	*us = ((days * 86400 + hh * 3600 + mi * 60 + ss) - zone) * 1000000 + frac;
+	return true;
+}
+
+/*
+ * Numeric "[-+]digits[.digits]" (or ".5", "5.") in base-10000 send form:
+ * ndigits, weight, sign, dscale, digits.  dscale is the count of digits
+ * written after the point, as numeric_in keeps it ("12.50" → 2).
+ */
+static bool
+numeric_field(const char *s, size_t n, bool allow_inf, buf_t *out)
+{
+	int16_t sign = 0;
+	if (n == 3 && memcmp(s, "NaN", 3) == 0)
+		sign = (int16_t) 0xC000;
+	else if (allow_inf && n == 8 && memcmp(s, "Infinity", 8) == 0)
+		sign = (int16_t) 0xD000;
+	else if (allow_inf && n == 9 && memcmp(s, "-Infinity", 9) == 0)
+		sign = (int16_t) 0xF000;
+	if (sign) {
+		wh_bin_i32(out, 8);
+		wh_bin_i16(out, 0);
+		wh_bin_i16(out, 0);
+		wh_bin_i16(out, sign);
+		wh_bin_i16(out, 0);
+		return true;
+	}
+	size_t i = 0;
+	if (i < n && (s[i] == '-' || s[i] == '+'))
+		sign = s[i++] == '-' ? 0x4000 : 0;
+	const char *ip = s + i;
+	size_t il = 0, fl = 0;
+	while (i < n && s[i] >= '0' && s[i] <= '9')
+		i++, il++;
+	const char *fp = s + i + 1;
+	if (i < n && s[i] == '.')
+		for (i++; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+			fl++;
+	/* Far inside numeric's limits (131072 / 16383 digits): the rest is the server's. */
+	if (i != n || il + fl == 0 || il > 1000 || fl > 1000)
+		return false;
+	while (il > 0 && *ip == '0')
+		ip++, il--;
+	/* Groups of 4 digits aligned on the decimal point. */
+	size_t ig = (il + 3) / 4, fg = (fl + 3) / 4;
+	int16_t digits[600];
+	size_t nd = 0;
+	for (size_t g = 0; g < ig; g++) {
+		int v = 0;
+		for (size_t k = 0; k < 4; k++) {
+			long pos = (long) il - (long) (ig - g) * 4 + (long) k;
+			v = v * 10 + (pos >= 0 ? ip[pos] - '0' : 0);
+		}
+		digits[nd++] = (int16_t) v;
+	}
+	for (size_t g = 0; g < fg; g++) {
+		int v = 0;
+		for (size_t k = 0; k < 4; k++) {
+			size_t pos = g * 4 + k;
+			v = v * 10 + (pos < fl ? fp[pos] - '0' : 0);
+		}
+		digits[nd++] = (int16_t) v;
+	}
+	int weight = (int) ig - 1;
+	size_t first = 0;
+	while (first < nd && digits[first] == 0)
+		first++, weight--;
+	while (nd > first && digits[nd - 1] == 0)
+		nd--;
+	nd -= first;
+	if (nd == 0) {
+		weight = 0;
+		sign = 0;
+	}
+	wh_bin_i32(out, (int32_t) (8 + 2 * nd));
+	wh_bin_i16(out, (int) nd);
+	wh_bin_i16(out, weight);
+	wh_bin_i16(out, sign);
+	wh_bin_i16(out, (int) fl);
+	for (size_t k = 0; k < nd; k++)
+		wh_bin_i16(out, digits[first + k]);
+	return true;
+}
+
+static bool
+hex_pairs(const char *h, size_t hl, buf_t *out)
+{
+	if (hl % 2 || !all_hex(h, hl))
+		return false;
+	wh_bin_i32(out, (int32_t) (hl / 2));
+	buf_reserve(out, hl / 2);
+	for (size_t k = 0; k < hl; k += 2)
+		out->data[out->len++] = (char) (hexval(h[k]) << 4 | hexval(h[k + 1]));
+	out->data[out->len] = '\0';
+	return true;
+}
+
+bool
+wh_bin_field(wh_bin_t bin, const char *s, size_t n, buf_t *out)
+{
+	int64_t v;
+	bool zone;
+	switch (bin) {
+	case WH_BIN_NONE:
+		return false;
+	case WH_BIN_RAW:
+		wh_bin_bytes(out, s, n);
+		return true;
+	case WH_BIN_JSONB:
+		wh_bin_i32(out, (int32_t) (n + 1));
+		wh_put_char(out, 1);
+		wh_put(out, s, n);
+		return true;
+	case WH_BIN_INT2:
+		if (!parse_int(s, n, INT16_MIN, INT16_MAX, &v))
+			return false;
+		wh_bin_i32(out, 2);
+		wh_bin_i16(out, (int) v);
+		return true;
+	case WH_BIN_INT4:
+		if (!parse_int(s, n, INT32_MIN, INT32_MAX, &v))
+			return false;
+		wh_bin_i32(out, 4);
+		wh_bin_i32(out, (int32_t) v);
+		return true;
+	case WH_BIN_INT8:
+		if (!parse_int(s, n, INT64_MIN, INT64_MAX, &v))
+			return false;
+		wh_bin_i32(out, 8);
+		wh_bin_i64(out, v);
+		return true;
+	case WH_BIN_BOOL: {
+		int b = (n == 1 && s[0] == 't') || (n == 4 && memcmp(s, "true", 4) == 0)    ? 1
+			: (n == 1 && s[0] == 'f') || (n == 5 && memcmp(s, "false", 5) == 0) ? 0
+											     : -1;
+		if (b < 0)
+			return false;
+		wh_bin_i32(out, 1);
+		wh_put_char(out, (char) b);
+		return true;
+	}
+	case WH_BIN_NUMERIC:
+	case WH_BIN_NUMERIC_MOD:
+		return numeric_field(s, n, bin == WH_BIN_NUMERIC, out);
+	case WH_BIN_TIMESTAMPTZ:
+	case WH_BIN_TIMESTAMP:
+		/* timestamp without time zone ignores a written offset: leave that to the server */
+		if (!parse_timestamp(s, n, &v, &zone) || (zone && bin == WH_BIN_TIMESTAMP))
+			return false;
+		wh_bin_ts(out, v);
+		return true;
+	case WH_BIN_DATE:
+		if (n != 10 || !parse_date(s, n, &v))
+			return false;
+		wh_bin_i32(out, 4);
+		wh_bin_i32(out, (int32_t) (v - 10957));  /* days since 2000-01-01 */
+		return true;
+	case WH_BIN_BYTEA:
+		return n >= 2 && s[0] == '\\' && s[1] == 'x' && hex_pairs(s + 2, n - 2, out);
+	case WH_BIN_UUID: {
+		char h[32];
+		size_t k = 0;
+		if (n != 36)
+			return false;
+		for (size_t i = 0; i < 36; i++) {
+			if (i == 8 || i == 13 || i == 18 || i == 23) {
+				if (s[i] != '-')
+					return false;
+			} else {
+				h[k++] = s[i];
+			}
+		}
+		if (!all_hex(h, 32))
+			return false;
+		wh_bin_i32(out, 16);
+		for (k = 0; k < 32; k += 2)
+			wh_put_char(out, (char) (hexval(h[k]) << 4 | hexval(h[k + 1])));
+		return true;
+	}
+	}
+	return false;
+}

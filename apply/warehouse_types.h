@@ -113,4 +113,90 @@ void wh_table_name(const char *source, const char *schema, const char *database,
 /* Fit an arbitrary name + suffix into WH_NAME_MAX bytes as above. */
 void wh_name_fit(const char *name, const char *suffix, char *out);
 
+/* ---- COPY BINARY ---- */
+
+/*
+ * The binary send form a warehouse column type is written in, when the
+ * history COPY uses FORMAT binary (docs/warehouse.md).  WH_BIN_NONE: no
+ * encoder, and a table with such a column stays on COPY text.
+ */
+typedef enum wh_bin {
+	WH_BIN_NONE = 0,
+	WH_BIN_RAW,          /* text, varchar, char, json: the UTF-8 bytes */
+	WH_BIN_JSONB,        /* version byte 1, then the text */
+	WH_BIN_INT2,
+	WH_BIN_INT4,
+	WH_BIN_INT8,
+	WH_BIN_BOOL,
+	WH_BIN_NUMERIC,      /* unconstrained: NaN and ±Infinity too */
+	WH_BIN_NUMERIC_MOD,  /* numeric(p,s): NaN too (an infinity is the server's error) */
+	WH_BIN_TIMESTAMPTZ,
+	WH_BIN_TIMESTAMP,
+	WH_BIN_DATE,
+	WH_BIN_BYTEA,
+	WH_BIN_UUID,
+} wh_bin_t;
+
+/* The encoder of a warehouse type (format_type spelling). */
+wh_bin_t wh_bin_for_type(const char *type);
+
+/* The 19 bytes that open a COPY BINARY stream: signature, flags, no extension. */
+void wh_bin_header(buf_t *out);
+
+/*
+ * Append one COPY BINARY field (int32 length + send form) for a value's
+ * input text under encoder bin.  Only the plain forms the capture agents
+ * print are taken ("-12.50", "2024-01-01 00:00:01.5+05:30", "\\x00ff", "t"),
+ * and each exactly as the server's input function reads it; anything else
+ * (other spellings, out-of-range values, "infinity") returns false with
+ * out unchanged: the caller then writes the row as COPY text and the
+ * server judges the value, so a bad value fails with the server's own
+ * error and an odd but valid one is stored as before.  Assumes the
+ * session's TimeZone is UTC (a timestamptz without offset is UTC).
+ */
+bool wh_bin_field(wh_bin_t bin, const char *text, size_t len, buf_t *out);
+
+/* Big-endian integers of the binary format. */
+static inline void
+wh_bin_i16(buf_t *b, int v)
+{
+	char s[2] = {(char) (v >> 8), (char) v};
+	wh_put(b, s, 2);
+}
+
+static inline void
+wh_bin_i32(buf_t *b, int32_t v)
+{
+	uint32_t u = (uint32_t) v;
+	char s[4] = {(char) (u >> 24), (char) (u >> 16), (char) (u >> 8), (char) u};
+	wh_put(b, s, 4);
+}
+
+static inline void
+wh_bin_i64(buf_t *b, int64_t v)
+{
+	wh_bin_i32(b, (int32_t) (uint32_t) ((uint64_t) v >> 32));
+	wh_bin_i32(b, (int32_t) (uint32_t) (uint64_t) v);
+}
+
+/* A field of n raw bytes (text, json, bytea); NULL p = SQL NULL. */
+static inline void
+wh_bin_bytes(buf_t *b, const char *p, size_t n)
+{
+	if (!p) {
+		wh_bin_i32(b, -1);
+		return;
+	}
+	wh_bin_i32(b, (int32_t) n);
+	wh_put(b, p, n);
+}
+
+/* A timestamptz field of us microseconds since 1970 UTC. */
+static inline void
+wh_bin_ts(buf_t *b, int64_t us)
+{
+	wh_bin_i32(b, 8);
+	wh_bin_i64(b, us - INT64_C(946684800000000));  /* the server counts from 2000 */
+}
+
 #endif

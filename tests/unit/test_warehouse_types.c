@@ -299,6 +299,128 @@ table_names_are_predictable_and_fit(void **state)
 			assert_true(i % 2 == 0);
 }
 
+/* ---- COPY BINARY encoders ---- */
+
+/* Encode text with bin and compare the field with want (hex of the bytes,
+ * length word included); want NULL: the encoder must refuse, writing nothing. */
+static void
+expect_bin(wh_bin_t bin, const char *text, const char *want)
+{
+	buf_t b = BUF_INIT;
+	buf_append(&b, "x", 1);  /* a field is appended, never replaces */
+	bool ok = wh_bin_field(bin, text, strlen(text), &b);
+	if (!want) {
+		if (ok || b.len != 1)
+			fail_msg("%s: encoded, want a refusal", text);
+		buf_free(&b);
+		return;
+	}
+	if (!ok)
+		fail_msg("%s: refused, want %s", text, want);
+	char hex[512] = "";
+	for (size_t i = 1; i < b.len && 2 * i < sizeof(hex); i++)
+		snprintf(hex + 2 * (i - 1), 3, "%02x", (unsigned char) b.data[i]);
+	if (strcmp(hex, want) != 0)
+		fail_msg("%s: %s, want %s", text, hex, want);
+	buf_free(&b);
+}
+
+static void
+binary_encoders_follow_the_send_formats(void **state)
+{
+	(void) state;
+	assert_int_equal(wh_bin_for_type("integer"), WH_BIN_INT4);
+	assert_int_equal(wh_bin_for_type("numeric(12,2)"), WH_BIN_NUMERIC_MOD);
+	assert_int_equal(wh_bin_for_type("numeric"), WH_BIN_NUMERIC);
+	assert_int_equal(wh_bin_for_type("timestamp(3) with time zone"), WH_BIN_TIMESTAMPTZ);
+	assert_int_equal(wh_bin_for_type("timestamp(6) without time zone"), WH_BIN_TIMESTAMP);
+	assert_int_equal(wh_bin_for_type("character varying(5)"), WH_BIN_RAW);
+	assert_int_equal(wh_bin_for_type("jsonb"), WH_BIN_JSONB);
+	assert_int_equal(wh_bin_for_type("text[]"), WH_BIN_NONE);
+	assert_int_equal(wh_bin_for_type("double precision"), WH_BIN_NONE);
+	assert_int_equal(wh_bin_for_type("interval"), WH_BIN_NONE);
+	assert_int_equal(wh_bin_for_type("bit varying(8)"), WH_BIN_NONE);
+
+	expect_bin(WH_BIN_INT2, "-32768", "000000028000");
+	expect_bin(WH_BIN_INT2, "32768", NULL);
+	expect_bin(WH_BIN_INT4, "-2", "00000004fffffffe");
+	expect_bin(WH_BIN_INT4, "+7", "0000000400000007");
+	expect_bin(WH_BIN_INT4, "2147483648", NULL);
+	expect_bin(WH_BIN_INT4, " 1", NULL);
+	expect_bin(WH_BIN_INT4, "", NULL);
+	expect_bin(WH_BIN_INT8, "-9223372036854775808", "000000088000000000000000");
+	expect_bin(WH_BIN_INT8, "9223372036854775807", "000000087fffffffffffffff");
+	expect_bin(WH_BIN_INT8, "9223372036854775808", NULL);
+	expect_bin(WH_BIN_INT8, "12345678901234567890", NULL);
+	expect_bin(WH_BIN_BOOL, "t", "0000000101");
+	expect_bin(WH_BIN_BOOL, "false", "0000000100");
+	expect_bin(WH_BIN_BOOL, "yes", NULL);
+	expect_bin(WH_BIN_RAW, "héllo", "00000006" "68c3a96c6c6f");
+	expect_bin(WH_BIN_JSONB, "{}", "00000003" "017b7d");
+	/* numeric: ndigits, weight, sign, dscale, base-10000 digits */
+	expect_bin(WH_BIN_NUMERIC, "12.50", "0000000c" "0002" "0000" "0000" "0002" "000c" "1388");
+	expect_bin(WH_BIN_NUMERIC, "-0.00001", "0000000a" "0001" "fffe" "4000" "0005" "03e8");
+	expect_bin(WH_BIN_NUMERIC, "10000", "0000000a" "0001" "0001" "0000" "0000" "0001");
+	expect_bin(WH_BIN_NUMERIC, "-0.00", "00000008" "0000" "0000" "0000" "0002");
+	expect_bin(WH_BIN_NUMERIC, "123456789.0123",
+		   "00000010" "0004" "0002" "0000" "0004" "0001" "0929" "1a85" "007b");
+	expect_bin(WH_BIN_NUMERIC, ".5", "0000000a" "0001" "ffff" "0000" "0001" "1388");
+	expect_bin(WH_BIN_NUMERIC, "NaN", "00000008" "0000" "0000" "c000" "0000");
+	expect_bin(WH_BIN_NUMERIC, "-Infinity", "00000008" "0000" "0000" "f000" "0000");
+	expect_bin(WH_BIN_NUMERIC_MOD, "Infinity", NULL);  /* the server's overflow error */
+	expect_bin(WH_BIN_NUMERIC_MOD, "NaN", "00000008" "0000" "0000" "c000" "0000");
+	expect_bin(WH_BIN_NUMERIC, "1e3", NULL);
+	expect_bin(WH_BIN_NUMERIC, ".", NULL);
+	expect_bin(WH_BIN_NUMERIC, "1.2.3", NULL);
+	/* timestamps: microseconds since 2000-01-01 00:00 UTC */
+	expect_bin(WH_BIN_TIMESTAMPTZ, "2000-01-01 00:00:00+00", "000000080000000000000000");
+	expect_bin(WH_BIN_TIMESTAMPTZ, "2000-01-01 05:30:00+05:30", "000000080000000000000000");
+	expect_bin(WH_BIN_TIMESTAMPTZ, "1999-12-31 23:59:59.999999", "00000008ffffffffffffffff");
+	expect_bin(WH_BIN_TIMESTAMPTZ, "2000-01-01 00:00:00.5-00:00:01", "00000008000000000016e360");
+	expect_bin(WH_BIN_TIMESTAMPTZ, "2024-02-30 00:00:00+00", NULL);
+	expect_bin(WH_BIN_TIMESTAMPTZ, "infinity", NULL);
+	expect_bin(WH_BIN_TIMESTAMPTZ, "2000-01-01 00:00:00.1234567+00", NULL);
+	expect_bin(WH_BIN_TIMESTAMPTZ, "2000-01-01 24:00:00+00", NULL);
+	expect_bin(WH_BIN_TIMESTAMPTZ, "2000-01-01 00:00:00+0530", NULL);
+	expect_bin(WH_BIN_TIMESTAMP, "2000-01-01 00:00:01", "0000000800000000000f4240");
+	expect_bin(WH_BIN_TIMESTAMP, "2000-01-01 00:00:01+02", NULL);
+	expect_bin(WH_BIN_DATE, "2000-01-02", "0000000400000001");
+	expect_bin(WH_BIN_DATE, "1970-01-01", "00000004ffffd533");
+	expect_bin(WH_BIN_DATE, "2023-02-29", NULL);
+	expect_bin(WH_BIN_DATE, "2000-01-01 BC", NULL);
+	expect_bin(WH_BIN_BYTEA, "\\x00fF", "00000002" "00ff");
+	expect_bin(WH_BIN_BYTEA, "\\x", "00000000");
+	expect_bin(WH_BIN_BYTEA, "\\x0", NULL);
+	expect_bin(WH_BIN_BYTEA, "abc", NULL);
+	expect_bin(WH_BIN_UUID, "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+		   "00000010" "a0eebc999c0b4ef8bb6d6bb9bd380a11");
+	expect_bin(WH_BIN_UUID, "a0eebc999c0b4ef8bb6d6bb9bd380a11", NULL);
+}
+
+/* Every timestamp the text path writes (wh_append_ts) encodes to its instant. */
+static void
+binary_timestamps_agree_with_the_text_forms(void **state)
+{
+	(void) state;
+	uint64_t x = 88172645463325252u;
+	const int64_t lo = INT64_C(-62135596800000000), hi = INT64_C(253402300799999999);
+	for (int i = 0; i < 200000; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		int64_t us = lo + (int64_t) (x % (uint64_t) (hi - lo));
+		buf_t t = BUF_INIT, b = BUF_INIT;
+		wh_append_ts(&t, us);
+		assert_true(wh_bin_field(WH_BIN_TIMESTAMPTZ, t.data, t.len, &b));
+		assert_int_equal(b.len, 12);
+		uint64_t v = 0;
+		for (int k = 4; k < 12; k++)
+			v = v << 8 | (unsigned char) b.data[k];
+		if ((int64_t) v != us - INT64_C(946684800000000))
+			fail_msg("%s: %lld", t.data, (long long) (int64_t) v);
+		buf_free(&t);
+		buf_free(&b);
+	}
+}
+
 int
 main(void)
 {
@@ -313,6 +435,8 @@ main(void)
 		cmocka_unit_test(timestamps_are_utc_input_forms),
 		cmocka_unit_test(timestamps_agree_with_gmtime_across_the_calendar),
 		cmocka_unit_test(table_names_are_predictable_and_fit),
+		cmocka_unit_test(binary_encoders_follow_the_send_formats),
+		cmocka_unit_test(binary_timestamps_agree_with_the_text_forms),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
