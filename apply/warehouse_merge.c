@@ -179,6 +179,41 @@ encode_row(buf_t *cp, const wh_table_t *t, const wh_mrow_t *row)
 	wh_put_char(cp, '\n');
 }
 
+/*
+ * COPY BINARY of the same row (enc: the encoder of each data column).
+ * False, with nothing written, when a value is not in a form its encoder
+ * takes (wh_bin_field).
+ */
+static bool
+encode_row_bin(buf_t *cp, const wh_table_t *t, const wh_bin_t *enc, const wh_mrow_t *row)
+{
+	size_t mark = cp->len;
+	wh_bin_i16(cp, (int) (t->ncols + 4));
+	for (size_t j = 0; j < t->ncols; j++) {
+		if (j < row->ncols && row->state[j] == WH_CELL_VALUE) {
+			if (!wh_bin_field(enc[j], row->val[j], row->len[j], cp)) {
+				cp->len = mark;
+				return false;
+			}
+		} else {
+			wh_bin_i32(cp, -1);
+		}
+	}
+	wh_bin_i32(cp, 1);
+	wh_put_char(cp, row->deleted ? 1 : 0);
+	if (row->deleted && row->commit_ts_us)
+		wh_bin_ts(cp, row->commit_ts_us);
+	else
+		wh_bin_i32(cp, -1);
+	wh_bin_bytes(cp, row->position_text,
+		     row->position_text ? strlen(row->position_text) : 0);
+	if (row->commit_ts_us)
+		wh_bin_ts(cp, row->commit_ts_us);
+	else
+		wh_bin_i32(cp, -1);
+	return true;
+}
+
 /* Bytes of encoded rows sent per PQputCopyData: the server parses one
  * piece while the next is encoded. */
 #define COPY_PIECE (256 * 1024)
@@ -191,23 +226,34 @@ encode_row(buf_t *cp, const wh_table_t *t, const wh_mrow_t *row)
  */
 static wh_status_t
 copy_rows(PGconn *conn, const char *sql, const wh_table_t *t, wh_mrow_t *const *rows,
-	  size_t nrows, wh_merge_scratch_t *sc, const char *what, char sqlstate[6], char *err,
-	  size_t errlen)
+	  size_t nrows, const wh_bin_t *enc, bool *unencodable, wh_merge_scratch_t *sc,
+	  const char *what, char sqlstate[6], char *err, size_t errlen)
 {
 	wh_status_t st = copy_begin(conn, sql, what, sqlstate, err, errlen);
 	if (st != WH_OK)
 		return st;
 	buf_reset(&sc->copy);
+	if (enc)
+		wh_bin_header(&sc->copy);
 	for (size_t r = 0; r < nrows && st == WH_OK; r++) {
 		if (rows[r]->partial)
 			continue;
-		encode_row(&sc->copy, t, rows[r]);
+		if (!enc) {
+			encode_row(&sc->copy, t, rows[r]);
+		} else if (!encode_row_bin(&sc->copy, t, enc, rows[r])) {
+			*unencodable = true;
+			st = WH_RETRY;
+			snprintf(err, errlen, "%s: a value without a binary form", what);
+			break;
+		}
 		if (sc->copy.len >= COPY_PIECE || r + 1 == nrows) {
 			if (PQputCopyData(conn, sc->copy.data, (int) sc->copy.len) != 1)
 				st = wh_pg_error(conn, NULL, what, err, errlen);
 			buf_reset(&sc->copy);
 		}
 	}
+	if (st == WH_OK && enc)
+		wh_bin_i16(&sc->copy, -1);  /* the binary trailer */
 	if (st == WH_OK && sc->copy.len > 0 &&
 	    PQputCopyData(conn, sc->copy.data, (int) sc->copy.len) != 1)
 		st = wh_pg_error(conn, NULL, what, err, errlen);
@@ -226,26 +272,51 @@ copy_direct(PGconn *conn, wh_table_t *t, wh_mrow_t *const *rows, size_t nrows,
 {
 	wh_status_t st;
 	*done = false;
+	/* COPY BINARY when every column has an encoder (warehouse_types.h): the
+	 * server parses no text.  A value the encoders do not take rolls the
+	 * savepoint back and sends the rows as text, for the server to judge. */
+	wh_bin_t *enc = xcalloc(t->ncols ? t->ncols : 1, sizeof(*enc));
+	bool bin = true, unencodable = false;
+	for (size_t j = 0; j < t->ncols; j++)
+		bin = (enc[j] = wh_bin_for_type(t->cols[j].type)) != WH_BIN_NONE && bin;
+	const char *tc = getenv("STEWARD_WAREHOUSE_TEXT_COPY");
+	if (tc && *tc && strcmp(tc, "0") != 0)
+		bin = false;
+	char msg[1024], state[6];
+	PGresult *res = NULL;
 	if ((st = wh_exec(conn, "SAVEPOINT steward_direct", "could not set a savepoint", err,
 			  errlen)))
-		return st;
+		goto out;
+again:  /* the savepoint stays after ROLLBACK TO */
 	buf_reset(&sc->sql);
 	buf_printf(&sc->sql, "COPY %s (", t->mirror_qname);
 	mirror_columns(&sc->sql, t);
-	buf_append_str(&sc->sql, ") FROM STDIN");
-	char msg[1024], state[6];
-	PGresult *res = NULL;
-	st = copy_rows(conn, sc->sql.data, t, rows, nrows, sc, "could not copy into mirror table",
-		       state, msg, sizeof(msg));
+	buf_append_str(&sc->sql, bin ? ") FROM STDIN (FORMAT binary)" : ") FROM STDIN");
+	log_debug("warehouse", "direct copy into %s: COPY %s", t->mirror_qname,
+		  bin ? "binary" : "text");
+	st = copy_rows(conn, sc->sql.data, t, rows, nrows, bin ? enc : NULL, &unencodable, sc,
+		       "could not copy into mirror table", state, msg, sizeof(msg));
 	if (st == WH_OK) {
 		*done = true;
 		t->direct_backoff = 0;
-		return wh_exec(conn, "RELEASE SAVEPOINT steward_direct",
-			       "could not release a savepoint", err, errlen);
+		st = wh_exec(conn, "RELEASE SAVEPOINT steward_direct",
+			     "could not release a savepoint", err, errlen);
+		goto out;
+	}
+	if (bin && unencodable && PQstatus(conn) == CONNECTION_OK) {
+		res = PQexec(conn, "ROLLBACK TO SAVEPOINT steward_direct");
+		if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+			st = wh_pg_error(conn, res, "could not roll back to a savepoint", err, errlen);
+			goto out;
+		}
+		PQclear(res);
+		res = NULL;
+		bin = false;
+		goto again;
 	}
 	if (PQstatus(conn) != CONNECTION_OK || strcmp(state, "23505") != 0) {
 		snprintf(err, errlen, "%s", msg);
-		return st;
+		goto out;
 	}
 	/* A key the warehouse already holds: merge this table from now on,
 	 * trying the direct path again after a growing number of batches. */
@@ -259,7 +330,9 @@ copy_direct(PGconn *conn, wh_table_t *t, wh_mrow_t *const *rows, size_t nrows,
 		st = wh_pg_error(conn, res, "could not roll back to a savepoint", err, errlen);
 	else
 		st = WH_OK;
+out:
 	PQclear(res);
+	free(enc);
 	return st;
 }
 
@@ -300,8 +373,9 @@ merge_staged(PGconn *conn, wh_table_t *t, wh_mrow_t *const *rows, size_t nrows,
 	buf_printf(sql, "COPY %s (", stage);
 	mirror_columns(sql, t);
 	buf_append_str(sql, ") FROM STDIN");
-	if ((st = copy_rows(conn, sql->data, t, rows, nrows, sc, "could not copy into staging table",
-			    NULL, err, errlen)))
+	bool unused = false;
+	if ((st = copy_rows(conn, sql->data, t, rows, nrows, NULL, &unused, sc,
+			    "could not copy into staging table", NULL, err, errlen)))
 		return st;
 	if (hard_delete && ndel > 0) {
 		buf_reset(sql);

@@ -8,7 +8,9 @@
  *
  *   direct  — when every row of the batch is new in this batch (its first
  *             change was an insert or snapshot read) the rows are COPYed
- *             straight into the mirror table inside a SAVEPOINT.  New keys
+ *             straight into the mirror table inside a SAVEPOINT (COPY
+ *             BINARY when every column has an encoder, warehouse_types.h;
+ *             text again when a value has no binary form).  New keys
  *             cannot conflict unless the warehouse already holds them (a
  *             re-inserted, soft-deleted key); then the COPY fails on the
  *             primary key, the savepoint is rolled back and the batch

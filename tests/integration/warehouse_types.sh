@@ -139,11 +139,13 @@ PY
 "$GEN" --out "$T/binlog" --json "$T/bin.jsonl"
 for mode in "" --scd2; do
   s=bin${mode:+_scd2}
+  # batches of 5 changes: the first two all binary, the third falls back to text
   STEWARD_DEBUG=warehouse "$STEWARD_BIN" apply --log "$T/binlog" --warehouse "$DSN" --warehouse-schema "$s" $mode --once \
-    --log-level debug 2>"$T/$s.err"
+    --batch 5 --log-level debug 2>"$T/$s.err"
   grep -q 'src__bintypes__history.*: COPY binary' "$T/$s.err" || fail "$s: history not written as COPY BINARY"
+  grep -q 'direct copy into .*src__bintypes.*: COPY binary' "$T/$s.err" || fail "$s: mirror not written as COPY BINARY"
   STEWARD_WAREHOUSE_TEXT_COPY=1 "$STEWARD_BIN" apply --log "$T/binlog" --warehouse "$DSN" \
-    --warehouse-schema "${s}_text" $mode --once --log-level warn
+    --warehouse-schema "${s}_text" $mode --once --batch 5 --log-level warn
   for tbl in src__bintypes__history src__bintypes; do
     n=$(q "SELECT count(*) FROM $s.$tbl")
     # rows as text: json has no equality operator
