@@ -4,21 +4,11 @@
 # state exactly and history holds every change once (no duplicates, none
 # missing).
 set -euo pipefail
-: "${STEWARD_BIN:?}" "${STEWARD_SOURCE_DIR:?}" "${STEWARD_BUILD_DIR:?}"
-PORT=55473
-T=$STEWARD_BUILD_DIR/tmp/warehouse_crash
-GEN=$STEWARD_BUILD_DIR/tests/steward_loggen
-PG=$STEWARD_SOURCE_DIR/scripts/pg-server.sh
+source "$(dirname "$0")/lib/wh_lib.sh"
+wh_setup warehouse_crash 55473
 N=20000; [[ ${STEWARD_TEST_SCALE:-} == quick ]] && N=6000
 APID=
-cleanup() { [[ -n $APID ]] && kill -9 "$APID" 2>/dev/null; bash "$PG" stop "$T/pg" || true; }
-trap cleanup EXIT
-bash "$PG" stop "$T/pg" 2>/dev/null || true
-rm -rf "$T" && mkdir -p "$T"
-bash "$PG" start "$T/pg" $PORT
-DSN=$(bash "$PG" dsn $PORT)
-q() { PGTZ=UTC psql -X -q -At -v ON_ERROR_STOP=1 "$DSN" -c "$1"; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
+wh_cleanup_extra() { [[ -z $APID ]] || kill -9 "$APID" 2>/dev/null || true; }
 applied() { q "SELECT coalesce((SELECT changes FROM steward._steward_apply_state WHERE source = 'gen'), 0)" 2>/dev/null || echo 0; }
 
 "$GEN" --out "$T/log" --count $N --shape mixed --seed 3 --expect "$T/expect.txt"

@@ -5,19 +5,8 @@
 # table and column, nothing after it is applied, and once the user fixes the
 # column the waiting rows arrive.
 set -euo pipefail
-: "${STEWARD_BIN:?}" "${STEWARD_SOURCE_DIR:?}" "${STEWARD_BUILD_DIR:?}"
-PORT=55472
-T=$STEWARD_BUILD_DIR/tmp/warehouse_evolution
-GEN=$STEWARD_BUILD_DIR/tests/steward_loggen
-PG=$STEWARD_SOURCE_DIR/scripts/pg-server.sh
-cleanup() { bash "$PG" stop "$T/pg" || true; }
-trap cleanup EXIT
-bash "$PG" stop "$T/pg" 2>/dev/null || true
-rm -rf "$T" && mkdir -p "$T"
-bash "$PG" start "$T/pg" $PORT
-DSN=$(bash "$PG" dsn $PORT)
-q() { PGTZ=UTC psql -X -q -At -v ON_ERROR_STOP=1 "$DSN" -c "$1"; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib/wh_lib.sh"
+wh_setup warehouse_evolution 55472
 row() {  # op id extra-json-after extra-json-types
   printf '{"source":"erp","source_kind":"postgresql","database":"erp","table":"public.orders","op":"%s","key":{"id":"%s"},"after":{"id":"%s","qty":"%s"%s},"types":{"id":"integer","qty":"%s"%s}}\n' "$@"
 }

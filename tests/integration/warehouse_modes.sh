@@ -9,20 +9,9 @@
 # table of the pre-typed shape is refused by name, and tables and columns with quotes, spaces and Unicode in their
 # names work.
 set -euo pipefail
-: "${STEWARD_BIN:?}" "${STEWARD_SOURCE_DIR:?}" "${STEWARD_BUILD_DIR:?}"
-PORT=55470
-T=$STEWARD_BUILD_DIR/tmp/warehouse_modes
-GEN=$STEWARD_BUILD_DIR/tests/steward_loggen
-PG=$STEWARD_SOURCE_DIR/scripts/pg-server.sh
+source "$(dirname "$0")/lib/wh_lib.sh"
+wh_setup warehouse_modes 55470
 N=20000; [[ ${STEWARD_TEST_SCALE:-} == quick ]] && N=3000
-cleanup() { bash "$PG" stop "$T/pg" || true; }
-trap cleanup EXIT
-bash "$PG" stop "$T/pg" 2>/dev/null || true
-rm -rf "$T" && mkdir -p "$T"
-bash "$PG" start "$T/pg" $PORT
-DSN=$(bash "$PG" dsn $PORT)
-q() { PGTZ=UTC psql -X -q -At -v ON_ERROR_STOP=1 "$DSN" -c "$1"; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
 COLS='id, name, amount, qty, created_at, active, note, payload'
 
 "$GEN" --out "$T/log" --count $N --shape mixed --seed 7 --expect "$T/expect.txt"

@@ -9,19 +9,8 @@
 # column appears, and emptied when a batch merges a table twice (a truncate
 # between).
 set -euo pipefail
-: "${STEWARD_BIN:?}" "${STEWARD_SOURCE_DIR:?}" "${STEWARD_BUILD_DIR:?}"
-PORT=55471
-T=$STEWARD_BUILD_DIR/tmp/warehouse_stream
-GEN=$STEWARD_BUILD_DIR/tests/steward_loggen
-PG=$STEWARD_SOURCE_DIR/scripts/pg-server.sh
-cleanup() { bash "$PG" stop "$T/pg" || true; }
-trap cleanup EXIT
-bash "$PG" stop "$T/pg" 2>/dev/null || true
-rm -rf "$T" && mkdir -p "$T"
-bash "$PG" start "$T/pg" $PORT
-DSN=$(bash "$PG" dsn $PORT)
-q() { PGTZ=UTC psql -X -q -At -v ON_ERROR_STOP=1 "$DSN" -c "$1"; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib/wh_lib.sh"
+wh_setup warehouse_stream 55471
 
 # ~200 bytes of history per row: a few thousand rows are several times the
 # size at which a table's history COPY is opened and kept open.

@@ -5,19 +5,8 @@
 # MySQL (unsigned bigint, decimal, datetime(6), timestamp, bit, enum/set,
 # blob, geometry hex, zero date, json).
 set -euo pipefail
-: "${STEWARD_BIN:?}" "${STEWARD_SOURCE_DIR:?}" "${STEWARD_BUILD_DIR:?}"
-PORT=55474
-T=$STEWARD_BUILD_DIR/tmp/warehouse_types
-GEN=$STEWARD_BUILD_DIR/tests/steward_loggen
-PG=$STEWARD_SOURCE_DIR/scripts/pg-server.sh
-cleanup() { bash "$PG" stop "$T/pg" || true; }
-trap cleanup EXIT
-bash "$PG" stop "$T/pg" 2>/dev/null || true
-rm -rf "$T" && mkdir -p "$T"
-bash "$PG" start "$T/pg" $PORT
-DSN=$(bash "$PG" dsn $PORT)
-q() { PGTZ=UTC psql -X -q -At -v ON_ERROR_STOP=1 "$DSN" -c "$1"; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "$0")/lib/wh_lib.sh"
+wh_setup warehouse_types 55474
 
 # column|source type|source text|warehouse type|warehouse text (::text, UTC)
 PGCASES='n_nan|numeric|NaN|numeric|NaN
