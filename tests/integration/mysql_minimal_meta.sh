@@ -7,16 +7,18 @@
 # change made before an ALTER the catalog already shows — here a swap of
 # two INT columns while the agent was stopped — it must not guess: it stops
 # with exit 65 and a message naming the table, the position and the fix
-# (docs/capture-mysql.md), and appends nothing of that transaction.
+# (docs/capture-mysql.md), and appends nothing of that transaction.  The
+# same when a new agent process reads rows of a table dropped, or renamed,
+# since they were written: the catalog cannot name them.
 set -euo pipefail
 source "$(dirname "$0")/lib/mysql_lib.sh"
 mysql_setup mysql_minimal_meta 33471 binlog_row_metadata=MINIMAL
 [[ $(sql -N -e "SELECT @@binlog_row_metadata") == MINIMAL ]] || fail "server not started with MINIMAL metadata"
 
-records() { "$STEWARD_BIN" log dump -d "$WORK/log" 2>/dev/null | wc -l; }
-wait_records() {  # wait until the log holds $1 records
-  for _ in $(seq 1 100); do [[ $(records) -ge $1 ]] && return 0; sleep 0.1; done
-  fail "log has $(records) records, want $1: $(tail -5 "$WORK/capture.log")"
+records() { "$STEWARD_BIN" log dump -d "${1:-$WORK/log}" 2>/dev/null | wc -l; }
+wait_records() {  # wait until the log (in $2, default $WORK/log) holds $1 records
+  for _ in $(seq 1 100); do [[ $(records "${2:-}") -ge $1 ]] && return 0; sleep 0.1; done
+  fail "log has $(records "${2:-}") records, want $1: $(tail -5 "$WORK/capture.log")"
 }
 
 sql app -e "CREATE TABLE acct (id int primary key, name varchar(20), score int, bonus int)"
@@ -83,6 +85,41 @@ grep -q 'table map of \\"app.acct\\" at mysql-bin\.[0-9]*:[0-9]*' "$WORK/capture
 grep -q "binlog_row_metadata=FULL" "$WORK/capture2.log" || fail "message does not name the fix"
 [[ $(records) -eq $n0 ]] || fail "appended $(( $(records) - n0 )) records with columns it could not know"
 ! "$STEWARD_BIN" log dump -d "$WORK/log" | grep -q '"id":"7"' || fail "row 7 was captured under guessed names"
+
+# A table dropped or renamed while no agent runs.  $1: a new data dir; $2:
+# the captured table; stdin: the SQL written while the agent is stopped.
+# The agent captures a row of the table, stops cleanly, the SQL runs, and a
+# new process (no cached names) reads the rows it wrote: the catalog has no
+# columns under that name, so it exits 65 naming the table and the fix.
+gone_while_away() {
+  local dir=$WORK/$1 table=$2 rc=0 n0
+  sql app -e "CREATE TABLE $table (id int primary key, v varchar(20), n int)"
+  capture_bg --data-dir "$dir" --no-snapshot --status-interval 100 2>"$WORK/$1.log"
+  for _ in $(seq 1 50); do grep -q "streaming binlog" "$WORK/$1.log" && break; sleep 0.1; done
+  sql app -e "INSERT INTO $table VALUES (1, 'seen', 10)"
+  wait_records 1 "$dir"
+  kill -TERM "$CAPTURE_PID"; wait "$CAPTURE_PID" || fail "capture did not stop cleanly: $(tail -5 "$WORK/$1.log")"
+  n0=$(records "$dir")
+  sql app
+  capture --data-dir "$dir" --endpos "$(end_pos)" 2>"$WORK/$1-2.log" || rc=$?
+  tail -1 "$WORK/$1-2.log"
+  [[ $rc -eq 65 ]] || fail "$1: rows of app.$table read after it went: exit $rc, want 65"
+  grep -qF "\"app.$table\\\"" "$WORK/$1-2.log" || fail "$1: the message does not name app.$table"
+  grep -q "binlog_row_metadata=FULL" "$WORK/$1-2.log" || fail "$1: the message does not name the fix"
+  [[ $(records "$dir") -eq $n0 ]] || fail "$1: appended $(( $(records "$dir") - n0 )) records it could not name"
+  [[ ! -e $dir/mysql-txn.spill ]] || fail "$1: spill file left behind"
+}
+gone_while_away dropped x <<'SQL'
+INSERT INTO x VALUES (2, 'unnamed', 20), (3, 'unnamed', 30);
+UPDATE x SET n = 11 WHERE id = 1;
+DROP TABLE x;
+SQL
+gone_while_away renamed y <<'SQL'
+INSERT INTO y VALUES (2, 'unnamed', 20);
+DELETE FROM y WHERE id = 1;
+RENAME TABLE y TO y2;
+INSERT INTO y2 VALUES (3, 'after rename', 30);
+SQL
 
 # the documented way out: FULL metadata and a new snapshot
 sql -e "SET GLOBAL binlog_row_metadata = FULL"
