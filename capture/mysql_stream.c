@@ -368,7 +368,8 @@ table_name_columns(stream_t *s, mysql_table_t *t, char *err, size_t errlen)
 	if (mysql_num_rows(r) != t->ncols) {
 		snprintf(err, errlen,
 			 "table map of \"%s\" has %zu columns but the catalog now has %llu: cannot "
-			 "name its columns safely; set binlog_row_metadata=FULL on the server",
+			 "name its columns safely; set binlog_row_metadata=FULL on the server "
+			 "and take a new snapshot (empty --data-dir)",
 			 key, t->ncols, (unsigned long long) mysql_num_rows(r));
 		goto out;
 	}

@@ -105,7 +105,7 @@ gone_while_away() {
   tail -1 "$WORK/$1-2.log"
   [[ $rc -eq 65 ]] || fail "$1: rows of app.$table read after it went: exit $rc, want 65"
   grep -qF "\"app.$table\\\"" "$WORK/$1-2.log" || fail "$1: the message does not name app.$table"
-  grep -q "binlog_row_metadata=FULL" "$WORK/$1-2.log" || fail "$1: the message does not name the fix"
+  grep -q "binlog_row_metadata=FULL.*new snapshot" "$WORK/$1-2.log" || fail "$1: the message does not name the fix (FULL and a new snapshot)"
   [[ $(records "$dir") -eq $n0 ]] || fail "$1: appended $(( $(records "$dir") - n0 )) records it could not name"
   [[ ! -e $dir/mysql-txn.spill ]] || fail "$1: spill file left behind"
 }
