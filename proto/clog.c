@@ -421,7 +421,8 @@ clog_writer_last_position(const clog_writer_t *w, position_t *out)
  */
 static clog_status_t
 batch_reserve(clog_writer_t *w, const position_t *pos, size_t size, shape_ent_t *sh,
-	      uint32_t shape_id, const char *what, uint8_t **dst, char *err, size_t errlen)
+	      uint32_t shape_id, uint8_t tag, const char *what, uint8_t **dst, char *err,
+	      size_t errlen)
 {
 	if (__atomic_load_n(&w->failed, __ATOMIC_RELAXED))
 		return writer_failed(w, err, errlen);
@@ -458,8 +459,8 @@ batch_reserve(clog_writer_t *w, const position_t *pos, size_t size, shape_ent_t 
 		p += sh->len;
 		sh->batch_gen = w->batch_gen;
 	}
-	/* Batch field 1 (changes), wire type 2: packed straight into the frame buffer. */
-	*p++ = 0x0a;
+	/* Batch field 1 (changes) or 3 (packed), wire type 2: straight into the frame buffer. */
+	*p++ = tag;
 	p += record_varint_put(p, size);
 	*dst = p;
 	b->raw_len = (size_t) (p - b->raw) + size;
@@ -487,7 +488,7 @@ clog_writer_append(clog_writer_t *w, const Steward__Change *change, char *err, s
 		return CLOG_DUPLICATE;
 	size_t size = protobuf_c_message_get_packed_size(&change->base);
 	uint8_t *dst;
-	clog_status_t rc = batch_reserve(w, &pos, size, NULL, 0,
+	clog_status_t rc = batch_reserve(w, &pos, size, NULL, 0, 0x0a,
 					 change->table ? change->table : "", &dst, err, errlen);
 	if (rc != CLOG_OK)
 		return rc;
@@ -517,7 +518,7 @@ clog_writer_reserve(clog_writer_t *w, const position_t *pos, size_t size, uint8_
 		snprintf(err, errlen, "change has no position");
 		return CLOG_ERROR;
 	}
-	return batch_reserve(w, pos, size, NULL, 0, "", dst, err, errlen);
+	return batch_reserve(w, pos, size, NULL, 0, 0x0a, "", dst, err, errlen);
 }
 
 /* FNV-1a: shapes are looked up by their bytes. */
@@ -560,9 +561,9 @@ clog_writer_shape(clog_writer_t *w, const uint8_t *shape, size_t len, uint32_t *
 	return CLOG_OK;
 }
 
-clog_status_t
-clog_writer_reserve_shaped(clog_writer_t *w, const position_t *pos, uint32_t shape_id,
-			   size_t size, uint8_t **dst, char *err, size_t errlen)
+static clog_status_t
+reserve_shaped(clog_writer_t *w, const position_t *pos, uint32_t shape_id, uint8_t tag,
+	       size_t size, uint8_t **dst, char *err, size_t errlen)
 {
 	if (pos->len == 0) {
 		snprintf(err, errlen, "change has no position");
@@ -572,8 +573,22 @@ clog_writer_reserve_shaped(clog_writer_t *w, const position_t *pos, uint32_t sha
 		snprintf(err, errlen, "change refers to unregistered shape %" PRIu32, shape_id);
 		return CLOG_ERROR;
 	}
-	return batch_reserve(w, pos, size, &w->shapes[shape_id - 1], shape_id, "", dst, err,
+	return batch_reserve(w, pos, size, &w->shapes[shape_id - 1], shape_id, tag, "", dst, err,
 			     errlen);
+}
+
+clog_status_t
+clog_writer_reserve_shaped(clog_writer_t *w, const position_t *pos, uint32_t shape_id,
+			   size_t size, uint8_t **dst, char *err, size_t errlen)
+{
+	return reserve_shaped(w, pos, shape_id, 0x0a, size, dst, err, errlen);
+}
+
+clog_status_t
+clog_writer_reserve_packed(clog_writer_t *w, const position_t *pos, uint32_t shape_id,
+			   size_t size, uint8_t **dst, char *err, size_t errlen)
+{
+	return reserve_shaped(w, pos, shape_id, 0x1a, size, dst, err, errlen);
 }
 
 clog_status_t

@@ -125,11 +125,20 @@ clog_status_t clog_writer_reserve_shaped(clog_writer_t *w, const position_t *pos
 					 size_t errlen);
 
 /*
+ * clog_writer_reserve_shaped for a packed record (Batch field 3; its
+ * images are Change.before_packed/after_packed, and it may leave out what
+ * the previous record of its batch gives: proto/steward.proto).
+ */
+clog_status_t clog_writer_reserve_packed(clog_writer_t *w, const position_t *pos,
+					 uint32_t shape_id, size_t size, uint8_t **dst, char *err,
+					 size_t errlen);
+
+/*
  * Would a record of size bytes (packed) of shape shape_id (0: none),
  * reserved next, be the first of its batch (the pending batch is empty,
  * or full and handed on first)?  A record that leaves out what the
- * previous record of its batch implies (Shape.position_text_by_seq) must
- * not be.
+ * previous record of its batch implies (Shape.position_text_by_seq, a
+ * packed record's left-out transaction fields) must not be.
  */
 bool clog_writer_batch_starts(const clog_writer_t *w, uint32_t shape_id, size_t size);
 

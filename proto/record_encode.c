@@ -95,6 +95,14 @@ record_enc_shape_column(buf_t *out, const uint8_t *prefix, size_t len)
 }
 
 void
+record_enc_column_codec(buf_t *out, Steward__Codec codec, unsigned scale)
+{
+	put_varint_field(out, 4, (uint64_t) (int64_t) codec);
+	if (scale)
+		put_varint_field(out, 5, scale);
+}
+
+void
 record_enc_shape_position_by_seq(buf_t *out)
 {
 	put_varint_field(out, 10, 1);
@@ -141,7 +149,8 @@ row_size(const record_enc_row_t *r)
 		size += 1 + record_varint_len(r->txid_len) + r->txid_len;
 	if (r->has_commit_ts)
 		size += 1 + record_varint_len((uint64_t) r->commit_ts_us);
-	size += 1 + record_varint_len(r->position_len) + r->position_len;
+	if (r->position)
+		size += 1 + record_varint_len(r->position_len) + r->position_len;
 	if (r->position_text)
 		size += 1 + record_varint_len(r->position_text_len) + r->position_text_len;
 	if (r->has_seq)
@@ -154,8 +163,13 @@ record_encode_size(const record_enc_change_t *c)
 {
 	size_t before = c->before_entries ? c->before_entries_len : image_size(c->before, c->nbefore);
 	size_t after = c->after_entries ? c->after_entries_len : image_size(c->after, c->nafter);
+	size_t packed = 0;
+	if (c->before_packed)  /* two-byte tags: field 21 and 22 */
+		packed += 2 + record_varint_len(c->before_packed_len) + c->before_packed_len;
+	if (c->after_packed)
+		packed += 2 + record_varint_len(c->after_packed_len) + c->after_packed_len;
 	return c->head_len + row_size(&c->row) + c->keys_len + before + after +
-	       (c->has_shape ? 2 + record_varint_len(c->shape) : 0);
+	       (c->has_shape ? 2 + record_varint_len(c->shape) : 0) + packed;
 }
 
 /* An entry of a flag value (field 4 is_null or 6 unchanged = true): tag, length 2, flag. */
@@ -234,7 +248,8 @@ record_encode(const record_enc_change_t *c, uint8_t *out)
 		*p++ = TAG(9, WT_VARINT);
 		p += record_varint_put(p, (uint64_t) r->commit_ts_us);
 	}
-	p = put_bytes(p, TAG(10, WT_LEN), r->position, r->position_len);
+	if (r->position)
+		p = put_bytes(p, TAG(10, WT_LEN), r->position, r->position_len);
 	if (r->position_text)
 		p = put_bytes(p, TAG(11, WT_LEN), r->position_text, r->position_text_len);
 	if (r->has_seq) {
@@ -262,6 +277,22 @@ record_encode(const record_enc_change_t *c, uint8_t *out)
 		*p++ = 0xa0;
 		*p++ = 0x01;
 		p += record_varint_put(p, c->shape);
+	}
+	if (c->before_packed) {
+		/* field 21, wire type 2: tag 170 */
+		*p++ = 0xaa;
+		*p++ = 0x01;
+		p += record_varint_put(p, c->before_packed_len);
+		memcpy(p, c->before_packed, c->before_packed_len);
+		p += c->before_packed_len;
+	}
+	if (c->after_packed) {
+		/* field 22, wire type 2: tag 178 */
+		*p++ = 0xb2;
+		*p++ = 0x01;
+		p += record_varint_put(p, c->after_packed_len);
+		memcpy(p, c->after_packed, c->after_packed_len);
+		p += c->after_packed_len;
 	}
 	return (size_t) (p - out);
 }

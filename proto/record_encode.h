@@ -60,6 +60,13 @@ void record_enc_shape_head(buf_t *out, uint32_t version, const char *source,
 			   Steward__SourceKind kind, const char *database, const char *schema,
 			   const char *table);
 
+/*
+ * Append Column fields 4-5 (codec; scale when not 0) after a column's
+ * record_enc_value_prefix bytes: the column of a shape whose records are
+ * packed (proto/steward.proto, Codec).
+ */
+void record_enc_column_codec(buf_t *out, Steward__Codec codec, unsigned scale);
+
 /* Append Shape field 10 (position_text_by_seq) = true. */
 void record_enc_shape_position_by_seq(buf_t *out);
 
@@ -79,7 +86,7 @@ typedef struct record_enc_row {
 	size_t txid_len;
 	bool has_commit_ts;
 	int64_t commit_ts_us;       /* field 9 */
-	const uint8_t *position;    /* field 10, always written */
+	const uint8_t *position;    /* field 10 (NULL: left out, packed records only) */
 	size_t position_len;
 	const char *position_text;  /* field 11 */
 	size_t position_text_len;
@@ -124,6 +131,15 @@ typedef struct record_enc_change {
 	size_t before_entries_len;
 	const uint8_t *after_entries;
 	size_t after_entries_len;
+	/*
+	 * Packed images (fields 21, 22; NULL: absent): a packed record has
+	 * these instead of before/after and goes into the batch as Batch field
+	 * 3 (clog_writer_reserve_packed).
+	 */
+	const uint8_t *before_packed;
+	size_t before_packed_len;
+	const uint8_t *after_packed;
+	size_t after_packed_len;
 } record_enc_change_t;
 
 /*
