@@ -506,6 +506,9 @@ clog_batch_cursor_destroy(batch_cursor_t *bc)
 	free(bc->shapes);
 	free(bc->ptext);
 	free(bc->ptext_next);
+	free(bc->ptxid);
+	buf_free(&bc->vtext);
+	free(bc->slots);
 	memset(bc, 0, sizeof(*bc));
 }
 
@@ -515,6 +518,8 @@ clog_batch_cursor_init(batch_cursor_t *bc, const frame_hdr_t *h, const uint8_t *
 	clog_batch_cursor_release(bc);
 	bc->has_ptext = false;
 	bc->last_ptext_derived = false;
+	bc->has_ptxid = false;
+	bc->has_pcommit = false;
 	bc->data = data;
 	bc->len = h->raw_len;
 	bc->pos = 0;
@@ -723,6 +728,126 @@ shape_fill(const Steward__Shape *sh, Steward__Change *c)
 	c->shape = 0;
 }
 
+/* Remember the record's txid and commit time for the packed records after it. */
+static void
+txn_keep(batch_cursor_t *bc, const Steward__Change *c, bool txid_derived)
+{
+	if (!txid_derived && c->txid) {
+		size_t n = strlen(c->txid);
+		text_grow(&bc->ptxid, &bc->ptxid_cap, n + 1);
+		memcpy(bc->ptxid, c->txid, n + 1);
+	}
+	bc->has_ptxid = c->txid != NULL;
+	bc->has_pcommit = c->has_commit_ts_us;
+	bc->pcommit = c->commit_ts_us;
+}
+
+/*
+ * Check a packed record's entry-level rules and decode its images into
+ * bc->vtext and bc->slots (before's slots first, then after's); the record
+ * itself is not touched, so a rejected one still owns all it points at.
+ */
+static bool
+packed_decode(batch_cursor_t *bc, const Steward__Shape *sh, const Steward__Change *c, char *why,
+	      size_t whylen)
+{
+	if (c->n_before || c->n_after) {
+		snprintf(why, whylen, "packed record %" PRIu32 " also has before/after values",
+			 bc->index);
+		return false;
+	}
+	if (!c->has_before_packed && !c->has_after_packed) {
+		snprintf(why, whylen, "packed record %" PRIu32 " has no packed image", bc->index);
+		return false;
+	}
+	size_t n = sh->n_columns;
+	if (bc->slots_cap < 2 * n) {
+		bc->slots_cap = 2 * n < 64 ? 64 : 2 * n;
+		bc->slots = xrealloc(bc->slots, bc->slots_cap * sizeof(*bc->slots));
+	}
+	buf_reset(&bc->vtext);
+	const ProtobufCBinaryData *img[2] = {&c->before_packed, &c->after_packed};
+	const bool has[2] = {c->has_before_packed, c->has_after_packed};
+	for (int k = 0; k < 2; k++) {
+		char vwhy[200];
+		if (has[k] && !value_text_packed(sh, img[k]->data, img[k]->len, &bc->vtext,
+						 bc->slots + k * n, vwhy, sizeof(vwhy))) {
+			snprintf(why, whylen, "packed record %" PRIu32 ", %s image: %s", bc->index,
+				 k ? "after" : "before", vwhy);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* One image's Values from the slots packed_decode filled, allocated with alloc. */
+static void
+packed_image(const batch_cursor_t *bc, const value_text_slot_t *slots, size_t n,
+	     ProtobufCAllocator *alloc, Steward__Value ***vals, size_t *nvals)
+{
+	*vals = NULL;
+	*nvals = 0;
+	if (n == 0)
+		return;
+	Steward__Value **v = alloc->alloc(alloc->allocator_data, n * sizeof(*v));
+	for (size_t i = 0; i < n; i++) {
+		v[i] = alloc->alloc(alloc->allocator_data, sizeof(**v));
+		steward__value__init(v[i]);
+		if (slots[i].is_null) {
+			v[i]->has_is_null = true;
+			v[i]->is_null = true;
+		} else {
+			char *t = alloc->alloc(alloc->allocator_data, slots[i].len + 1);
+			memcpy(t, bc->vtext.data + slots[i].off, slots[i].len + 1);
+			v[i]->text = t;
+		}
+	}
+	*vals = v;
+	*nvals = n;
+}
+
+/*
+ * Give a decoded packed record its text form: Values instead of packed
+ * bytes (freed with alloc), and the transaction fields it leaves out.
+ */
+static void
+packed_fill(batch_cursor_t *bc, const Steward__Shape *sh, Steward__Change *c,
+	    ProtobufCAllocator *alloc, const position_t *pos, bool *txid_derived)
+{
+	size_t n = sh->n_columns;
+	if (c->has_before_packed) {
+		packed_image(bc, bc->slots, n, alloc, &c->before, &c->n_before);
+		if (c->before_packed.data)
+			alloc->free(alloc->allocator_data, c->before_packed.data);
+		c->before_packed = (ProtobufCBinaryData) {0, NULL};
+		c->has_before_packed = false;
+	}
+	if (c->has_after_packed) {
+		packed_image(bc, bc->slots + n, n, alloc, &c->after, &c->n_after);
+		if (c->after_packed.data)
+			alloc->free(alloc->allocator_data, c->after_packed.data);
+		c->after_packed = (ProtobufCBinaryData) {0, NULL};
+		c->has_after_packed = false;
+	}
+	if (!c->has_position) {
+		c->position.data = alloc->alloc(alloc->allocator_data, pos->len);
+		memcpy(c->position.data, pos->bytes, pos->len);
+		c->position.len = pos->len;
+		c->has_position = true;
+	}
+	*txid_derived = false;
+	if (c->txid == NULL && bc->has_ptxid) {
+		size_t tl = strlen(bc->ptxid);
+		c->txid = alloc->alloc(alloc->allocator_data, tl + 1);
+		memcpy(c->txid, bc->ptxid, tl + 1);
+		*txid_derived = true;
+	}
+	if (!c->has_commit_ts_us && bc->has_pcommit) {
+		c->has_commit_ts_us = true;
+		c->commit_ts_us = bc->pcommit;
+	}
+}
+
 void
 clog_batch_record_free(const batch_cursor_t *bc, Steward__Change *c, ProtobufCAllocator *alloc)
 {
@@ -768,67 +893,100 @@ clog_batch_cursor_next(batch_cursor_t *bc, ProtobufCAllocator *alloc, Steward__C
 			return 0;
 		}
 		uint8_t tag = bc->data[bc->pos];
-		if (tag != 0x0a && tag != 0x12) {
+		if (tag != 0x0a && tag != 0x12 && tag != 0x1a) {
 			snprintf(why, whylen, "unexpected field tag 0x%02x in batch at byte %zu", tag,
 				 bc->pos);
 			return -1;
 		}
 		if (!entry_len(bc, &p, &mlen)) {
-			if (tag == 0x0a)
+			if (tag != 0x12)
 				snprintf(why, whylen, "record %" PRIu32 " overruns the batch", bc->index);
 			else
 				snprintf(why, whylen, "bad shape length in batch at byte %zu", bc->pos);
 			return -1;
 		}
-		if (tag == 0x0a)
+		if (tag != 0x12)
 			break;
 		if (!shape_add(bc, p, (size_t) mlen, why, whylen))
 			return -1;
 		bc->pos = p + (size_t) mlen;
 	}
+	bool packed = bc->data[bc->pos] == 0x1a;
 	Steward__Change *c = steward__change__unpack(alloc, (size_t) mlen, bc->data + p);
 	if (c == NULL) {
-		snprintf(why, whylen, "could not decode record %" PRIu32 " of the batch", bc->index);
+		snprintf(why, whylen, "could not decode %srecord %" PRIu32 " of the batch",
+			 packed ? "packed (tag 0x1a) " : "", bc->index);
 		return -1;
 	}
 	const Steward__Shape *sh = NULL;
-	if (c->has_shape && !(sh = shape_check(bc, c, why, whylen))) {
-		steward__change__free_unpacked(c, alloc);
-		return -1;
+	if (packed && !c->has_shape) {
+		snprintf(why, whylen, "packed (tag 0x1a) record %" PRIu32 " is not shaped", bc->index);
+		goto bad;
 	}
-	if (!c->has_position || c->position.len == 0 ||
-	    !position_set(pos, c->position.data, c->position.len) ||
+	if (!packed && (c->has_before_packed || c->has_after_packed)) {
+		snprintf(why, whylen, "record %" PRIu32 " has packed images outside a packed entry",
+			 bc->index);
+		goto bad;
+	}
+	if (c->has_shape && !(sh = shape_check(bc, c, why, whylen)))
+		goto bad;
+	if (packed && !packed_decode(bc, sh, c, why, whylen))
+		goto bad;
+	if (packed && !c->has_position) {
+		/* the previous record's, this record's seq in place of its own (a MySQL position) */
+		if (bc->index == 0) {
+			snprintf(why, whylen, "packed record %" PRIu32 " leaves out its position, "
+				 "which no previous record of the batch gives", bc->index);
+			goto bad;
+		}
+		if (!c->has_seq || bc->prev.len != 25) {
+			snprintf(why, whylen, "packed record %" PRIu32 " leaves out its position, "
+				 "but %s", bc->index, c->has_seq ? "the previous one is not a MySQL "
+				 "position" : "has no seq to derive it with");
+			goto bad;
+		}
+		*pos = bc->prev;
+		position_mysql_set_seq(pos, c->seq);
+	} else if (!c->has_position || c->position.len == 0 ||
+		   !position_set(pos, c->position.data, c->position.len)) {
+		pos->len = 0;
+	}
+	if (pos->len == 0 ||
 	    (bc->index > 0 && position_cmp(pos, &bc->prev) <= 0) ||
 	    position_cmp(pos, &bc->hdr->first) < 0 || position_cmp(pos, &bc->hdr->last) > 0 ||
 	    (bc->index == 0 && position_cmp(pos, &bc->hdr->first) != 0)) {
 		snprintf(why, whylen, "record %" PRIu32 " has a missing or out-of-order position",
 			 bc->index);
-		steward__change__free_unpacked(c, alloc);
-		return -1;
+		goto bad;
 	}
 	if (bc->index + 1 == bc->hdr->count && position_cmp(pos, &bc->hdr->last) != 0) {
 		snprintf(why, whylen, "last record's position differs from the frame header");
-		steward__change__free_unpacked(c, alloc);
-		return -1;
+		goto bad;
 	}
 	bool derived = false;
 	if (sh && sh->position_text_by_seq && c->position_text == NULL) {
 		if (!c->has_seq || !ptext_derive(bc, c->seq)) {
 			snprintf(why, whylen, "shaped record %" PRIu32 " leaves out its position text, "
 				 "which no previous record of the batch gives", bc->index);
-			steward__change__free_unpacked(c, alloc);
-			return -1;
+			goto bad;
 		}
 		derived = true;
 	}
+	bool txid_derived = false;
+	if (packed)
+		packed_fill(bc, sh, c, alloc, pos, &txid_derived);
 	if (sh) {
 		shape_fill(sh, c);
 		bc->last_shaped = true;
 	}
 	ptext_keep(bc, c, derived);
+	txn_keep(bc, c, txid_derived);
 	bc->prev = *pos;
 	bc->pos = p + (size_t) mlen;
 	bc->index++;
 	*out = c;
 	return 1;
+bad:
+	steward__change__free_unpacked(c, alloc);
+	return -1;
 }

@@ -15,7 +15,9 @@
 #include <sys/types.h>
 #include <zstd.h>
 
+#include "buf.h"
 #include "clog.h"
+#include "value_text.h"
 
 /* Frame header layout; see the table in proto/clog.h. */
 #define FRAME_HDR_LEN 96
@@ -79,11 +81,13 @@ typedef struct batch_shape {
 
 /*
  * Cursor over the records of a decompressed Batch: each is a field-1
- * entry (tag 0x0a, varint length, packed Change), unpacked one at a time
- * so a reader never holds a whole batch of decoded records; field-2
- * entries (Shapes) are kept for the frame's life and
- * fill in the shaped records that follow.  Zero-initialise before the
- * first clog_batch_cursor_init; clog_batch_cursor_release frees the shapes.
+ * entry (tag 0x0a, varint length, packed Change) or a field-3 one (tag
+ * 0x1a, a packed record: typed images, and maybe no txid, commit time or
+ * position of its own), unpacked one at a time so a reader never holds a
+ * whole batch of decoded records; field-2 entries (Shapes) are kept for
+ * the frame's life and fill in the shaped records that follow.
+ * Zero-initialise before the first clog_batch_cursor_init;
+ * clog_batch_cursor_release frees the shapes.
  */
 typedef struct batch_cursor {
 	const uint8_t *data;
@@ -101,6 +105,16 @@ typedef struct batch_cursor {
 	size_t ptext_len, ptext_cap, ptext_next_cap;
 	bool has_ptext;
 	bool last_ptext_derived;  /* the record returned last borrows ptext */
+	/* the previous record's txid and commit time, for packed records that leave them out */
+	char *ptxid;
+	size_t ptxid_cap;
+	bool has_ptxid;
+	bool has_pcommit;
+	int64_t pcommit;
+	/* a packed record's value texts, before they are copied into its Values */
+	buf_t vtext;
+	value_text_slot_t *slots;
+	size_t slots_cap;
 } batch_cursor_t;
 
 /* protobuf-c allocations through xmalloc (the project's OOM policy). */
@@ -174,14 +188,21 @@ void clog_batch_cursor_destroy(batch_cursor_t *bc);
  * Next record of the batch into *out, allocated with alloc (free it with
  * clog_batch_record_free before the next call: a shaped record's source,
  * schema, table, key and value names point into the cursor's shape, owned
- * by the cursor until the next init or release).  Returns 1 for a record,
- * 0 at the end (after checking the count), -1 on a malformed batch with
- * the reason in why: bad entries, an unknown shape id, a shape defined
- * twice, a shaped record with its own fields 1-6/13 or value names, an
- * image whose value count is not the shape's column count, or a record
- * that leaves out a position_text (Shape.position_text_by_seq) that no
- * previous record of the batch gives.  Positions must
- * increase and lie within the header's [first, last].
+ * by the cursor until the next init or release).  A packed record comes
+ * out as its text form would: plain Values (text, or is_null), no packed
+ * bytes, and the txid, commit_ts_us and position it leaves out filled from
+ * the previous record of the batch (position with its sequence number
+ * replaced by the record's seq), all allocated with alloc.  Returns 1 for
+ * a record, 0 at the end (after checking the count), -1 on a malformed
+ * batch with the reason in why: bad entries, an unknown shape id, a shape
+ * defined twice, a shaped record with its own fields 1-6/13 or value
+ * names, an image whose value count is not the shape's column count, a
+ * record that leaves out a position_text (Shape.position_text_by_seq) or
+ * (packed) a position that no previous record of the batch gives, a
+ * packed record that is not shaped, has Values or no packed image, packed
+ * images outside a packed entry, or malformed packed bytes
+ * (value_text_packed).  Positions must increase and lie within the
+ * header's [first, last].
  */
 int clog_batch_cursor_next(batch_cursor_t *bc, ProtobufCAllocator *alloc, Steward__Change **out,
 			   position_t *pos, char *why, size_t whylen);
