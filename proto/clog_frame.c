@@ -808,7 +808,12 @@ packed_image(const batch_cursor_t *bc, const value_text_slot_t *slots, size_t n,
 
 /*
  * Give a decoded packed record its text form: Values instead of packed
- * bytes (freed with alloc), and the transaction fields it leaves out.
+ * bytes (freed with alloc), and the transaction fields it leaves out.  A
+ * record that leaves out its position is a later row of the previous
+ * record's transaction: a txid or commit time it leaves out is that
+ * record's too.  One with a position of its own has only what it carries,
+ * as its text form would (a transaction without a GTID after one with it
+ * reads as it was written).
  */
 static void
 packed_fill(batch_cursor_t *bc, const Steward__Shape *sh, Steward__Change *c,
@@ -829,13 +834,13 @@ packed_fill(batch_cursor_t *bc, const Steward__Shape *sh, Steward__Change *c,
 		c->after_packed = (ProtobufCBinaryData) {0, NULL};
 		c->has_after_packed = false;
 	}
-	if (!c->has_position) {
-		c->position.data = alloc->alloc(alloc->allocator_data, pos->len);
-		memcpy(c->position.data, pos->bytes, pos->len);
-		c->position.len = pos->len;
-		c->has_position = true;
-	}
 	*txid_derived = false;
+	if (c->has_position)
+		return;  /* a transaction's first row: a txid or commit time it lacks, it has not */
+	c->position.data = alloc->alloc(alloc->allocator_data, pos->len);
+	memcpy(c->position.data, pos->bytes, pos->len);
+	c->position.len = pos->len;
+	c->has_position = true;
 	if (c->txid == NULL && bc->has_ptxid) {
 		size_t tl = strlen(bc->ptxid);
 		c->txid = alloc->alloc(alloc->allocator_data, tl + 1);

@@ -190,9 +190,11 @@ void clog_batch_cursor_destroy(batch_cursor_t *bc);
  * schema, table, key and value names point into the cursor's shape, owned
  * by the cursor until the next init or release).  A packed record comes
  * out as its text form would: plain Values (text, or is_null), no packed
- * bytes, and the txid, commit_ts_us and position it leaves out filled from
- * the previous record of the batch (position with its sequence number
- * replaced by the record's seq), all allocated with alloc.  Returns 1 for
+ * bytes, and, when it leaves out its position, that position and the txid
+ * and commit_ts_us it leaves out filled from the previous record of the
+ * batch (position with its sequence number replaced by the record's seq),
+ * all allocated with alloc; one with its own position has only the txid
+ * and commit time it carries, as its text form.  Returns 1 for
  * a record, 0 at the end (after checking the count), -1 on a malformed
  * batch with the reason in why: bad entries, an unknown shape id, a shape
  * defined twice, a shaped record with its own fields 1-6/13 or value
