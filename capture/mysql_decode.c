@@ -373,8 +373,10 @@ mysql_table_map_parse(const uint8_t *body, size_t len, unsigned post_header_len,
 	what = "optional metadata";
 	if (!read_optional_meta(&c, t))
 		goto out;
-	for (size_t i = 0; i < t->ncols; i++)
+	for (size_t i = 0; i < t->ncols; i++) {
 		t->cols[i].type_name = mysql_column_type_name(&t->cols[i]);
+		mysql_column_codec(&t->cols[i]);
+	}
 	st = MYDEC_OK;
 out:
 	if (st != MYDEC_OK) {
@@ -581,9 +583,48 @@ mysql_row_decode_buf(const mysql_table_t *t, const uint8_t *present, const uint8
 	return MYDEC_OK;
 }
 
+/* Bytes a packed value may take beyond a string's bytes: varints and fixed widths. */
+#define PACKED_VALUE_MAX 24
+
+static inline uint8_t *
+put_varint(uint8_t *o, uint64_t v)
+{
+	while (v >= 0x80) {
+		*o++ = (uint8_t) (v | 0x80);
+		v >>= 7;
+	}
+	*o++ = (uint8_t) v;
+	return o;
+}
+
+/*
+ * A text value of column c at q into out as varint length + bytes: the
+ * text goes after one length byte, moved up when its length needs more;
+ * then room for ncols_left fixed-width values is kept, as the caller expects.
+ */
+static mydec_status_t
+packed_text(const mysql_column_t *c, const uint8_t *q, size_t avail, size_t *used, buf_t *out,
+	    size_t ncols_left, char *err, size_t errlen)
+{
+	size_t at = out->len;
+	out->len++;
+	if (mysql_value_text(c, q, avail, used, out, err, errlen) != MYDEC_OK)
+		return MYDEC_ERROR;
+	size_t n = out->len - at - 1;
+	size_t hl = record_varint_len(n);
+	if (hl > 1) {
+		buf_reserve(out, hl - 1);
+		memmove(out->data + at + hl, out->data + at + 1, n);
+		out->len += hl - 1;
+	}
+	record_varint_put((uint8_t *) out->data + at, n);
+	buf_reserve(out, ncols_left * PACKED_VALUE_MAX);
+	return MYDEC_OK;
+}
+
 mydec_status_t
-mysql_row_decode_entries(const mysql_table_t *t, const uint8_t **p, const uint8_t *end,
-			 unsigned field, buf_t *img, char *err, size_t errlen)
+mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t *end,
+			buf_t *out, char *err, size_t errlen)
 {
 	size_t nbytes = (t->ncols + 7) / 8;
 	if ((size_t) (end - *p) < nbytes) {
@@ -593,19 +634,120 @@ mysql_row_decode_entries(const mysql_table_t *t, const uint8_t **p, const uint8_
 	}
 	const uint8_t *nulls = *p;
 	const uint8_t *q = *p + nbytes;
+	/*
+	 * The same bitmap as the row image's (every column present), its
+	 * padding bits cleared; then room for every fixed-width value, kept
+	 * after each string.
+	 */
+	buf_reserve(out, nbytes + t->ncols * PACKED_VALUE_MAX);
+	memcpy(out->data + out->len, nulls, nbytes);
+	if (t->ncols % 8)
+		out->data[out->len + nbytes - 1] &= (char) ((1u << (t->ncols % 8)) - 1);
+	out->len += nbytes;
 	for (size_t i = 0; i < t->ncols; i++) {
-		if (bit_at(nulls, i)) {
-			record_enc_entry_null(img, field);
+		if (bit_at(nulls, i))
+			continue;
+		const mysql_column_t *c = &t->cols[i];
+		size_t avail = (size_t) (end - q), used;
+		uint8_t *o = (uint8_t *) out->data + out->len;
+		char verr[200];
+		switch (c->codec) {
+		case STEWARD__CODEC__CODEC_INT:
+		case STEWARD__CODEC__CODEC_UINT: {
+			unsigned n = c->type == MYT_TINY ? 1 : c->type == MYT_SHORT ? 2 :
+				     c->type == MYT_INT24 ? 3 : c->type == MYT_LONG ? 4 : 8;
+			if (avail < n)
+				goto short_value;
+			uint64_t u = mysql_le(q, n);
+			if (c->codec == STEWARD__CODEC__CODEC_INT) {
+				if (n < 8 && (u >> (8 * n - 1)) & 1)
+					u |= ~0ULL << (8 * n);  /* sign-extend */
+				u = (u << 1) ^ (uint64_t) ((int64_t) u >> 63);  /* zigzag */
+			}
+			o = put_varint(o, u);
+			used = n;
+			break;
+		}
+		case STEWARD__CODEC__CODEC_DOUBLE:
+			if (avail < 8)
+				goto short_value;
+			memcpy(o, q, 8);  /* the binlog's double is little-endian IEEE too */
+			o += 8;
+			used = 8;
+			break;
+		case STEWARD__CODEC__CODEC_FLOAT:
+			if (avail < 4)
+				goto short_value;
+			memcpy(o, q, 4);
+			o += 4;
+			used = 4;
+			break;
+		case STEWARD__CODEC__CODEC_DECIMAL: {
+			int64_t v;
+			if (mysql_decimal_unscaled(c->meta >> 8, c->meta & 0xff, q, avail, &used, &v,
+						   verr, sizeof(verr)) != MYDEC_OK)
+				return column_error(t, i, verr, err, errlen);
+			o = put_varint(o, ((uint64_t) v << 1) ^ (uint64_t) (v >> 63));
+			break;
+		}
+		case STEWARD__CODEC__CODEC_DATE:
+			if (avail < 3)
+				goto short_value;
+			o = put_varint(o, mysql_le(q, 3));
+			used = 3;
+			break;
+		case STEWARD__CODEC__CODEC_DATETIME: {
+			used = 5 + (c->scale + 1) / 2;
+			if (avail < used)
+				goto short_value;
+			uint64_t v = mysql_be(q, 5);
+			if (v < 0x8000000000ULL)  /* the sign bit: no DATETIME is negative */
+				return column_error(t, i, "invalid datetime value (sign bit clear)", err,
+						    errlen);
+			o = put_varint(o, v - 0x8000000000ULL);
+			if (c->scale)
+				o = put_varint(o, mysql_frac_usec(q + 5, c->scale));
+			break;
+		}
+		case STEWARD__CODEC__CODEC_TIMESTAMP:
+			used = 4 + (c->scale + 1) / 2;
+			if (avail < used)
+				goto short_value;
+			o = put_varint(o, mysql_be(q, 4));
+			if (c->scale)
+				o = put_varint(o, mysql_frac_usec(q + 4, c->scale));
+			break;
+		default:
+			if (c->type == MYT_VARCHAR && c->collation != 63 && !mysql_is_latin1(c->collation)) {
+				/* UTF-8 text as the binlog holds it: the common case, copied once */
+				unsigned lb = c->meta > 255 ? 2 : 1;
+				size_t n;
+				if (avail < lb || (n = (size_t) mysql_le(q, lb)) > avail - lb)
+					goto short_value;
+				if (n > c->meta) {
+					snprintf(verr, sizeof verr, "string of %zu bytes exceeds the column's %u",
+						 n, c->meta);
+					return column_error(t, i, verr, err, errlen);
+				}
+				buf_reserve(out, n + t->ncols * PACKED_VALUE_MAX);
+				o = (uint8_t *) out->data + out->len;
+				o = put_varint(o, n);
+				memcpy(o, q + lb, n);
+				o += n;
+				used = lb + n;
+				break;
+			}
+			if (packed_text(c, q, avail, &used, out, t->ncols - i, verr, sizeof(verr)) !=
+			    MYDEC_OK)
+				return column_error(t, i, verr, err, errlen);
+			q += used;
 			continue;
 		}
-		size_t used = 0, start = record_enc_entry_text_begin(img);
-		char verr[200];
-		if (mysql_value_text(&t->cols[i], q, (size_t) (end - q), &used, img, verr,
-				     sizeof(verr)) != MYDEC_OK) {
-			return column_error(t, i, verr, err, errlen);
-		}
-		record_enc_entry_text_end(img, field, start);
+		out->len = (size_t) ((char *) o - out->data);
 		q += used;
+		continue;
+short_value:
+		return column_error(t, i, "value runs past the end of the event", err, errlen);
 	}
 	*p = q;
 	return MYDEC_OK;

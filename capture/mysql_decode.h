@@ -50,6 +50,8 @@ typedef struct mysql_column {
 	size_t nvalues;
 	uint32_t geometry_type;
 	char *type_name;       /* COLUMN_TYPE style, e.g. "decimal(12,2)" */
+	uint8_t codec;         /* Steward__Codec of the value in packed records */
+	uint8_t scale;         /* the codec's scale (proto/steward.proto, Column.scale) */
 } mysql_column_t;
 
 /* A decoded TABLE_MAP event. */
@@ -143,17 +145,34 @@ mydec_status_t mysql_row_decode_buf(const mysql_table_t *t, const uint8_t *prese
 				    mysql_value_t *vals, char *err, size_t errlen);
 
 /*
- * Decode one row image that holds every column of t, straight into the
- * image entries of a shaped change record (proto/record_encode.h,
- * record_enc_entry_*): Change field `field` (14 before, 15 after), one
- * Value per column in column order, appended to img.  The texts are those
- * of mysql_row_decode_buf; they are written once, into img.
+ * Decode one row image that holds every column of t into a packed image
+ * (proto/steward.proto, Change.after_packed): the null bitmap, then each
+ * value by its column's codec (mysql_column_codec) — integers, floating
+ * point, DECIMAL up to 18 digits and DATE/DATETIME/TIMESTAMP as numbers,
+ * every other value as the text mysql_value_text prints.  Appended to out;
+ * *p advanced past the image.
  */
-mydec_status_t mysql_row_decode_entries(const mysql_table_t *t, const uint8_t **p,
-					const uint8_t *end, unsigned field, buf_t *img, char *err,
-					size_t errlen);
+mydec_status_t mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p,
+				       const uint8_t *end, buf_t *out, char *err, size_t errlen);
 
 /* ---- mysql_types.c ---- */
+
+/* Fractional seconds after a DATETIME2/TIMESTAMP2/TIME2 value of fsp digits, in microseconds. */
+uint64_t mysql_frac_usec(const uint8_t *p, unsigned fsp);
+
+/* Is the collation id one of latin1's (MySQL's latin1 is cp1252, printed as UTF-8)? */
+bool mysql_is_latin1(uint32_t coll);
+
+/* The codec and scale a column's values take in packed records (sets c->codec, c->scale). */
+void mysql_column_codec(mysql_column_t *c);
+
+/*
+ * A DECIMAL(precision, scale) value with precision <= 18 at p as an
+ * integer: the value times 10^scale.  *used: the bytes it takes.
+ */
+mydec_status_t mysql_decimal_unscaled(unsigned precision, unsigned scale, const uint8_t *p,
+				      size_t avail, size_t *used, int64_t *v, char *err,
+				      size_t errlen);
 
 /*
  * Append the text form of one non-NULL value of column c at p (at most
@@ -166,9 +185,6 @@ mydec_status_t mysql_value_text(const mysql_column_t *c, const uint8_t *p, size_
 /* Derive the COLUMN_TYPE-style name of a column from its map entry (heap). */
 char *mysql_column_type_name(const mysql_column_t *c);
 
-/* Shortest text for a DOUBLE / FLOAT column exactly as the server prints it. */
-void mysql_format_double(double v, buf_t *out);
-void mysql_format_float(float v, buf_t *out);
 
 /* ---- mysql_json.c ---- */
 

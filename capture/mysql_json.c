@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "value_text.h"
+
 #define JSON_MAX_DEPTH 100
 
 enum {
@@ -158,7 +160,7 @@ value(jctx_t *j, unsigned type, const uint8_t *p, size_t len, int depth)
 		double d;
 		memcpy(&d, &u, 8);
 		size_t at = j->out->len;
-		mysql_format_double(d, j->out);
+		value_text_double(d, j->out);
 		if (!memchr(j->out->data + at, '.', j->out->len - at) &&
 		    !memchr(j->out->data + at, 'e', j->out->len - at))
 			buf_append_str(j->out, ".0");

@@ -32,6 +32,7 @@
 #include "capture_metrics.h"
 #include "exitcodes.h"
 #include "log.h"
+#include "mysql_prefetch.h"
 #include "record.h"
 #include "record_encode.h"
 #include "xalloc.h"
@@ -61,6 +62,7 @@ typedef struct stream {
 	clog_writer_t *w;
 	MYSQL *m;
 	MARIADB_RPL *rpl;
+	mysql_prefetch_t *pf;          /* reads rpl ahead of the loop while streaming */
 	MYSQL *meta;                   /* information_schema lookups (lazy) */
 	char *file;                    /* binlog file being read */
 	char *committed_file;          /* resume point: after the last whole transaction */
@@ -77,7 +79,7 @@ typedef struct stream {
 	buf_t txn;                     /* framed raw events: type(1) len(4) body */
 	FILE *spill;
 	uint64_t spill_bytes;
-	/* value texts of the row being emitted, or its image entries (shaped rows) */
+	/* value texts of the row being emitted, or its packed images (shaped rows) */
 	buf_t text_before, text_after;
 	record_enc_value_t *enc_vals;  /* 2 * enc_cap entries */
 	size_t enc_cap;
@@ -216,9 +218,16 @@ table_enc_new(stream_t *s, mysql_table_t *t, char *err, size_t errlen)
 		char *name = t->cols[t->pk[i]].name;
 		record_enc_shape_keys(&shape, &name, 1);
 	}
-	for (size_t i = 0; i < t->ncols; i++)
-		record_enc_shape_column(&shape, (const uint8_t *) te->prefixes.data + te->prefix_off[i],
-					te->prefix_off[i + 1] - te->prefix_off[i]);
+	/* a column of a packed record's shape: the value prefix, then its codec */
+	buf_t col = BUF_INIT;
+	for (size_t i = 0; i < t->ncols; i++) {
+		buf_reset(&col);
+		buf_append(&col, te->prefixes.data + te->prefix_off[i],
+			   te->prefix_off[i + 1] - te->prefix_off[i]);
+		record_enc_column_codec(&col, (Steward__Codec) t->cols[i].codec, t->cols[i].scale);
+		record_enc_shape_column(&shape, (const uint8_t *) col.data, col.len);
+	}
+	buf_free(&col);
 	/* rows after the first of a transaction in a batch carry no position text */
 	record_enc_shape_position_by_seq(&shape);
 	clog_status_t cs = clog_writer_shape(s->w, (const uint8_t *) shape.data, shape.len,
@@ -501,17 +510,17 @@ typedef struct commit_info {
 
 /*
  * Append one row change, encoded straight into the change log's pending
- * batch.  A row of a shaped table comes as image entries (before_ent,
- * after_ent: record_enc_entry_*, NULL when the image is absent), any other
- * as decoded values (before, after).  *appended is set when it was
+ * batch.  A row of a shaped table comes as packed images (before_pk,
+ * after_pk: mysql_row_decode_packed, NULL when the image is absent), any
+ * other as decoded values (before, after).  *appended is set when it was
  * appended (not a duplicate of a record made durable before a restart).
  */
 static int
 emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t *before,
-	 const mysql_value_t *after, const buf_t *before_ent, const buf_t *after_ent,
+	 const mysql_value_t *after, const buf_t *before_pk, const buf_t *after_pk,
 	 commit_info_t *ci, bool *appended, char *err, size_t errlen)
 {
-	bool shaped = before_ent || after_ent;
+	bool packed = before_pk || after_pk;
 	position_t *pos = &ci->pos;
 	position_mysql_set_seq(pos, ci->seq);
 	/* mysql_position_text's form, without a printf per row */
@@ -524,27 +533,32 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 	} while (seq);
 	while (nd)
 		*q++ = digits[--nd];
-	record_enc_change_t c = {
-		.head = shaped ? NULL : (const uint8_t *) te->head.data,
-		.head_len = shaped ? 0 : te->head.len,
-		.row = {
-			.op = op,
-			.txid = s->txid,
-			.txid_len = ci->txid_len,
-			.has_commit_ts = true,
-			.commit_ts_us = ci->ts_us,
-			.position = pos->bytes,
-			.position_len = pos->len,
-			.position_text = ptext,
-			.position_text_len = (size_t) (q - ptext),
-			.has_seq = true,
-			.seq = ci->seq,
-		},
-		.keys = shaped ? NULL : (const uint8_t *) te->keys.data,
-		.keys_len = shaped ? 0 : te->keys.len,
-		.has_shape = shaped,
-		.shape = te->shape_id,
-	};
+	/*
+	 * Every field set one by one: an initializer would zero the whole
+	 * struct first, a `rep stos` that was a third of this function's time.
+	 */
+	record_enc_change_t c;
+	c.head = packed ? NULL : (const uint8_t *) te->head.data;
+	c.head_len = packed ? 0 : te->head.len;
+	c.row.op = op;
+	c.row.txid = s->txid;
+	c.row.txid_len = ci->txid_len;
+	c.row.has_commit_ts = true;
+	c.row.commit_ts_us = ci->ts_us;
+	c.row.position = pos->bytes;
+	c.row.position_len = pos->len;
+	c.row.position_text = ptext;
+	c.row.position_text_len = (size_t) (q - ptext);
+	c.row.has_seq = true;
+	c.row.seq = ci->seq;
+	c.keys = packed ? NULL : (const uint8_t *) te->keys.data;
+	c.keys_len = packed ? 0 : te->keys.len;
+	c.has_shape = packed;
+	c.shape = te->shape_id;
+	c.before = c.after = NULL;
+	c.nbefore = c.nafter = 0;
+	c.before_packed = c.after_packed = NULL;
+	c.before_packed_len = c.after_packed_len = 0;
 	if (before) {
 		c.before = s->enc_vals;
 		c.nbefore = enc_image(te, before, s->enc_vals);
@@ -553,33 +567,38 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 		c.after = s->enc_vals + s->enc_cap;
 		c.nafter = enc_image(te, after, s->enc_vals + s->enc_cap);
 	}
-	if (before_ent) {
-		c.before_entries = (const uint8_t *) before_ent->data;
-		c.before_entries_len = before_ent->len;
+	if (before_pk) {
+		c.before_packed = (const uint8_t *) before_pk->data;
+		c.before_packed_len = before_pk->len;
 	}
-	if (after_ent) {
-		c.after_entries = (const uint8_t *) after_ent->data;
-		c.after_entries_len = after_ent->len;
+	if (after_pk) {
+		c.after_packed = (const uint8_t *) after_pk->data;
+		c.after_packed_len = after_pk->len;
 	}
 	/*
-	 * Shape.position_text_by_seq: a row whose batch's previous record is
-	 * of the same transaction ("FILE:END:" the same) leaves its position
-	 * text out; readers rebuild it from that record's and this seq.  The
-	 * size is computed once per row but for the first of a batch.
+	 * A packed row whose batch's previous record is of the same
+	 * transaction ("FILE:END:" the same) leaves out what it shares with
+	 * that record: position text (Shape.position_text_by_seq), txid,
+	 * commit time and position (Change.before_packed); readers rebuild
+	 * them.  The first record of a batch carries them all.
 	 */
 	size_t size;
-	if (shaped && s->last_serial == ci->serial) {
+	if (packed && s->last_serial == ci->serial) {
+		record_enc_row_t full = c.row;
 		c.row.position_text = NULL;
+		c.row.txid = NULL;
+		c.row.has_commit_ts = false;
+		c.row.position = NULL;
 		size = record_encode_size(&c);
 		if (clog_writer_batch_starts(s->w, te->shape_id, size)) {
-			c.row.position_text = ptext;  /* the first record of a batch carries it */
+			c.row = full;
 			size = record_encode_size(&c);
 		}
 	} else {
 		size = record_encode_size(&c);
 	}
 	uint8_t *dst;
-	clog_status_t cs = shaped ? clog_writer_reserve_shaped(s->w, pos, te->shape_id, size, &dst,
+	clog_status_t cs = packed ? clog_writer_reserve_packed(s->w, pos, te->shape_id, size, &dst,
 							       err, errlen)
 				  : clog_writer_reserve(s->w, pos, size, &dst, err, errlen);
 	ci->seq++;
@@ -628,26 +647,24 @@ replay_rows(stream_t *s, uint8_t type, const uint8_t *body, size_t len, commit_i
 	while (p < end) {
 		bool ok;
 		if (shaped) {
-			/* value texts go straight into the record's image bytes */
-			buf_t *one_ent = &s->text_before, *two_ent = &s->text_after;
-			unsigned first = rows.kind == MYSQL_ROWS_WRITE ? 15 : 14;
-			buf_reset(one_ent);
-			if (mysql_row_decode_entries(t, &p, end, first, one_ent, err, errlen) !=
-			    MYDEC_OK) {
+			/* values go straight into the record's packed images */
+			buf_t *one_pk = &s->text_before, *two_pk = &s->text_after;
+			buf_reset(one_pk);
+			if (mysql_row_decode_packed(t, &p, end, one_pk, err, errlen) != MYDEC_OK) {
 				rc = STEWARD_EXIT_DATAERR;
 				break;
 			}
 			if (rows.kind == MYSQL_ROWS_UPDATE) {
-				buf_reset(two_ent);
-				if (mysql_row_decode_entries(t, &p, end, 15, two_ent, err, errlen) !=
-				    MYDEC_OK) {
+				buf_reset(two_pk);
+				if (mysql_row_decode_packed(t, &p, end, two_pk, err, errlen) != MYDEC_OK) {
 					rc = STEWARD_EXIT_DATAERR;
 					break;
 				}
 			}
-			rc = emit_row(s, te, op, NULL, NULL, first == 14 ? one_ent : NULL,
-				      rows.kind == MYSQL_ROWS_WRITE ? one_ent
-				      : rows.kind == MYSQL_ROWS_UPDATE ? two_ent : NULL,
+			rc = emit_row(s, te, op, NULL, NULL,
+				      rows.kind == MYSQL_ROWS_WRITE ? NULL : one_pk,
+				      rows.kind == MYSQL_ROWS_WRITE ? one_pk
+				      : rows.kind == MYSQL_ROWS_UPDATE ? two_pk : NULL,
 				      ci, &ok, err, errlen);
 			if (rc != STEWARD_EXIT_OK)
 				break;
@@ -1006,12 +1023,13 @@ on_rows(stream_t *s, MARIADB_RPL_EVENT *ev, const uint8_t *body, size_t len, cha
 		       ? STEWARD_EXIT_OK : STEWARD_EXIT_IOERR;
 }
 
+/* use_checksum: the event ends in a CRC32 (the stream's setting when it was read) */
 static int
-on_event(stream_t *s, MARIADB_RPL_EVENT *ev, char *err, size_t errlen)
+on_event(stream_t *s, MARIADB_RPL_EVENT *ev, bool use_checksum, char *err, size_t errlen)
 {
 	const uint8_t *raw = ev->raw_data + ev->raw_data_ofs;
 	size_t len = ev->event_length;
-	size_t crc = s->rpl->use_checksum ? 4 : 0;
+	size_t crc = use_checksum ? 4 : 0;
 	if (len < HEADER_LEN + crc || ev->raw_data_ofs + len > ev->raw_data_size) {
 		snprintf(err, errlen, "malformed binlog event in %s (length %zu)", s->file, len);
 		return STEWARD_EXIT_DATAERR;
@@ -1028,7 +1046,7 @@ on_event(stream_t *s, MARIADB_RPL_EVENT *ev, char *err, size_t errlen)
 		 */
 		uint64_t rpos = ev->event.rotate.position;
 		char *name;
-		if (s->rpl->use_checksum && blen > 8) {
+		if (use_checksum && blen > 8) {
 			rpos = 0;
 			for (int i = 7; i >= 0; i--)
 				rpos = rpos << 8 | body[i];
@@ -1089,6 +1107,8 @@ on_event(stream_t *s, MARIADB_RPL_EVENT *ev, char *err, size_t errlen)
 static void
 stream_close(stream_t *s)
 {
+	mysql_prefetch_stop(s->pf);  /* first: it reads rpl until stopped */
+	s->pf = NULL;
 	if (s->rpl)
 		mariadb_rpl_close(s->rpl);
 	s->rpl = NULL;
@@ -1162,6 +1182,8 @@ stream_open(stream_t *s, const char *file, uint64_t pos, char *err, size_t errle
 		return mysql_conn_error_is_lost(mysql_errno(s->m)) ? STEWARD_EXIT_UNAVAILABLE
 								  : STEWARD_EXIT_FAILURE;
 	}
+	if (!(s->pf = mysql_prefetch_start(s->m, s->rpl, &mysql_capture_stop, err, errlen)))
+		return STEWARD_EXIT_FAILURE;
 	free(s->file);
 	s->file = xstrdup(file);
 	log_info("capture", "streaming binlog from %s:%llu as replica server id %u (event checksums "
@@ -1202,6 +1224,8 @@ stream_loop(stream_t *s, char *err, size_t errlen)
 {
 	MARIADB_RPL_EVENT *ev = NULL;
 	int rc = STEWARD_EXIT_OK;
+	bool use_checksum = false;
+	mysql_prefetch_end_t end;
 	while (!mysql_capture_stop) {
 		if (endpos_reached(s)) {
 			rc = stream_flush(s, err, errlen);
@@ -1210,14 +1234,13 @@ stream_loop(stream_t *s, char *err, size_t errlen)
 					 (unsigned long long) s->end_off);
 			break;
 		}
-		ev = mariadb_rpl_fetch(s->rpl, ev);
+		mysql_prefetch_release(s->pf, ev);
+		ev = mysql_prefetch_next(s->pf, &use_checksum, &end);
+		if (!ev && end.stopped)
+			break;  /* SIGTERM while waiting for an event */
 		if (!ev) {
-			unsigned e = mysql_errno(s->m);
-			const char *msg = mysql_error(s->m);
-			if (mariadb_rpl_errno(s->rpl) != 0) {  /* the library's own error, e.g. a checksum */
-				e = mariadb_rpl_errno(s->rpl);
-				msg = mariadb_rpl_error(s->rpl);
-			}
+			unsigned e = end.errnum;
+			const char *msg = end.msg;
 			if (e == CR_ERR_CHECKSUM_VERIFICATION_ERROR)
 				msg = "the event's CRC32 does not match its bytes";  /* 3.3 says only "HY000" */
 			if (e == CR_ERR_CHECKSUM_VERIFICATION_ERROR || strstr(msg, "crc check") ||
@@ -1250,7 +1273,7 @@ stream_loop(stream_t *s, char *err, size_t errlen)
 			}
 			break;
 		}
-		rc = on_event(s, ev, err, errlen);
+		rc = on_event(s, ev, use_checksum, err, errlen);
 		if (rc != STEWARD_EXIT_OK)
 			break;
 		if (!s->in_txn && since(&s->last_flush) * 1000 >= s->o->flush_interval_ms) {
@@ -1259,8 +1282,7 @@ stream_loop(stream_t *s, char *err, size_t errlen)
 				break;
 		}
 	}
-	if (ev)
-		mariadb_free_rpl_event(ev);
+	mysql_prefetch_release(s->pf, ev);
 	return rc;
 }
 

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "steward.pb-c.h"
+#include "value_text.h"
 #include "xalloc.h"
 
 #define FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); return MYDEC_ERROR; } while (0)
@@ -38,345 +40,6 @@ text_append(buf_t *out, const void *p, size_t n)
 	} else {
 		buf_append(out, p, n);
 	}
-}
-
-static size_t put_u64(char *dst, uint64_t v);
-
-/* Decimal digits without printf: integers are most of the values we print. */
-static void
-append_u64(buf_t *out, uint64_t v)
-{
-	char tmp[24];
-	text_append(out, tmp, put_u64(tmp, v));
-}
-
-/* "00".."99": two digits per division in the hot formatters */
-static const char digit_pairs[201] =
-	"0001020304050607080910111213141516171819"
-	"2021222324252627282930313233343536373839"
-	"4041424344454647484950515253545556575859"
-	"6061626364656667686970717273747576777879"
-	"8081828384858687888990919293949596979899";
-
-/* v as exactly `width` digits (zero-padded) at dst, for dates and times. */
-static inline void
-put_padded(char *dst, unsigned v, int width)
-{
-	int i = width;
-	for (; i >= 2; i -= 2) {
-		unsigned q = v / 100;
-		memcpy(dst + i - 2, digit_pairs + 2 * (v - q * 100), 2);
-		v = q;
-	}
-	if (i)
-		dst[0] = (char) ('0' + v % 10);
-}
-
-/* v in decimal at dst (no leading zeros, "0" for 0); returns the digits written. */
-static size_t
-put_u64(char *dst, uint64_t v)
-{
-	char tmp[20];
-	int i = (int) sizeof(tmp);
-	while (v >= 100) {
-		uint64_t q = v / 100;
-		i -= 2;
-		memcpy(tmp + i, digit_pairs + 2 * (v - q * 100), 2);
-		v = q;
-	}
-	if (v >= 10) {
-		i -= 2;
-		memcpy(tmp + i, digit_pairs + 2 * v, 2);
-	} else {
-		tmp[--i] = (char) ('0' + v);
-	}
-	size_t n = sizeof(tmp) - (size_t) i;
-	memcpy(dst, tmp + i, n);
-	return n;
-}
-
-static void
-append_padded(buf_t *out, unsigned v, int width)
-{
-	char tmp[12];
-	put_padded(tmp, v, width);
-	text_append(out, tmp, (size_t) width);
-}
-
-/* YYYY-MM-DD HH:MM:SS, then .ffffff to fsp digits when fsp > 0; one append */
-static void
-append_datetime_frac(buf_t *out, unsigned y, unsigned mo, unsigned d, unsigned h, unsigned mi,
-		     unsigned se, unsigned fsp, unsigned long usec)
-{
-	static const unsigned long div[7] = {1000000, 100000, 10000, 1000, 100, 10, 1};
-	char t[28];
-	put_padded(t, y, 4);
-	t[4] = '-';
-	put_padded(t + 5, mo, 2);
-	t[7] = '-';
-	put_padded(t + 8, d, 2);
-	t[10] = ' ';
-	put_padded(t + 11, h, 2);
-	t[13] = ':';
-	put_padded(t + 14, mi, 2);
-	t[16] = ':';
-	put_padded(t + 17, se, 2);
-	size_t n = 19;
-	if (fsp > 0 && fsp <= 6) {
-		t[n++] = '.';
-		put_padded(t + n, (unsigned) (usec / div[fsp]), (int) fsp);
-		n += fsp;
-	}
-	text_append(out, t, n);
-}
-
-static void
-append_datetime(buf_t *out, unsigned y, unsigned mo, unsigned d, unsigned h, unsigned mi, unsigned se)
-{
-	append_datetime_frac(out, y, mo, d, h, mi, se, 0, 0);
-}
-
-/* ---- floating point: the server's my_gcvt rules ---- */
-
-/*
- * digits/decpt as dtoa returns them: value = 0.DIGITS * 10^decpt.  The
- * server uses plain notation when -14 <= decpt <= 15, or when the number
- * has a fraction; otherwise 1.5e15 style (no '+', no padded exponent).
- */
-static void
-format_digits(bool neg, const char *digits, int len, int decpt, buf_t *out)
-{
-	if (decpt >= -14 && (decpt <= 15 || len > decpt)) {
-		/* at most 1 + 2 + 14 + 17 or 1 + 17 + 1 chars (len <= 17, decpt <= 17 here) */
-		char t[64];
-		size_t n = 0;
-		if (neg)
-			t[n++] = '-';
-		if (decpt <= 0) {
-			t[n++] = '0';
-			t[n++] = '.';
-			for (int i = 0; i < -decpt; i++)
-				t[n++] = '0';
-			memcpy(t + n, digits, (size_t) len);
-			n += (size_t) len;
-		} else if (decpt < len) {
-			memcpy(t + n, digits, (size_t) decpt);
-			n += (size_t) decpt;
-			t[n++] = '.';
-			memcpy(t + n, digits + decpt, (size_t) (len - decpt));
-			n += (size_t) (len - decpt);
-		} else {
-			memcpy(t + n, digits, (size_t) len);
-			n += (size_t) len;
-			for (int i = len; i < decpt; i++)
-				t[n++] = '0';
-		}
-		text_append(out, t, n);
-		return;
-	}
-	if (neg)
-		buf_append_char(out, '-');
-	buf_append_char(out, digits[0]);
-	if (len > 1) {
-		buf_append_char(out, '.');
-		text_append(out, digits + 1, (size_t) (len - 1));
-	}
-	buf_printf(out, "e%d", decpt - 1);
-}
-
-/* Split "%.*e" output into significant digits (trailing zeros dropped). */
-static void
-split_exp(const char *s, char *digits, int *len, int *decpt)
-{
-	int n = 0;
-	const char *p = s;
-	for (; *p && *p != 'e'; p++)
-		if (*p >= '0' && *p <= '9')
-			digits[n++] = *p;
-	while (n > 1 && digits[n - 1] == '0')
-		n--;
-	digits[n] = '\0';
-	*len = n;
-	*decpt = atoi(p + 1) + 1;
-}
-
-typedef unsigned __int128 u128;
-
-static u128
-pow10_u128(int k)
-{
-	static const uint64_t small[20] = {
-		1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
-		100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
-		10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
-		100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL,
-	};
-	return k < 20 ? small[k] : (u128) small[19] * small[k - 19];
-}
-
-/* r / 2^s rounded to nearest, ties to even. */
-static u128
-round_shift(u128 r, int s)
-{
-	u128 q = r >> s, rem = r - (q << s), half = (u128) 1 << (s - 1);
-	if (rem > half || (rem == half && (q & 1)))
-		q++;
-	return q;
-}
-
-/* The p digits of n (< 10^p, zero-padded) with trailing zeros dropped, NUL-terminated. */
-static void
-sig_digits(uint64_t n, int p, char *digits, int *len)
-{
-	while (p > 1 && n % 10 == 0) {  /* trailing zeros: one division each */
-		n /= 10;
-		p--;
-	}
-	int i = p;
-	for (; i >= 2; i -= 2) {
-		uint64_t q = n / 100;
-		memcpy(digits + i - 2, digit_pairs + 2 * (n - q * 100), 2);
-		n = q;
-	}
-	if (i)
-		digits[0] = (char) ('0' + n);
-	digits[p] = '\0';
-	*len = p;
-}
-
-/*
- * The first p significant digits of v > 0, correctly rounded (ties to even)
- * exactly as printf's "%.*e" gives them, without printf: v = m / 2^s, so
- * v * 10^k rounds to (m * 10^k + 2^(s-1)) >> s, exact in 128 bits for
- * m < 2^53, 10^k <= 10^21 (times 10) and s <= 120 — every normal double from about
- * 1e-6 (p = 17) up to 2^52.  *sig gets the p digits as an integer
- * (text by sig_digits, only for the precision the caller keeps), *decpt as
- * dtoa's; *roundtrips says whether those digits read back (strtod, round
- * to nearest even) as v.  False when v is outside the exact range: the
- * caller takes the printf path.
- */
-static bool
-exact_digits(double v, int p, uint64_t *sig, int *decpt, bool *roundtrips)
-{
-	uint64_t bits;
-	memcpy(&bits, &v, sizeof bits);
-	int biased = (int) ((bits >> 52) & 0x7ff);
-	if (biased == 0 || biased == 0x7ff || p < 1 || p > 17)
-		return false;  /* subnormal, inf/nan */
-	uint64_t m = (bits & ((1ULL << 52) - 1)) | (1ULL << 52);
-	int s = 1075 - biased;
-	if (s < 1 || s > 120)
-		return false;
-	/* floor(log10(2^e)) for v in [2^e, 2^(e+1)): low by at most one, the loop fixes it */
-	int e10 = ((biased - 1023) * 78913) >> 18;
-	for (int tries = 0; tries < 4; tries++) {
-		int k = p - 1 - e10;
-		if (k < 0 || k > 21)
-			return false;
-		u128 r = (u128) m * pow10_u128(k);  /* v * 10^k == r / 2^s */
-		u128 q = round_shift(r, s);
-		if (q >= pow10_u128(p)) {  /* log10 estimate low, or rounded up to 10^p */
-			e10++;
-			continue;
-		}
-		if (q < pow10_u128(p - 1)) {
-			e10--;
-			continue;
-		}
-		/*
-		 * 10^(p-1) may be 99..9.x rounded up under an estimate one too
-		 * high: printf takes the lower exponent when it yields p digits.
-		 */
-		if (q == pow10_u128(p - 1) && round_shift(r * 10, s) < pow10_u128(p)) {
-			e10--;
-			continue;
-		}
-		/*
-		 * q * 10^-k reads back as v iff it is within half the gap to
-		 * v's neighbour: in units of 2^-s / 10^k the upper half gap is
-		 * 10^k / 2, the lower one 10^k / 4 when m is a power of two
-		 * (the next double down is twice as close); a tie goes to the
-		 * even mantissa.
-		 */
-		u128 qs = q << s, lim = pow10_u128(k);
-		u128 diff = qs > r ? qs - r : r - qs;
-		if (qs < r && m == (1ULL << 52) && biased > 1)
-			*roundtrips = 4 * diff <= lim;
-		else
-			*roundtrips = 2 * diff < lim || (2 * diff == lim && !(m & 1));
-		*sig = (uint64_t) q;
-		*decpt = e10 + 1;
-		return true;
-	}
-	return false;
-}
-
-void
-mysql_format_double(double v, buf_t *out)
-{
-	char s[40], digits[40];
-	int len, decpt;
-	if (v == 0) {
-		buf_append_str(out, signbit(v) ? "-0" : "0");
-		return;
-	}
-	if (!isfinite(v)) {
-		buf_append_str(out, isnan(v) ? "nan" : (v < 0 ? "-inf" : "inf"));
-		return;
-	}
-	/*
-	 * Shortest digits that read back to the same double.  If 15 digits
-	 * round-trip, the shortest form is those digits without trailing
-	 * zeros (a normal double is closer to it than half a 15-digit unit);
-	 * else 16, else 17 always does.  exact_digits answers that in
-	 * integer arithmetic for the usual range; printf + strtod elsewhere.
-	 */
-	bool rt = false;
-	uint64_t sig;
-	for (int prec = 15; prec <= 17; prec++) {
-		if (!exact_digits(fabs(v), prec, &sig, &decpt, &rt))
-			break;
-		if (rt || prec == 17) {
-			sig_digits(sig, prec, digits, &len);
-			format_digits(v < 0, digits, len, decpt, out);
-			return;
-		}
-	}
-	int first = fabs(v) < DBL_MIN ? 1 : 15;  /* subnormals carry fewer digits */
-	for (int prec = first; prec <= 17; prec++) {
-		snprintf(s, sizeof(s), "%.*e", prec - 1, fabs(v));
-		if (prec == 17 || strtod(s, NULL) == fabs(v))
-			break;
-	}
-	split_exp(s, digits, &len, &decpt);
-	format_digits(v < 0, digits, len, decpt, out);
-}
-
-void
-mysql_format_float(float v, buf_t *out)
-{
-	char s[40], digits[40];
-	int len, decpt;
-	bool rt;
-	double d = v;
-	if (d == 0) {
-		buf_append_str(out, signbit(d) ? "-0" : "0");
-		return;
-	}
-	if (!isfinite(d)) {
-		buf_append_str(out, isnan(d) ? "nan" : (d < 0 ? "-inf" : "inf"));
-		return;
-	}
-	/* FLOAT prints FLT_DIG (6) significant digits, correctly rounded */
-	uint64_t sig;
-	if (exact_digits(fabs(d), 6, &sig, &decpt, &rt)) {
-		sig_digits(sig, 6, digits, &len);
-		format_digits(d < 0, digits, len, decpt, out);
-		return;
-	}
-	snprintf(s, sizeof(s), "%.5e", fabs(d));
-	split_exp(s, digits, &len, &decpt);
-	format_digits(d < 0, digits, len, decpt, out);
 }
 
 /* ---- DECIMAL ---- */
@@ -411,13 +74,13 @@ static const uint64_t pow10_u64[19] = {
 
 /*
  * DECIMAL with at most 18 integer and 18 fraction digits (nearly every
- * column): each part's groups add up in one uint64, printed with digit
- * pairs; no per-digit work, no leading-zero scan.  b is the value with the
- * sign bit flipped and, for negatives, every byte inverted.  false: a
- * group wider than its digits (a corrupt value).
+ * column): each part's groups add up in one uint64 (*iv, *fv); no
+ * per-digit work.  b is the value with the sign bit flipped and, for
+ * negatives, every byte inverted.  false: a group wider than its digits
+ * (a corrupt value).
  */
 static bool
-decimal_small_text(const uint8_t *b, unsigned intg, unsigned scale, bool neg, buf_t *out)
+decimal_small_parts(const uint8_t *b, unsigned intg, unsigned scale, uint64_t *ivp, uint64_t *fvp)
 {
 	unsigned intg0 = intg / 9, intg0x = intg % 9, frac0 = scale / 9, frac0x = scale % 9;
 	uint64_t iv = 0, fv = 0, g;
@@ -443,44 +106,74 @@ decimal_small_text(const uint8_t *b, unsigned intg, unsigned scale, bool neg, bu
 			return false;
 		fv = fv * pow10_u64[frac0x] + g;
 	}
-	char t[1 + 19 + 1 + 18];
-	size_t n = 0;
-	if (neg && (iv || fv))
-		t[n++] = '-';
-	n += put_u64(t + n, iv);
-	if (scale) {
-		t[n++] = '.';
-		/* fv < 10^scale: scale digits, zero-padded */
-		for (unsigned i = scale; i > 0; i--) {
-			t[n + i - 1] = (char) ('0' + fv % 10);
-			fv /= 10;
-		}
-		n += scale;
-	}
-	text_append(out, t, n);
+	*ivp = iv;
+	*fvp = fv;
 	return true;
 }
 
-static mydec_status_t
-decimal_text(unsigned precision, unsigned scale, const uint8_t *p, size_t avail,
-	     size_t *used, buf_t *out, char *err, size_t errlen)
+/* The bytes of a DECIMAL(precision, scale), or 0 for metadata no server writes. */
+static size_t
+decimal_size(unsigned precision, unsigned scale)
 {
 	if (precision == 0 || precision > 65 || scale > 38 || scale > precision)
-		FAIL("invalid decimal(%u,%u) metadata", precision, scale);
+		return 0;
 	unsigned intg = precision - scale;
-	unsigned intg0 = intg / 9, intg0x = intg % 9, frac0 = scale / 9, frac0x = scale % 9;
-	size_t size = intg0 * 4 + (size_t) dig2bytes[intg0x] + frac0 * 4 + (size_t) dig2bytes[frac0x];
-	NEED(size);
-	uint8_t b[40];
+	return (size_t) (intg / 9) * 4 + (size_t) dig2bytes[intg % 9] + (size_t) (scale / 9) * 4 +
+	       (size_t) dig2bytes[scale % 9];
+}
+
+/* The value's bytes with the sign bit flipped and a negative's bytes inverted, into b. */
+static bool
+decimal_unbias(const uint8_t *p, size_t size, uint8_t *b)
+{
 	memcpy(b, p, size);
 	bool neg = !(b[0] & 0x80);
 	b[0] ^= 0x80;
 	if (neg)
 		for (size_t i = 0; i < size; i++)
 			b[i] = (uint8_t) ~b[i];
-	if (intg <= 18 && scale <= 18) {
-		if (!decimal_small_text(b, intg, scale, neg, out))
+	return neg;
+}
+
+mydec_status_t
+mysql_decimal_unscaled(unsigned precision, unsigned scale, const uint8_t *p, size_t avail,
+		       size_t *used, int64_t *v, char *err, size_t errlen)
+{
+	size_t size = decimal_size(precision, scale);
+	if (size == 0 || precision > 18)
+		FAIL("invalid decimal(%u,%u) metadata", precision, scale);
+	NEED(size);
+	uint8_t b[40];
+	bool neg = decimal_unbias(p, size, b);
+	uint64_t iv, fv;
+	if (!decimal_small_parts(b, precision - scale, scale, &iv, &fv))
+		FAIL("invalid decimal(%u,%u) digits", precision, scale);
+	/* precision <= 18 digits: below 10^18, no overflow */
+	int64_t u = (int64_t) (iv * pow10_u64[scale] + fv);
+	*v = neg ? -u : u;
+	*used = size;
+	return MYDEC_OK;
+}
+
+static mydec_status_t
+decimal_text(unsigned precision, unsigned scale, const uint8_t *p, size_t avail,
+	     size_t *used, buf_t *out, char *err, size_t errlen)
+{
+	size_t size = decimal_size(precision, scale);
+	if (size == 0)
+		FAIL("invalid decimal(%u,%u) metadata", precision, scale);
+	unsigned intg = precision - scale;
+	unsigned intg0 = intg / 9, intg0x = intg % 9, frac0 = scale / 9, frac0x = scale % 9;
+	NEED(size);
+	uint8_t b[40];
+	bool neg = decimal_unbias(p, size, b);
+	if (precision <= 18) {
+		/* nearly every column: one integer, printed as packed records print it */
+		uint64_t iv, fv;
+		if (!decimal_small_parts(b, intg, scale, &iv, &fv))
 			FAIL("invalid decimal(%u,%u) digits", precision, scale);
+		int64_t u = (int64_t) (iv * pow10_u64[scale] + fv);
+		value_text_decimal(neg ? -u : u, scale, out);
 		*used = size;
 		return MYDEC_OK;
 	}
@@ -532,24 +225,13 @@ decimal_text(unsigned precision, unsigned scale, const uint8_t *p, size_t avail,
 
 /* ---- temporal ---- */
 
-static void
-append_frac(buf_t *out, unsigned fsp, unsigned long usec)
-{
-	if (fsp == 0)
-		return;
-	static const unsigned long div[7] = {1000000, 100000, 10000, 1000, 100, 10, 1};
-	buf_append_char(out, '.');
-	append_padded(out, (unsigned) (usec / div[fsp]), (int) fsp);
-}
-
-/* Fractional seconds after a DATETIME2/TIMESTAMP2 value, in microseconds. */
-static unsigned long
-read_frac(const uint8_t *p, unsigned fsp)
+uint64_t
+mysql_frac_usec(const uint8_t *p, unsigned fsp)
 {
 	switch ((fsp + 1) / 2) {
-	case 1: return (unsigned long) p[0] * 10000;
-	case 2: return (unsigned long) mysql_be(p, 2) * 100;
-	case 3: return (unsigned long) mysql_be(p, 3);
+	case 1: return (uint64_t) p[0] * 10000;
+	case 2: return mysql_be(p, 2) * 100;
+	case 3: return mysql_be(p, 3);
 	default: return 0;
 	}
 }
@@ -593,31 +275,18 @@ time2_text(unsigned fsp, const uint8_t *p, size_t avail, size_t *used, buf_t *ou
 	uint64_t hms = u >> 24, usec = u & 0xffffff;
 	buf_printf(out, "%s%02u:%02u:%02u", neg ? "-" : "", (unsigned) ((hms >> 12) & 0x3ff),
 		   (unsigned) ((hms >> 6) & 63), (unsigned) (hms & 63));
-	append_frac(out, fsp, (unsigned long) usec);
+	if (fsp) {
+		static const unsigned div[7] = {1000000, 100000, 10000, 1000, 100, 10, 1};
+		buf_printf(out, ".%0*u", (int) fsp, (unsigned) (usec / div[fsp]));
+	}
 	*used = n;
 	return MYDEC_OK;
 }
 
-static void
-timestamp_text(uint64_t secs, unsigned fsp, unsigned long usec, buf_t *out)
-{
-	if (secs == 0 && usec == 0) {
-		buf_append_str(out, "0000-00-00 00:00:00");
-		append_frac(out, fsp, 0);
-		return;
-	}
-	time_t t = (time_t) secs;
-	struct tm tm;
-	gmtime_r(&t, &tm);
-	append_datetime(out, (unsigned) tm.tm_year + 1900, (unsigned) tm.tm_mon + 1, (unsigned) tm.tm_mday,
-			(unsigned) tm.tm_hour, (unsigned) tm.tm_min, (unsigned) tm.tm_sec);
-	append_frac(out, fsp, usec);
-}
-
 /* ---- strings ---- */
 
-static bool
-is_latin1(uint32_t coll)
+bool
+mysql_is_latin1(uint32_t coll)
 {
 	return coll == 5 || coll == 8 || coll == 15 || coll == 31 || coll == 47 || coll == 48 ||
 	       coll == 49 || coll == 94;
@@ -666,7 +335,7 @@ append_string(buf_t *out, uint32_t coll, const uint8_t *p, size_t n)
 {
 	if (coll == 63) {
 		append_hex(out, p, n);
-	} else if (is_latin1(coll)) {
+	} else if (mysql_is_latin1(coll)) {
 		for (size_t i = 0; i < n; i++) {
 			unsigned c = p[i];
 			append_utf8(out, c >= 0x80 && c < 0xa0 ? cp1252_hi[c - 0x80] : c);
@@ -674,6 +343,51 @@ append_string(buf_t *out, uint32_t coll, const uint8_t *p, size_t n)
 	} else {
 		text_append(out, p, n);
 	}
+}
+
+/* ---- packed records ---- */
+
+void
+mysql_column_codec(mysql_column_t *c)
+{
+	unsigned meta = c->meta, codec = STEWARD__CODEC__CODEC_TEXT, scale = 0;
+	switch (c->type) {
+	case MYT_TINY: case MYT_SHORT: case MYT_INT24: case MYT_LONG: case MYT_LONGLONG:
+		codec = c->is_unsigned ? STEWARD__CODEC__CODEC_UINT : STEWARD__CODEC__CODEC_INT;
+		break;
+	case MYT_DOUBLE:
+		codec = STEWARD__CODEC__CODEC_DOUBLE;
+		break;
+	case MYT_FLOAT:
+		codec = STEWARD__CODEC__CODEC_FLOAT;
+		break;
+	case MYT_NEWDECIMAL:
+		/* wider ones stay text: their value times 10^scale does not fit 64 bits */
+		if (decimal_size(meta >> 8, meta & 0xff) && (meta >> 8) <= 18) {
+			codec = STEWARD__CODEC__CODEC_DECIMAL;
+			scale = meta & 0xff;
+		}
+		break;
+	case MYT_DATE: case MYT_NEWDATE:
+		codec = STEWARD__CODEC__CODEC_DATE;
+		break;
+	case MYT_DATETIME2:
+		if (meta <= 6) {
+			codec = STEWARD__CODEC__CODEC_DATETIME;
+			scale = meta;
+		}
+		break;
+	case MYT_TIMESTAMP2:
+		if (meta <= 6) {
+			codec = STEWARD__CODEC__CODEC_TIMESTAMP;
+			scale = meta;
+		}
+		break;
+	default:
+		break;
+	}
+	c->codec = (uint8_t) codec;
+	c->scale = (uint8_t) scale;
 }
 
 /* ---- the dispatcher ---- */
@@ -696,23 +410,11 @@ mysql_value_text(const mysql_column_t *c, const uint8_t *p, size_t avail, size_t
 			u = mysql_le(p, n);
 		}
 		if (c->is_unsigned) {
-			append_u64(out, u);
+			value_text_uint(u, out);
 		} else {
 			if (n < 8 && (u >> (8 * n - 1)) & 1)
 				u |= ~0ULL << (8 * n);  /* sign-extend */
-			if ((int64_t) u < 0) {
-				char tmp[24];
-				int i = (int) sizeof(tmp);
-				u = -u;  /* also right for INT64_MIN: its magnitude as unsigned */
-				do {
-					tmp[--i] = (char) ('0' + u % 10);
-					u /= 10;
-				} while (u);
-				tmp[--i] = '-';
-				text_append(out, tmp + i, sizeof(tmp) - (size_t) i);
-			} else {
-				append_u64(out, u);
-			}
+			value_text_int((int64_t) u, out);
 		}
 		*used = n;
 		return MYDEC_OK;
@@ -730,7 +432,7 @@ mysql_value_text(const mysql_column_t *c, const uint8_t *p, size_t avail, size_t
 		float f;
 		uint32_t u = (uint32_t) mysql_le(p, 4);
 		memcpy(&f, &u, 4);
-		mysql_format_float(f, out);
+		value_text_float(f, out);
 		*used = 4;
 		return MYDEC_OK;
 	}
@@ -739,7 +441,7 @@ mysql_value_text(const mysql_column_t *c, const uint8_t *p, size_t avail, size_t
 		double d;
 		uint64_t u = mysql_le(p, 8);
 		memcpy(&d, &u, 8);
-		mysql_format_double(d, out);
+		value_text_double(d, out);
 		*used = 8;
 		return MYDEC_OK;
 	}
@@ -754,8 +456,7 @@ mysql_value_text(const mysql_column_t *c, const uint8_t *p, size_t avail, size_t
 	}
 	case MYT_DATE: case MYT_NEWDATE: {
 		NEED(3);
-		uint32_t v = (uint32_t) mysql_le(p, 3);
-		buf_printf(out, "%04u-%02u-%02u", v >> 9, (v >> 5) & 15, v & 31);
+		value_text_date(mysql_le(p, 3), out);
 		*used = 3;
 		return MYDEC_OK;
 	}
@@ -779,12 +480,10 @@ mysql_value_text(const mysql_column_t *c, const uint8_t *p, size_t avail, size_t
 			FAIL("invalid datetime precision %u", meta);
 		size_t n = 5 + (meta + 1) / 2;
 		NEED(n);
-		uint64_t v = mysql_be(p, 5) - 0x8000000000ULL;
-		uint64_t ymd = v >> 17, ym = ymd >> 5, hms = v & 0x1ffff;
-		append_datetime_frac(out, (unsigned) (ym / 13), (unsigned) (ym % 13),
-				     (unsigned) (ymd & 31), (unsigned) (hms >> 12),
-				     (unsigned) ((hms >> 6) & 63), (unsigned) (hms & 63), meta,
-				     read_frac(p + 5, meta));
+		uint64_t v = mysql_be(p, 5);
+		if (v < 0x8000000000ULL)  /* the sign bit: no DATETIME is negative */
+			FAIL("invalid datetime value (sign bit clear)");
+		value_text_datetime(v - 0x8000000000ULL, meta, mysql_frac_usec(p + 5, meta), out);
 		*used = n;
 		return MYDEC_OK;
 	}
@@ -802,13 +501,13 @@ mysql_value_text(const mysql_column_t *c, const uint8_t *p, size_t avail, size_t
 			FAIL("invalid timestamp precision %u", meta);
 		size_t n = 4 + (meta + 1) / 2;
 		NEED(n);
-		timestamp_text(mysql_be(p, 4), meta, read_frac(p + 4, meta), out);
+		value_text_timestamp(mysql_be(p, 4), meta, mysql_frac_usec(p + 4, meta), out);
 		*used = n;
 		return MYDEC_OK;
 	}
 	case MYT_TIMESTAMP:
 		NEED(4);
-		timestamp_text(mysql_le(p, 4), 0, 0, out);
+		value_text_timestamp(mysql_le(p, 4), 0, 0, out);
 		*used = 4;
 		return MYDEC_OK;
 	case MYT_VARCHAR: case MYT_VAR_STRING: case MYT_STRING: {
@@ -893,7 +592,7 @@ mysql_value_text(const mysql_column_t *c, const uint8_t *p, size_t avail, size_t
 static unsigned
 mbmaxlen(uint32_t coll)
 {
-	if (coll == 63 || is_latin1(coll) || coll == 11 || coll == 65)
+	if (coll == 63 || mysql_is_latin1(coll) || coll == 11 || coll == 65)
 		return 1;
 	if (coll == 33 || coll == 83 || (coll >= 192 && coll <= 223) || coll == 76 ||
 	    (coll >= 576 && coll <= 599) || (coll >= 2048 && coll < 2304))

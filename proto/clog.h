@@ -23,12 +23,14 @@
  *     [88..92)  CRC32C of header bytes [0..88) followed by the payload
  *     [92..96)  reserved, zero
  *   payload: zstd frame of a packed steward.Batch (proto/steward.proto):
- *     a sequence of field-1 entries (a packed Change, "record") and
- *     field-2 entries (a packed Shape) in the order written; a shaped
- *     record's Shape precedes it in the same batch, so every frame is
- *     self-contained.  Readers hand out shaped records filled in from
- *     their shape: the same Steward__Change as the self-describing form.
- *     Batches without shapes are byte for byte what they always were.
+ *     a sequence of field-1 entries (a packed Change, "record"), field-2
+ *     entries (a packed Shape) and field-3 entries (a packed record:
+ *     typed values, transaction fields shared with the record before it)
+ *     in the order written; a shaped record's Shape precedes it in the
+ *     same batch, so every frame is self-contained.  Readers hand out
+ *     shaped and packed records filled in from their shape and batch: the
+ *     same Steward__Change as the self-describing form.  Batches without
+ *     shapes are byte for byte what they always were.
  *
  * Durability promise: when clog_writer_flush returns CLOG_OK, every record
  * appended before it is on stable storage (write + fdatasync of the segment,

@@ -161,8 +161,8 @@ row_size(const record_enc_row_t *r)
 size_t
 record_encode_size(const record_enc_change_t *c)
 {
-	size_t before = c->before_entries ? c->before_entries_len : image_size(c->before, c->nbefore);
-	size_t after = c->after_entries ? c->after_entries_len : image_size(c->after, c->nafter);
+	size_t before = image_size(c->before, c->nbefore);
+	size_t after = image_size(c->after, c->nafter);
 	size_t packed = 0;
 	if (c->before_packed)  /* two-byte tags: field 21 and 22 */
 		packed += 2 + record_varint_len(c->before_packed_len) + c->before_packed_len;
@@ -171,27 +171,6 @@ record_encode_size(const record_enc_change_t *c)
 	return c->head_len + row_size(&c->row) + c->keys_len + before + after +
 	       (c->has_shape ? 2 + record_varint_len(c->shape) : 0) + packed;
 }
-
-/* An entry of a flag value (field 4 is_null or 6 unchanged = true): tag, length 2, flag. */
-static void
-entry_flag(buf_t *img, unsigned field, unsigned flag_field)
-{
-	uint8_t e[4] = {TAG(field, WT_LEN), 2, TAG(flag_field, WT_VARINT), 1};
-	buf_append(img, e, 4);
-}
-
-void
-record_enc_entry_null(buf_t *img, unsigned field)
-{
-	entry_flag(img, field, 4);
-}
-
-void
-record_enc_entry_unchanged(buf_t *img, unsigned field)
-{
-	entry_flag(img, field, 6);
-}
-
 
 static inline uint8_t *
 put_bytes(uint8_t *p, uint8_t tag, const void *data, size_t n)
@@ -260,18 +239,8 @@ record_encode(const record_enc_change_t *c, uint8_t *out)
 		memcpy(p, c->keys, c->keys_len);
 		p += c->keys_len;
 	}
-	if (c->before_entries) {
-		memcpy(p, c->before_entries, c->before_entries_len);
-		p += c->before_entries_len;
-	} else {
-		p = put_image(p, TAG(14, WT_LEN), c->before, c->nbefore);
-	}
-	if (c->after_entries) {
-		memcpy(p, c->after_entries, c->after_entries_len);
-		p += c->after_entries_len;
-	} else {
-		p = put_image(p, TAG(15, WT_LEN), c->after, c->nafter);
-	}
+	p = put_image(p, TAG(14, WT_LEN), c->before, c->nbefore);
+	p = put_image(p, TAG(15, WT_LEN), c->after, c->nafter);
 	if (c->has_shape) {
 		/* field 20, wire type 0: tag 160 is a two-byte varint */
 		*p++ = 0xa0;

@@ -123,15 +123,6 @@ typedef struct record_enc_change {
 	bool has_shape;                    /* field 20: a shaped record */
 	uint32_t shape;
 	/*
-	 * Images already encoded as entries (record_enc_entry_*), written
-	 * instead of before/after when not NULL: a decoder can put value texts
-	 * straight into an image's bytes, with no per-value work left here.
-	 */
-	const uint8_t *before_entries;
-	size_t before_entries_len;
-	const uint8_t *after_entries;
-	size_t after_entries_len;
-	/*
 	 * Packed images (fields 21, 22; NULL: absent): a packed record has
 	 * these instead of before/after and goes into the batch as Batch field
 	 * 3 (clog_writer_reserve_packed).
@@ -141,18 +132,6 @@ typedef struct record_enc_change {
 	const uint8_t *after_packed;
 	size_t after_packed_len;
 } record_enc_change_t;
-
-/*
- * Image entries built in place, for shaped records (values without name
- * and types): field is 14 (before) or 15 (after).  A text value is begun
- * with record_enc_entry_text_begin (which reserves its head), its text
- * appended to img by any means, and finished with
- * record_enc_entry_text_end with the offset begin returned.  The bytes are
- * those record_encode writes for the same values (one memmove when a text
- * is longer than 125 bytes).
- */
-void record_enc_entry_null(buf_t *img, unsigned field);
-void record_enc_entry_unchanged(buf_t *img, unsigned field);
 
 /* Exact size in bytes of the encoded Change message (without any outer tag or length). */
 size_t record_encode_size(const record_enc_change_t *c);
@@ -183,38 +162,6 @@ record_varint_put(uint8_t *p, uint64_t v)
 	}
 	p[n++] = (uint8_t) v;
 	return n;
-}
-
-/* head: image tag, value length, text tag (field 5), text length: 4 bytes up to 125 text bytes */
-#define RECORD_ENC_ENTRY_HEAD 4
-
-/* Inline: called once per value of every shaped row. */
-static inline size_t
-record_enc_entry_text_begin(buf_t *img)
-{
-	buf_reserve(img, RECORD_ENC_ENTRY_HEAD);
-	img->len += RECORD_ENC_ENTRY_HEAD;
-	return img->len - RECORD_ENC_ENTRY_HEAD;
-}
-
-static inline void
-record_enc_entry_text_end(buf_t *img, unsigned field, size_t start)
-{
-	size_t tlen = img->len - start - RECORD_ENC_ENTRY_HEAD;
-	size_t vlen = 1 + record_varint_len(tlen) + tlen;
-	size_t head = 1 + record_varint_len(vlen) + 1 + record_varint_len(tlen);
-	if (head > RECORD_ENC_ENTRY_HEAD) {
-		/* a long text: make room for the wider lengths */
-		buf_reserve(img, head - RECORD_ENC_ENTRY_HEAD);
-		uint8_t *t = (uint8_t *) img->data + start + RECORD_ENC_ENTRY_HEAD;
-		memmove(t + (head - RECORD_ENC_ENTRY_HEAD), t, tlen);
-		img->len += head - RECORD_ENC_ENTRY_HEAD;
-	}
-	uint8_t *p = (uint8_t *) img->data + start;
-	*p++ = (uint8_t) (field << 3 | 2);
-	p += record_varint_put(p, vlen);
-	*p++ = (uint8_t) (5 << 3 | 2);  /* Value.text */
-	record_varint_put(p, tlen);
 }
 
 #endif

@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "mysql_decode.h"
 #include "record_encode.h"
+#include "value_text.h"
 #include "xalloc.h"
 
 /* Fixtures live in tests/unit/data/mysql, next to this file. */
@@ -344,7 +345,7 @@ doubles_and_floats_print_like_the_server(void **state)
 	};
 	for (size_t i = 0; i < sizeof(dv) / sizeof(dv[0]); i++) {
 		buf_t b = BUF_INIT;
-		mysql_format_double(dv[i].d, &b);
+		value_text_double(dv[i].d, &b);
 		assert_string_equal(b.data, dv[i].want);
 		buf_free(&b);
 	}
@@ -355,7 +356,7 @@ doubles_and_floats_print_like_the_server(void **state)
 	};
 	for (size_t i = 0; i < sizeof(fv) / sizeof(fv[0]); i++) {
 		buf_t b = BUF_INIT;
-		mysql_format_float(fv[i].f, &b);
+		value_text_float(fv[i].f, &b);
 		assert_string_equal(b.data, fv[i].want);
 		buf_free(&b);
 	}
@@ -514,54 +515,80 @@ random_decimals_print_like_the_client(void **state)
 	buf_free(&b);
 }
 
-/* Shaped rows decode straight into record image entries with the same texts. */
+/*
+ * Shaped rows decode into packed images (every type's codec) that read
+ * back, by the reader's decoder, as exactly the texts of the text path.
+ */
 static void
-rows_decode_into_image_entries_with_the_same_texts(void **state)
+rows_decode_into_packed_images_with_the_same_texts(void **state)
 {
 	(void) state;
 	mysql_table_t *t = types_table();
+	for (size_t i = 0; i < t->ncols; i++)
+		mysql_column_codec(&t->cols[i]);
 	fixture_t fx = load("types_write_rows.bin");
 	mysql_rows_t rows;
 	char err[256];
 	assert_int_equal(mysql_rows_parse(23, BODY(fx), BODYLEN(fx), 8, &rows, err, sizeof(err)),
 			 MYDEC_OK);
+	/* the shape the capture writes for t: one column per table column with its codec */
+	Steward__Shape sh = STEWARD__SHAPE__INIT;
+	Steward__Column *cols = calloc(t->ncols, sizeof(*cols));
+	Steward__Column **colp = calloc(t->ncols, sizeof(*colp));
+	size_t typed = 0;
+	for (size_t i = 0; i < t->ncols; i++) {
+		steward__column__init(&cols[i]);
+		cols[i].has_codec = true;
+		cols[i].codec = (Steward__Codec) t->cols[i].codec;
+		cols[i].has_scale = t->cols[i].scale != 0;
+		cols[i].scale = t->cols[i].scale;
+		colp[i] = &cols[i];
+		typed += t->cols[i].codec != STEWARD__CODEC__CODEC_TEXT;
+	}
+	assert_true(typed >= 8);  /* integers, floats, decimal, date and time types are typed */
+	sh.n_columns = t->ncols;
+	sh.columns = colp;
 	mysql_value_t vals[38];
-	buf_t text = BUF_INIT, want = BUF_INIT, got = BUF_INIT;
+	value_text_slot_t slots[38];
+	buf_t text = BUF_INIT, got = BUF_INIT, read = BUF_INIT;
 	const uint8_t *p = rows.rows, *q = rows.rows, *end = rows.rows + rows.rows_len;
 	for (int r = 0; r < 3; r++) {
 		buf_reset(&text);
-		buf_reset(&want);
 		buf_reset(&got);
+		buf_reset(&read);
 		assert_int_equal(mysql_row_decode_buf(t, rows.present, &p, end, &text, vals, err,
 						      sizeof(err)), MYDEC_OK);
-		for (size_t i = 0; i < t->ncols; i++) {
-			if (vals[i].is_null) {
-				record_enc_entry_null(&want, 15);
-			} else {
-				size_t start = record_enc_entry_text_begin(&want);
-				buf_append(&want, vals[i].text, vals[i].len);
-				record_enc_entry_text_end(&want, 15, start);
-			}
-		}
 		const uint8_t *row = q;
-		assert_int_equal(mysql_row_decode_entries(t, &q, end, 15, &got, err, sizeof(err)),
+		assert_int_equal(mysql_row_decode_packed(t, &q, end, &got, err, sizeof(err)),
 				 MYDEC_OK);
 		assert_ptr_equal(q, p);
-		assert_int_equal(got.len, want.len);
-		assert_memory_equal(got.data, want.data, want.len);
+		assert_true(value_text_packed(&sh, (const uint8_t *) got.data, got.len, &read, slots,
+					      err, sizeof(err)));
+		for (size_t i = 0; i < t->ncols; i++) {
+			assert_int_equal(slots[i].is_null, vals[i].is_null);
+			if (vals[i].is_null)
+				continue;
+			if (slots[i].len != vals[i].len ||
+			    memcmp(read.data + slots[i].off, vals[i].text, vals[i].len) != 0)
+				fail_msg("row %d column %s: packed reads \"%s\", text \"%.*s\"", r,
+					 t->cols[i].name, read.data + slots[i].off, (int) vals[i].len,
+					 vals[i].text);
+		}
 		/* a row cut short anywhere is an error, never a read past its end */
 		for (const uint8_t *cut = row; cut < p; cut++) {
 			buf_reset(&got);
 			uint8_t *copy = xmemdup(row, (size_t) (cut - row) ? (size_t) (cut - row) : 1);
 			const uint8_t *cp = copy;
-			assert_int_equal(mysql_row_decode_entries(t, &cp, copy + (cut - row), 15, &got,
-								  err, sizeof(err)), MYDEC_ERROR);
+			assert_int_equal(mysql_row_decode_packed(t, &cp, copy + (cut - row), &got, err,
+								 sizeof(err)), MYDEC_ERROR);
 			free(copy);
 		}
 	}
 	buf_free(&text);
-	buf_free(&want);
 	buf_free(&got);
+	buf_free(&read);
+	free(cols);
+	free(colp);
 	free(fx.data);
 	mysql_table_free(t);
 }
@@ -601,7 +628,7 @@ random_doubles_print_shortest_round_trip(void **state)
 			memcpy(&v, &bits, sizeof v);
 		}
 		buf_reset(&b);
-		mysql_format_double(v, &b);
+		value_text_double(v, &b);
 		double back = strtod(b.data, NULL);
 		if (back != v)
 			fail_msg("%.17g printed as %s", v, b.data);
@@ -635,7 +662,7 @@ main(void)
 		cmocka_unit_test(decimal_edge_values_are_exact),
 		cmocka_unit_test(random_decimals_print_like_the_client),
 		cmocka_unit_test(random_doubles_print_shortest_round_trip),
-		cmocka_unit_test(rows_decode_into_image_entries_with_the_same_texts),
+		cmocka_unit_test(rows_decode_into_packed_images_with_the_same_texts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

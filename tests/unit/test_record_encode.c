@@ -512,60 +512,6 @@ shaped_records_read_back_as_self_describing(void **state)
 	assert_int_equal(system(cmd), 0);
 }
 
-/* Image entries built in place (record_enc_entry_*) equal the encoder's own value bytes. */
-static void
-image_entries_equal_encoded_values(void **state)
-{
-	(void) state;
-	for (int iter = 0; iter < 3000; iter++) {
-		sample_t s;
-		sample_make(&s);
-		size_t n = s.ch.n_before + s.ch.n_after;
-		for (size_t i = 0; i < n; i++)
-			s.enc[i].prefix_len = 0;  /* shaped values */
-		s.ec.has_shape = true;
-		s.ec.shape = (uint32_t) rnd_below(100000);
-		size_t want = record_encode_size(&s.ec);
-		uint8_t *ref = malloc(want + 1), *got = malloc(want + 1);
-		assert_int_equal(record_encode(&s.ec, ref), want);
-
-		buf_t img[2] = {BUF_INIT, BUF_INIT};
-		const record_enc_value_t *vals[2] = {s.ec.before, s.ec.after};
-		size_t nv[2] = {s.ec.nbefore, s.ec.nafter};
-		for (int k = 0; k < 2; k++) {
-			for (size_t i = 0; i < nv[k]; i++) {
-				const record_enc_value_t *v = &vals[k][i];
-				if (v->kind == RECORD_ENC_NULL) {
-					record_enc_entry_null(&img[k], 14 + (unsigned) k);
-				} else if (v->kind == RECORD_ENC_UNCHANGED) {
-					record_enc_entry_unchanged(&img[k], 14 + (unsigned) k);
-				} else {
-					size_t start = record_enc_entry_text_begin(&img[k]);
-					/* in two appends, as a decoder may write it */
-					buf_append(&img[k], v->text, v->len / 2);
-					buf_append(&img[k], v->text + v->len / 2, v->len - v->len / 2);
-					record_enc_entry_text_end(&img[k], 14 + (unsigned) k, start);
-				}
-			}
-		}
-		record_enc_change_t e = s.ec;
-		e.before = e.after = NULL;
-		e.nbefore = e.nafter = 0;
-		e.before_entries = nv[0] ? (const uint8_t *) img[0].data : NULL;
-		e.before_entries_len = img[0].len;
-		e.after_entries = nv[1] ? (const uint8_t *) img[1].data : NULL;
-		e.after_entries_len = img[1].len;
-		assert_int_equal(record_encode_size(&e), want);
-		assert_int_equal(record_encode(&e, got), want);
-		assert_memory_equal(got, ref, want);
-		buf_free(&img[0]);
-		buf_free(&img[1]);
-		free(ref);
-		free(got);
-		sample_free(&s);
-	}
-}
-
 int
 main(void)
 {
@@ -573,7 +519,6 @@ main(void)
 		cmocka_unit_test(encoder_bytes_equal_protobuf_c_pack),
 		cmocka_unit_test(reserved_records_read_back_from_the_log),
 		cmocka_unit_test(shaped_records_read_back_as_self_describing),
-		cmocka_unit_test(image_entries_equal_encoded_values),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
