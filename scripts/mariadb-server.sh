@@ -111,7 +111,9 @@ SQL
     ;;
   client)
     dir=$(realpath -m "$2"); shift 2
-    exec mariadb --no-defaults --default-character-set=utf8mb4 --socket="$dir/mysqld.sock" -uroot "$@"
+    # bounded: a server that dies mid-statement must fail a test, not hang it
+    exec timeout 300 mariadb --no-defaults --default-character-set=utf8mb4 --connect-timeout=20 \
+      --socket="$dir/mysqld.sock" -uroot "$@"
     ;;
   dsn)
     echo "mysql://steward:steward@127.0.0.1:$2/${3:-}"
