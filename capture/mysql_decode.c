@@ -4,6 +4,7 @@
  */
 #include "mysql_decode.h"
 
+#include <endian.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -586,6 +587,14 @@ mysql_row_decode_buf(const mysql_table_t *t, const uint8_t *present, const uint8
 /* Bytes a packed value may take beyond a string's bytes: varints and fixed widths. */
 #define PACKED_VALUE_MAX 24
 
+/* buf_reserve without the call when there is room already (once or twice per value). */
+static inline void
+room(buf_t *out, size_t n)
+{
+	if (out->cap - out->len <= n)
+		buf_reserve(out, n);
+}
+
 static inline uint8_t *
 put_varint(uint8_t *o, uint64_t v)
 {
@@ -618,7 +627,7 @@ packed_text(const mysql_column_t *c, const uint8_t *q, size_t avail, size_t *use
 		out->len += hl - 1;
 	}
 	record_varint_put((uint8_t *) out->data + at, n);
-	buf_reserve(out, ncols_left * PACKED_VALUE_MAX);
+	room(out, ncols_left * PACKED_VALUE_MAX);
 	return MYDEC_OK;
 }
 
@@ -639,8 +648,9 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 	 * padding bits cleared; then room for every fixed-width value, kept
 	 * after each string.
 	 */
-	buf_reserve(out, nbytes + t->ncols * PACKED_VALUE_MAX);
-	memcpy(out->data + out->len, nulls, nbytes);
+	room(out, nbytes + t->ncols * PACKED_VALUE_MAX);
+	for (size_t k = 0; k < nbytes; k++)  /* a byte or two: no memcpy call */
+		out->data[out->len + k] = (char) nulls[k];
 	if (t->ncols % 8)
 		out->data[out->len + nbytes - 1] &= (char) ((1u << (t->ncols % 8)) - 1);
 	out->len += nbytes;
@@ -658,7 +668,13 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 				     c->type == MYT_INT24 ? 3 : c->type == MYT_LONG ? 4 : 8;
 			if (avail < n)
 				goto short_value;
-			uint64_t u = mysql_le(q, n);
+			uint64_t u;
+			if (n == 8) {
+				memcpy(&u, q, 8);
+				u = le64toh(u);
+			} else {
+				u = mysql_le(q, n);
+			}
 			if (c->codec == STEWARD__CODEC__CODEC_INT) {
 				if (n < 8 && (u >> (8 * n - 1)) & 1)
 					u |= ~0ULL << (8 * n);  /* sign-extend */
@@ -718,7 +734,7 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 				o = put_varint(o, mysql_frac_usec(q + 4, c->scale));
 			break;
 		default:
-			if (c->type == MYT_VARCHAR && c->collation != 63 && !mysql_is_latin1(c->collation)) {
+			if (c->raw_text) {
 				/* UTF-8 text as the binlog holds it: the common case, copied once */
 				unsigned lb = c->meta > 255 ? 2 : 1;
 				size_t n;
@@ -729,7 +745,7 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 						 n, c->meta);
 					return column_error(t, i, verr, err, errlen);
 				}
-				buf_reserve(out, n + t->ncols * PACKED_VALUE_MAX);
+				room(out, n + t->ncols * PACKED_VALUE_MAX);
 				o = (uint8_t *) out->data + out->len;
 				o = put_varint(o, n);
 				memcpy(o, q + lb, n);

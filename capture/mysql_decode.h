@@ -52,6 +52,7 @@ typedef struct mysql_column {
 	char *type_name;       /* COLUMN_TYPE style, e.g. "decimal(12,2)" */
 	uint8_t codec;         /* Steward__Codec of the value in packed records */
 	uint8_t scale;         /* the codec's scale (proto/steward.proto, Column.scale) */
+	bool raw_text;         /* VARCHAR in UTF-8: the binlog's bytes are the text */
 } mysql_column_t;
 
 /* A decoded TABLE_MAP event. */
@@ -163,7 +164,7 @@ uint64_t mysql_frac_usec(const uint8_t *p, unsigned fsp);
 /* Is the collation id one of latin1's (MySQL's latin1 is cp1252, printed as UTF-8)? */
 bool mysql_is_latin1(uint32_t coll);
 
-/* The codec and scale a column's values take in packed records (sets c->codec, c->scale). */
+/* How a column's values go into packed records (sets c->codec, c->scale, c->raw_text). */
 void mysql_column_codec(mysql_column_t *c);
 
 /*

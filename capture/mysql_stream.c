@@ -523,6 +523,39 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 	bool packed = before_pk || after_pk;
 	position_t *pos = &ci->pos;
 	position_mysql_set_seq(pos, ci->seq);
+	/*
+	 * A packed row whose batch's previous record is of the same
+	 * transaction ("FILE:END:" the same) leaves out what it shares with
+	 * that record: position text (Shape.position_text_by_seq), txid,
+	 * commit time and position (proto/steward.proto, Change.before_packed);
+	 * readers rebuild them.  Nearly every row: op, seq, shape and images
+	 * only, written by the one-purpose encoder.  The first record of a
+	 * batch carries everything (the general path below).
+	 */
+	if (packed && s->last_serial == ci->serial) {
+		size_t size = record_encode_packed_row_size(
+			ci->seq, te->shape_id, before_pk ? before_pk->len : 0, before_pk != NULL,
+			after_pk ? after_pk->len : 0, after_pk != NULL);
+		if (!clog_writer_batch_starts(s->w, te->shape_id, size)) {
+			uint8_t *dst;
+			clog_status_t cs = clog_writer_reserve_packed(s->w, pos, te->shape_id, size,
+								      &dst, err, errlen);
+			uint32_t seq = ci->seq++;
+			*appended = false;
+			if (cs == CLOG_DUPLICATE)
+				return STEWARD_EXIT_OK;  /* already durable before a restart */
+			if (cs != CLOG_OK)
+				return STEWARD_EXIT_IOERR;
+			record_encode_packed_row(op, seq, te->shape_id,
+						 before_pk ? (const uint8_t *) before_pk->data : NULL,
+						 before_pk ? before_pk->len : 0,
+						 after_pk ? (const uint8_t *) after_pk->data : NULL,
+						 after_pk ? after_pk->len : 0, dst);
+			*appended = true;
+			s->records++;
+			return STEWARD_EXIT_OK;
+		}
+	}
 	/* mysql_position_text's form, without a printf per row */
 	char *ptext = ci->ptext, *q = ptext + ci->ptext_len, digits[12];
 	int nd = 0;
@@ -575,28 +608,7 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 		c.after_packed = (const uint8_t *) after_pk->data;
 		c.after_packed_len = after_pk->len;
 	}
-	/*
-	 * A packed row whose batch's previous record is of the same
-	 * transaction ("FILE:END:" the same) leaves out what it shares with
-	 * that record: position text (Shape.position_text_by_seq), txid,
-	 * commit time and position (Change.before_packed); readers rebuild
-	 * them.  The first record of a batch carries them all.
-	 */
-	size_t size;
-	if (packed && s->last_serial == ci->serial) {
-		record_enc_row_t full = c.row;
-		c.row.position_text = NULL;
-		c.row.txid = NULL;
-		c.row.has_commit_ts = false;
-		c.row.position = NULL;
-		size = record_encode_size(&c);
-		if (clog_writer_batch_starts(s->w, te->shape_id, size)) {
-			c.row = full;
-			size = record_encode_size(&c);
-		}
-	} else {
-		size = record_encode_size(&c);
-	}
+	size_t size = record_encode_size(&c);
 	uint8_t *dst;
 	clog_status_t cs = packed ? clog_writer_reserve_packed(s->w, pos, te->shape_id, size, &dst,
 							       err, errlen)

@@ -388,6 +388,7 @@ mysql_column_codec(mysql_column_t *c)
 	}
 	c->codec = (uint8_t) codec;
 	c->scale = (uint8_t) scale;
+	c->raw_text = c->type == MYT_VARCHAR && c->collation != 63 && !mysql_is_latin1(c->collation);
 }
 
 /* ---- the dispatcher ---- */

@@ -211,6 +211,35 @@ put_image(uint8_t *p, uint8_t tag, const record_enc_value_t *vals, size_t n)
 }
 
 size_t
+record_encode_packed_row(Steward__Op op, uint32_t seq, uint32_t shape, const uint8_t *before,
+			 size_t before_len, const uint8_t *after, size_t after_len, uint8_t *out)
+{
+	uint8_t *p = out;
+	*p++ = TAG(7, WT_VARINT);
+	*p++ = (uint8_t) op;  /* every Op is below 128: one byte */
+	*p++ = TAG(12, WT_VARINT);
+	p += record_varint_put(p, seq);
+	*p++ = 0xa0;  /* field 20, wire type 0 */
+	*p++ = 0x01;
+	p += record_varint_put(p, shape);
+	if (before) {
+		*p++ = 0xaa;  /* field 21, wire type 2 */
+		*p++ = 0x01;
+		p += record_varint_put(p, before_len);
+		memcpy(p, before, before_len);
+		p += before_len;
+	}
+	if (after) {
+		*p++ = 0xb2;  /* field 22, wire type 2 */
+		*p++ = 0x01;
+		p += record_varint_put(p, after_len);
+		memcpy(p, after, after_len);
+		p += after_len;
+	}
+	return (size_t) (p - out);
+}
+
+size_t
 record_encode(const record_enc_change_t *c, uint8_t *out)
 {
 	const record_enc_row_t *r = &c->row;

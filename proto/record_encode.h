@@ -164,4 +164,26 @@ record_varint_put(uint8_t *p, uint64_t v)
 	return n;
 }
 
+/*
+ * The common packed record, a later row of the previous record's
+ * transaction: only op, seq, shape and the packed images (NULL: absent).
+ * The same bytes record_encode writes for a record_enc_change_t with just
+ * those fields, without its generic per-field work (it runs once per row).
+ */
+static inline size_t
+record_encode_packed_row_size(uint32_t seq, uint32_t shape, size_t before_len, bool has_before,
+			      size_t after_len, bool has_after)
+{
+	size_t n = 2 + 1 + record_varint_len(seq) + 2 + record_varint_len(shape);
+	if (has_before)
+		n += 2 + record_varint_len(before_len) + before_len;
+	if (has_after)
+		n += 2 + record_varint_len(after_len) + after_len;
+	return n;
+}
+
+size_t record_encode_packed_row(Steward__Op op, uint32_t seq, uint32_t shape,
+				const uint8_t *before, size_t before_len, const uint8_t *after,
+				size_t after_len, uint8_t *out);
+
 #endif

@@ -50,6 +50,7 @@ steward_run() {  # prints "seconds rss_kb cpu_seconds"
   local d="$DIR/log" t0 t1
   rm -rf "$d"; mkdir -p "$d"
   echo "$START_FILE $START_POS" >"$d/mysql-resume"  # stream the backlog, no snapshot
+  sync  # neither side pays for writing back the other's files (ext4 commits them with an fsync)
   t0=$(now)
   /usr/bin/time -v "$STEWARD" capture --dsn "$DSN" --data-dir "$d" --endpos "$END" \
     --log-level warn 2>"$DIR/steward.time"
@@ -59,6 +60,7 @@ steward_run() {  # prints "seconds rss_kb cpu_seconds"
 binlog_run() {  # prints "seconds rss_kb cpu_seconds"
   local d="$DIR/raw" t0 t1
   rm -rf "$d"; mkdir -p "$d"
+  sync
   t0=$(now)
   (cd "$d" && /usr/bin/time -v mariadb-binlog --no-defaults --read-from-remote-server --raw \
      --host=127.0.0.1 --port="$PORT" --user=steward --password=steward \
