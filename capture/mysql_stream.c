@@ -63,6 +63,7 @@ typedef struct stream {
 	MYSQL *m;
 	MARIADB_RPL *rpl;
 	mysql_prefetch_t *pf;          /* reads rpl ahead of the loop while streaming */
+	unsigned long dump_id;         /* the server's id of m's connection (its dump thread) */
 	MYSQL *meta;                   /* information_schema lookups (lazy) */
 	char *file;                    /* binlog file being read */
 	char *committed_file;          /* resume point: after the last whole transaction */
@@ -1194,6 +1195,7 @@ stream_open(stream_t *s, const char *file, uint64_t pos, char *err, size_t errle
 		return mysql_conn_error_is_lost(mysql_errno(s->m)) ? STEWARD_EXIT_UNAVAILABLE
 								  : STEWARD_EXIT_FAILURE;
 	}
+	s->dump_id = mysql_thread_id(s->m);
 	if (!(s->pf = mysql_prefetch_start(s->m, s->rpl, &mysql_capture_stop, err, errlen)))
 		return STEWARD_EXIT_FAILURE;
 	free(s->file);
@@ -1203,6 +1205,34 @@ stream_open(stream_t *s, const char *file, uint64_t pos, char *err, size_t errle
 		 verify ? "steward" : "the server");
 	capture_metrics_set_state(CAPTURE_STATE_STREAMING, NULL);
 	return STEWARD_EXIT_OK;
+}
+
+/*
+ * On a clean stop, end the server's dump thread for our connection.  The
+ * server notices a closed replica connection only when its next heartbeat
+ * fails to send (up to a second later), so the thread lingers in the
+ * process list, and an agent started again in that time (same server id)
+ * waits ~100 ms for the server to retire it.  A user may always KILL its
+ * own connections.  Best effort: failing here changes nothing captured.
+ */
+static void
+stream_end_dump(stream_t *s)
+{
+	if (!s->dump_id)
+		return;
+	char err[256];
+	MYSQL *m = s->meta ? s->meta : mysql_conn_open(s->o->dsn, 5, err, sizeof(err));
+	if (!m) {
+		log_debug("capture", "could not end the server's dump thread: %s", err);
+		return;
+	}
+	char sql[64];
+	snprintf(sql, sizeof(sql), "KILL CONNECTION %lu", s->dump_id);
+	if (mysql_query(m, sql) != 0)
+		log_debug("capture", "could not end the server's dump thread: %s", mysql_error(m));
+	if (m != s->meta)
+		mysql_close(m);
+	s->dump_id = 0;
 }
 
 static bool
@@ -1369,6 +1399,8 @@ mysql_stream_run(const mysql_stream_opts_t *o, clog_writer_t *w, const char *fil
 			snprintf(err, errlen, "%s", ferr);
 			rc = frc;
 		}
+		if (s.m)
+			stream_end_dump(&s);
 	}
 out:
 	stream_close(&s);
