@@ -27,6 +27,15 @@ END=$(end_pos)
 mkdir -p "$WORK/log"
 echo "$FILE $POS" >"$WORK/log/mysql-resume"
 capture --data-dir "$WORK/log" --endpos "$END" 2>"$WORK/capture.log" || { cat "$WORK/capture.log"; fail "capture"; }
+# a clean stop ends the server's dump thread too (else it lingers until its
+# next heartbeat, up to a second): none within 0.3 s of the agent's exit
+dumps=1
+for _ in 1 2 3; do
+  dumps=$(sql -N -e "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'")
+  [[ $dumps == 0 ]] && break
+  sleep 0.1
+done
+[[ $dumps == 0 ]] || fail "a binlog dump thread is left on the server after a clean stop"
 
 "$STEWARD_BIN" log dump -d "$WORK/log" >"$WORK/dump.jsonl"
 python3 - "$WORK/dump.jsonl" <<'PY'
