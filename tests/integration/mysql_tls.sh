@@ -58,6 +58,22 @@ grep -q "streaming binlog" "$WORK/capture.log" || fail "capture over TLS did not
 [[ $("$STEWARD_BIN" log dump -d "$WORK/log" | wc -l) -eq 5 ]] || fail "want 2 snapshot and 3 streamed records over TLS"
 compare_state "$WORK/log" app
 
+# SIGTERM while the agent waits for events in a TLS read: a prompt, clean
+# stop (events are read on their own thread; the stop does not depend on
+# that read returning: it shuts the socket down)
+"$STEWARD_BIN" capture --dsn-file "$WORK/dsn" --data-dir "$WORK/log" 2>"$WORK/tail.log" &
+CAPTURE_PID=$!; CAPTURE_PIDS="$CAPTURE_PID"
+for _ in $(seq 1 100); do grep -q "streaming binlog" "$WORK/tail.log" && break; sleep 0.1; done
+grep -q "streaming binlog" "$WORK/tail.log" || fail "tailing over TLS did not start: $(cat "$WORK/tail.log")"
+sleep 1.5  # past a heartbeat: the reading thread is blocked in the TLS read again
+t0=$(date +%s%N)
+kill -TERM "$CAPTURE_PID"
+rc=0; wait "$CAPTURE_PID" || rc=$?
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+[[ $rc -eq 0 ]] || fail "SIGTERM over TLS: exit $rc: $(cat "$WORK/tail.log")"
+(( ms < 3000 )) || fail "SIGTERM over TLS took $ms ms to stop"
+echo "SIGTERM over TLS: stopped in $ms ms"
+
 # a CA that did not sign the server's certificate
 rc=0; "$STEWARD_BIN" capture --dsn "$BASE?ssl-mode=verify-ca&sslca=$T/other.pem" --data-dir "$WORK/x" >"$WORK/wrongca.out" 2>&1 || rc=$?
 cat "$WORK/wrongca.out"
