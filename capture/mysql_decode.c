@@ -664,17 +664,10 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 		switch (c->codec) {
 		case STEWARD__CODEC__CODEC_INT:
 		case STEWARD__CODEC__CODEC_UINT: {
-			unsigned n = c->type == MYT_TINY ? 1 : c->type == MYT_SHORT ? 2 :
-				     c->type == MYT_INT24 ? 3 : c->type == MYT_LONG ? 4 : 8;
+			unsigned n = mysql_int_width(c->type);
 			if (avail < n)
 				goto short_value;
-			uint64_t u;
-			if (n == 8) {
-				memcpy(&u, q, 8);
-				u = le64toh(u);
-			} else {
-				u = mysql_le(q, n);
-			}
+			uint64_t u = mysql_int_get(q, n);
 			if (c->codec == STEWARD__CODEC__CODEC_INT) {
 				if (n < 8 && (u >> (8 * n - 1)) & 1)
 					u |= ~0ULL << (8 * n);  /* sign-extend */

@@ -13,9 +13,11 @@
 #ifndef STEWARD_CAPTURE_MYSQL_DECODE_H
 #define STEWARD_CAPTURE_MYSQL_DECODE_H
 
+#include <endian.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "arena.h"
 #include "buf.h"
@@ -193,23 +195,28 @@ char *mysql_column_type_name(const mysql_column_t *c);
 mydec_status_t mysql_json_to_text(const uint8_t *p, size_t len, buf_t *out,
 				  char *err, size_t errlen);
 
-/* Little-endian readers shared by the decoder modules. */
+/* The binlog's integers: little-endian, except DECIMAL groups and temporal types. */
+#define mysql_le buf_get_le
+#define mysql_be buf_get_be
+
+/* An integer column's value of n bytes (BIGINT in one load). */
 static inline uint64_t
-mysql_le(const uint8_t *p, unsigned n)
+mysql_int_get(const uint8_t *p, unsigned n)
 {
-	uint64_t v = 0;
-	for (unsigned i = n; i > 0; i--)
-		v = (v << 8) | p[i - 1];
-	return v;
+	if (n == 8) {
+		uint64_t u;
+		memcpy(&u, p, 8);
+		return le64toh(u);
+	}
+	return buf_get_le(p, n);
 }
 
-static inline uint64_t
-mysql_be(const uint8_t *p, unsigned n)
+/* Bytes of an integer column's value (TINYINT 1 … BIGINT 8). */
+static inline unsigned
+mysql_int_width(uint8_t type)
 {
-	uint64_t v = 0;
-	for (unsigned i = 0; i < n; i++)
-		v = (v << 8) | p[i];
-	return v;
+	return type == MYT_TINY ? 1 : type == MYT_SHORT ? 2 : type == MYT_INT24 ? 3 :
+	       type == MYT_LONG ? 4 : 8;
 }
 
 #endif

@@ -25,23 +25,6 @@
 #define NEED(n) do { if (avail < (size_t) (n)) \
 	FAIL("value needs %zu bytes, %zu left", (size_t) (n), avail); } while (0)
 
-/*
- * buf_append for the value formatters: a value's text usually fits the
- * room left in the (reused) row buffer, so copy it inline and call out
- * only to grow.  Keeps buf.h's NUL after the data.
- */
-static inline void
-text_append(buf_t *out, const void *p, size_t n)
-{
-	if (out->len + n < out->cap) {
-		memcpy(out->data + out->len, p, n);
-		out->len += n;
-		out->data[out->len] = '\0';
-	} else {
-		buf_append(out, p, n);
-	}
-}
-
 /* ---- DECIMAL ---- */
 
 /*
@@ -218,7 +201,7 @@ decimal_text(unsigned precision, unsigned scale, const uint8_t *p, size_t avail,
 		memcpy(t + n, fp, fl);
 		n += fl;
 	}
-	text_append(out, t, n);
+	buf_append_inline(out, t, n);
 	*used = size;
 	return MYDEC_OK;
 }
@@ -309,12 +292,12 @@ append_utf8(buf_t *out, unsigned cp)
 	} else if (cp < 0x800) {
 		u[0] = (char) (0xC0 | cp >> 6);
 		u[1] = (char) (0x80 | (cp & 63));
-		text_append(out, u, 2);
+		buf_append_inline(out, u, 2);
 	} else {
 		u[0] = (char) (0xE0 | cp >> 12);
 		u[1] = (char) (0x80 | ((cp >> 6) & 63));
 		u[2] = (char) (0x80 | (cp & 63));
-		text_append(out, u, 3);
+		buf_append_inline(out, u, 3);
 	}
 }
 
@@ -326,7 +309,7 @@ append_hex(buf_t *out, const uint8_t *p, size_t n)
 	buf_append_str(out, "0x");
 	for (size_t i = 0; i < n; i++) {
 		char h[2] = {hex[p[i] >> 4], hex[p[i] & 15]};
-		text_append(out, h, 2);
+		buf_append_inline(out, h, 2);
 	}
 }
 
@@ -341,7 +324,7 @@ append_string(buf_t *out, uint32_t coll, const uint8_t *p, size_t n)
 			append_utf8(out, c >= 0x80 && c < 0xa0 ? cp1252_hi[c - 0x80] : c);
 		}
 	} else {
-		text_append(out, p, n);
+		buf_append_inline(out, p, n);
 	}
 }
 
@@ -400,16 +383,9 @@ mysql_value_text(const mysql_column_t *c, const uint8_t *p, size_t avail, size_t
 	unsigned meta = c->meta;
 	switch (c->type) {
 	case MYT_TINY: case MYT_SHORT: case MYT_INT24: case MYT_LONG: case MYT_LONGLONG: {
-		unsigned n = c->type == MYT_TINY ? 1 : c->type == MYT_SHORT ? 2 :
-			     c->type == MYT_INT24 ? 3 : c->type == MYT_LONG ? 4 : 8;
+		unsigned n = mysql_int_width(c->type);
 		NEED(n);
-		uint64_t u;
-		if (n == 8) {
-			memcpy(&u, p, 8);
-			u = le64toh(u);
-		} else {
-			u = mysql_le(p, n);
-		}
+		uint64_t u = mysql_int_get(p, n);
 		if (c->is_unsigned) {
 			value_text_uint(u, out);
 		} else {

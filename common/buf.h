@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct buf {
 	char *data;
@@ -27,5 +28,41 @@ void buf_reset(buf_t *b);
 void buf_free(buf_t *b);
 /* Hand the data to the caller (who frees it) and reset the buffer. */
 char *buf_steal(buf_t *b);
+
+/*
+ * buf_append for hot paths (a value's text, per row): the bytes usually
+ * fit the room left in a reused buffer, so copy them inline and call out
+ * only to grow.
+ */
+static inline void
+buf_append_inline(buf_t *b, const void *p, size_t n)
+{
+	if (b->len + n < b->cap) {
+		memcpy(b->data + b->len, p, n);
+		b->len += n;
+		b->data[b->len] = '\0';
+	} else {
+		buf_append(b, p, n);
+	}
+}
+
+/* Unsigned integers of n <= 8 bytes, little- and big-endian (binary formats' fields). */
+static inline uint64_t
+buf_get_le(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+	for (unsigned i = n; i > 0; i--)
+		v = (v << 8) | p[i - 1];
+	return v;
+}
+
+static inline uint64_t
+buf_get_be(const uint8_t *p, unsigned n)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < n; i++)
+		v = (v << 8) | p[i];
+	return v;
+}
 
 #endif

@@ -13,23 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/*
- * buf_append for the formatters: a value's text usually fits the room
- * left in the (reused) buffer, so copy it inline and call out only to
- * grow.  Keeps buf.h's NUL after the data.
- */
-static inline void
-text_append(buf_t *out, const void *p, size_t n)
-{
-	if (out->len + n < out->cap) {
-		memcpy(out->data + out->len, p, n);
-		out->len += n;
-		out->data[out->len] = '\0';
-	} else {
-		buf_append(out, p, n);
-	}
-}
-
 /* "00".."99": two digits per division in the hot formatters */
 static const char digit_pairs[201] =
 	"0001020304050607080910111213141516171819"
@@ -86,7 +69,7 @@ void
 value_text_uint(uint64_t v, buf_t *out)
 {
 	char tmp[24];
-	text_append(out, tmp, put_u64(tmp, v));
+	buf_append_inline(out, tmp, put_u64(tmp, v));
 }
 
 void
@@ -100,7 +83,7 @@ value_text_int(int64_t v, buf_t *out)
 		u = -u;  /* also right for INT64_MIN: its magnitude as unsigned */
 	}
 	n += put_u64(tmp + n, u);
-	text_append(out, tmp, n);
+	buf_append_inline(out, tmp, n);
 }
 
 /* ---- floating point: the server's my_gcvt rules ---- */
@@ -138,7 +121,7 @@ format_digits(bool neg, const char *digits, int len, int decpt, buf_t *out)
 			for (int i = len; i < decpt; i++)
 				t[n++] = '0';
 		}
-		text_append(out, t, n);
+		buf_append_inline(out, t, n);
 		return;
 	}
 	/* d[.ddd]e[-]x: at most 1 + 1 + 1 + 16 + 2 + 3 chars */
@@ -155,7 +138,7 @@ format_digits(bool neg, const char *digits, int len, int decpt, buf_t *out)
 		e = -e;
 	}
 	n += put_u64(t + n, (uint64_t) e);
-	text_append(out, t, n);
+	buf_append_inline(out, t, n);
 }
 
 /* Split "%.*e" output into significant digits (trailing zeros dropped). */
@@ -370,7 +353,7 @@ value_text_decimal(int64_t unscaled, unsigned scale, buf_t *out)
 		put_padded(t + n, u - q * pow10_u64[scale], (int) scale);
 		n += scale;
 	}
-	text_append(out, t, n);
+	buf_append_inline(out, t, n);
 }
 
 /* ---- temporal ---- */
@@ -403,7 +386,7 @@ append_datetime_frac(buf_t *out, unsigned y, unsigned mo, unsigned d, unsigned h
 	put_padded(t + 14, mi, 2);
 	t[16] = ':';
 	put_padded(t + 17, se, 2);
-	text_append(out, t, 19 + put_frac(t + 19, fsp, usec));
+	buf_append_inline(out, t, 19 + put_frac(t + 19, fsp, usec));
 }
 
 void
@@ -424,7 +407,7 @@ value_text_date(uint64_t packed, buf_t *out)
 	t[n++] = '-';
 	put_padded(t + n, packed & 31, 2);
 	n += 2;
-	text_append(out, t, n);
+	buf_append_inline(out, t, n);
 }
 
 void
@@ -442,7 +425,7 @@ value_text_timestamp(uint64_t secs, unsigned fsp, uint64_t usec, buf_t *out)
 	if (secs == 0 && usec == 0) {
 		char t[28];
 		memcpy(t, "0000-00-00 00:00:00", 19);
-		text_append(out, t, 19 + put_frac(t + 19, fsp, 0));
+		buf_append_inline(out, t, 19 + put_frac(t + 19, fsp, 0));
 		return;
 	}
 	/* the proleptic Gregorian calendar from days since 1970 (what gmtime does, no locks) */
@@ -484,15 +467,6 @@ get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
 		}
 	}
 	return false;  /* an 11th byte */
-}
-
-static inline uint64_t
-get_le(const uint8_t *p, unsigned n)
-{
-	uint64_t v = 0;
-	for (unsigned i = n; i > 0; i--)
-		v = (v << 8) | p[i - 1];
-	return v;
 }
 
 /* Finish a text begun at start: its NUL goes into the buffer, after the text. */
@@ -553,7 +527,7 @@ value_text_packed(const Steward__Shape *sh, const uint8_t *p, size_t len, buf_t 
 				BAD("bad text length");
 			if (v > (uint64_t) (end - q))
 				BAD("text of %" PRIu64 " bytes overruns the image", v);
-			text_append(text, q, (size_t) v);
+			buf_append_inline(text, q, (size_t) v);
 			q += v;
 			break;
 		case STEWARD__CODEC__CODEC_INT:
@@ -569,7 +543,7 @@ value_text_packed(const Steward__Shape *sh, const uint8_t *p, size_t len, buf_t 
 		case STEWARD__CODEC__CODEC_DOUBLE: {
 			if (end - q < 8)
 				BAD("double needs 8 bytes, %zu left", (size_t) (end - q));
-			uint64_t u = get_le(q, 8);
+			uint64_t u = buf_get_le(q, 8);
 			double d;
 			memcpy(&d, &u, 8);
 			value_text_double(d, text);
@@ -579,7 +553,7 @@ value_text_packed(const Steward__Shape *sh, const uint8_t *p, size_t len, buf_t 
 		case STEWARD__CODEC__CODEC_FLOAT: {
 			if (end - q < 4)
 				BAD("float needs 4 bytes, %zu left", (size_t) (end - q));
-			uint32_t u = (uint32_t) get_le(q, 4);
+			uint32_t u = (uint32_t) buf_get_le(q, 4);
 			float f;
 			memcpy(&f, &u, 4);
 			value_text_float(f, text);

@@ -26,36 +26,9 @@
 #include "log.h"
 #include "record.h"
 #include "xalloc.h"
+#include "test_tmpdir.h"
 
 /* ---- helpers ---- */
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void) st;
-	(void) flag;
-	(void) ftw;
-	return remove(path);
-}
-
-/* A fresh directory; on tmpfs when there is one, so fsync costs nothing. */
-static char *
-make_tmpdir(void)
-{
-	struct stat st;
-	const char *base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) &&
-				   access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-	char *tmpl = xasprintf("%s/steward-clog-test-XXXXXX", base);
-	assert_non_null(mkdtemp(tmpl));
-	return tmpl;
-}
-
-static void
-remove_tree(char *dir)
-{
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(dir);
-}
 
 static char *
 seg_path(const char *dir, uint64_t seq)
@@ -230,7 +203,7 @@ frame_offsets(const uint8_t *data, size_t len, uint64_t *offs, size_t max)
 static void
 records_round_trip_across_many_segments(void **state)
 {
-	char *dir = make_tmpdir();
+	char *dir = test_make_tmpdir("clog-test");
 	char err[512];
 	clog_writer_t *w = open_writer(dir, 16 * 1024, 2048);
 	write_range(w, 1, 20000, 0);
@@ -251,13 +224,13 @@ records_round_trip_across_many_segments(void **state)
 	clog_status_t rc;
 	assert_int_equal(read_check(dir, 0, &rc, err, sizeof(err)), 20000);
 	assert_int_equal(rc, CLOG_END);
-	remove_tree(dir);
+	test_remove_tree(dir);
 }
 
 static void
 reopened_writer_skips_duplicates_and_continues(void **state)
 {
-	char *dir = make_tmpdir();
+	char *dir = test_make_tmpdir("clog-test");
 	char err[512];
 	clog_writer_t *w = open_writer(dir, 0, 0);
 	write_range(w, 1, 100, 30);
@@ -278,13 +251,13 @@ reopened_writer_skips_duplicates_and_continues(void **state)
 	clog_status_t rc;
 	assert_int_equal(read_check(dir, 0, &rc, err, sizeof(err)), 150);
 	assert_int_equal(rc, CLOG_END);
-	remove_tree(dir);
+	test_remove_tree(dir);
 }
 
 static void
 nothing_is_durable_until_flush(void **state)
 {
-	char *dir = make_tmpdir();
+	char *dir = test_make_tmpdir("clog-test");
 	char err[512];
 	clog_writer_t *w = open_writer(dir, 0, 0);
 	position_t last;
@@ -296,13 +269,13 @@ nothing_is_durable_until_flush(void **state)
 	assert_int_equal(clog_writer_pending_bytes(w), 0);
 	assert_true(clog_writer_last_position(w, &last));
 	clog_writer_close(w);
-	remove_tree(dir);
+	test_remove_tree(dir);
 }
 
 static void
 second_writer_is_refused(void **state)
 {
-	char *dir = make_tmpdir();
+	char *dir = test_make_tmpdir("clog-test");
 	char err[512] = "";
 	clog_writer_t *w = open_writer(dir, 0, 0), *w2 = NULL;
 	assert_int_equal(clog_writer_open(dir, NULL, &w2, err, sizeof(err)), CLOG_ERROR);
@@ -310,13 +283,13 @@ second_writer_is_refused(void **state)
 	clog_writer_close(w);
 	assert_int_equal(clog_writer_open(dir, NULL, &w2, err, sizeof(err)), CLOG_OK);
 	clog_writer_close(w2);
-	remove_tree(dir);
+	test_remove_tree(dir);
 }
 
 static void
 change_without_position_is_rejected(void **state)
 {
-	char *dir = make_tmpdir();
+	char *dir = test_make_tmpdir("clog-test");
 	char err[512] = "";
 	clog_writer_t *w = open_writer(dir, 0, 0);
 	Steward__Change c = STEWARD__CHANGE__INIT;
@@ -324,7 +297,7 @@ change_without_position_is_rejected(void **state)
 	assert_int_equal(clog_writer_append(w, &c, err, sizeof(err)), CLOG_ERROR);
 	assert_non_null(strstr(err, "position"));
 	clog_writer_close(w);
-	remove_tree(dir);
+	test_remove_tree(dir);
 }
 
 /* ---- recovery and corruption ---- */
@@ -332,7 +305,7 @@ change_without_position_is_rejected(void **state)
 static void
 torn_tail_at_every_offset_is_truncated_keeping_earlier_records(void **state)
 {
-	char *golden = make_tmpdir();
+	char *golden = test_make_tmpdir("clog-test");
 	char err[512];
 	clog_writer_t *w = open_writer(golden, 0, 0);
 	write_range(w, 1, 30, 10);  /* three frames of ten records */
@@ -347,7 +320,7 @@ torn_tail_at_every_offset_is_truncated_keeping_earlier_records(void **state)
 	log_level_t saved = log_min_level;
 	log_set_level(LOG_LEVEL_ERROR);  /* one truncation warning per offset */
 	for (uint64_t cut = last_start + 1; cut < len; cut++) {
-		char *dir = make_tmpdir();
+		char *dir = test_make_tmpdir("clog-test");
 		char *segdir = xasprintf("%s/segments", dir);
 		char *path = seg_path(dir, 1);
 		assert_int_equal(mkdir(segdir, 0755), 0);
@@ -375,12 +348,12 @@ torn_tail_at_every_offset_is_truncated_keeping_earlier_records(void **state)
 
 		free(path);
 		free(segdir);
-		remove_tree(dir);
+		test_remove_tree(dir);
 	}
 	log_set_level(saved);
 	free(data);
 	free(gpath);
-	remove_tree(golden);
+	test_remove_tree(golden);
 }
 
 /* Build a 3-frame log, flip one byte at frame 2 + delta, return the path. */
@@ -417,7 +390,7 @@ flipped_byte_in_middle_frame_is_corruption_not_truncation(void **state)
 	/* 100: in the payload; 9: the payload length in the header. */
 	const uint64_t deltas[] = {100, 9, 30};
 	for (size_t k = 0; k < sizeof(deltas) / sizeof(deltas[0]); k++) {
-		char *dir = make_tmpdir();
+		char *dir = test_make_tmpdir("clog-test");
 		char err[512] = "";
 		uint64_t off2;
 		char *path = log_with_flipped_byte(dir, deltas[k], &off2);
@@ -448,14 +421,14 @@ flipped_byte_in_middle_frame_is_corruption_not_truncation(void **state)
 		assert_int_equal(clog_scan(dir, true, &s, err, sizeof(err)), CLOG_CORRUPT);
 		assert_names_file_and_offset(err, path, off2);
 		free(path);
-		remove_tree(dir);
+		test_remove_tree(dir);
 	}
 }
 
 static void
 bad_frame_in_sealed_segment_is_corruption(void **state)
 {
-	char *dir = make_tmpdir();
+	char *dir = test_make_tmpdir("clog-test");
 	char err[512] = "";
 	clog_writer_t *w = open_writer(dir, 4096, 1024);
 	write_range(w, 1, 2000, 0);
@@ -477,7 +450,7 @@ bad_frame_in_sealed_segment_is_corruption(void **state)
 	assert_int_equal(clog_scan(dir, true, &s, err, sizeof(err)), CLOG_CORRUPT);
 	free(data);
 	free(path);
-	remove_tree(dir);
+	test_remove_tree(dir);
 }
 
 /* ---- reading ---- */
@@ -485,7 +458,7 @@ bad_frame_in_sealed_segment_is_corruption(void **state)
 static void
 reader_starts_after_a_position(void **state)
 {
-	char *dir = make_tmpdir();
+	char *dir = test_make_tmpdir("clog-test");
 	char err[512];
 	clog_writer_t *w = open_writer(dir, 8192, 1024);
 	write_range(w, 1, 1000, 0);
@@ -500,14 +473,14 @@ reader_starts_after_a_position(void **state)
 	clog_status_t rc;
 	assert_int_equal(read_check(dir, 1000, &rc, err, sizeof(err)), 0);
 	assert_int_equal(rc, CLOG_END);
-	remove_tree(dir);
+	test_remove_tree(dir);
 }
 
 static void
 reader_waits_for_a_half_written_frame(void **state)
 {
-	char *golden = make_tmpdir();
-	char *dir = make_tmpdir();
+	char *golden = test_make_tmpdir("clog-test");
+	char *dir = test_make_tmpdir("clog-test");
 	char err[512];
 	clog_writer_t *w = open_writer(golden, 0, 0);
 	write_range(w, 1, 20, 10);
@@ -550,14 +523,14 @@ reader_waits_for_a_half_written_frame(void **state)
 	free(path);
 	free(segdir);
 	free(gpath);
-	remove_tree(dir);
-	remove_tree(golden);
+	test_remove_tree(dir);
+	test_remove_tree(golden);
 }
 
 static void
 reader_tails_a_live_writer_across_segments(void **state)
 {
-	char *dir = make_tmpdir();
+	char *dir = test_make_tmpdir("clog-test");
 	char err[512];
 	clog_writer_t *w = open_writer(dir, 4096, 512);
 	clog_reader_t *r;
@@ -578,7 +551,7 @@ reader_tails_a_live_writer_across_segments(void **state)
 	}
 	clog_reader_close(r);
 	clog_writer_close(w);
-	remove_tree(dir);
+	test_remove_tree(dir);
 }
 
 /* ---- checkpoints and gc ---- */
@@ -586,7 +559,7 @@ reader_tails_a_live_writer_across_segments(void **state)
 static void
 checkpoints_are_saved_and_loaded(void **state)
 {
-	char *dir = make_tmpdir();
+	char *dir = test_make_tmpdir("clog-test");
 	char err[512];
 	position_t p, q;
 	assert_int_equal(clog_checkpoint_load(dir, "apply", &q, err, sizeof(err)), CLOG_END);
@@ -611,7 +584,7 @@ checkpoints_are_saved_and_loaded(void **state)
 	write_file(path, (const uint8_t *) "garbage\n", 8, "wb");
 	assert_int_equal(clog_checkpoint_load(dir, "broken", &q, err, sizeof(err)), CLOG_CORRUPT);
 	free(path);
-	remove_tree(dir);
+	test_remove_tree(dir);
 }
 
 /* Last position in segment seq, from its last frame header. */
@@ -627,7 +600,7 @@ segment_count(const char *dir)
 static void
 gc_removes_only_fully_consumed_sealed_segments(void **state)
 {
-	char *dir = make_tmpdir();
+	char *dir = test_make_tmpdir("clog-test");
 	char err[512];
 	clog_writer_t *w = open_writer(dir, 4096, 1024);
 	write_range(w, 1, 3000, 0);
@@ -680,7 +653,7 @@ gc_removes_only_fully_consumed_sealed_segments(void **state)
 	write_range(w, 3001, 3010, 0);
 	clog_writer_close(w);
 	assert_int_equal(read_check(dir, 3000, &rc, err, sizeof(err)), 10);
-	remove_tree(dir);
+	test_remove_tree(dir);
 }
 
 /* ---- hostile frames ---- */
@@ -728,7 +701,7 @@ write_crafted_frame(const char *dir, uint8_t compression, const void *payload, u
 static void
 decompression_bomb_is_rejected(void **state)
 {
-	char *dir = make_tmpdir();
+	char *dir = test_make_tmpdir("clog-test");
 	char err[512] = "";
 	/* 64 MiB of zeros compresses to a few KiB; the header claims 100 bytes. */
 	size_t big = 64u * 1024 * 1024;
@@ -764,7 +737,7 @@ decompression_bomb_is_rejected(void **state)
 	free(path);
 	free(z);
 	free(zeros);
-	remove_tree(dir);
+	test_remove_tree(dir);
 }
 
 
@@ -898,7 +871,7 @@ static void
 old_form_frame_reads_as_before(void **state)
 {
 	(void) state;
-	char *dir = make_tmpdir();
+	char *dir = test_make_tmpdir("clog-test");
 	char err[512] = "";
 	/* A frame as logs before shapes hold it: version 1, one self-describing Change. */
 	crafted_t k;
@@ -934,14 +907,14 @@ old_form_frame_reads_as_before(void **state)
 	assert_false(s.torn_tail);
 	assert_int_equal(s.records, 1);
 	free(payload);
-	remove_tree(dir);
+	test_remove_tree(dir);
 }
 
 static void
 shaped_frame_reads_and_bad_shape_refs_are_corruption(void **state)
 {
 	(void) state;
-	char *dir = make_tmpdir();
+	char *dir = test_make_tmpdir("clog-test");
 	char err[512] = "";
 	char *path = seg_path(dir, 1);
 	crafted_t k;
@@ -1027,7 +1000,7 @@ shaped_frame_reads_and_bad_shape_refs_are_corruption(void **state)
 
 	buf_free(&b);
 	free(path);
-	remove_tree(dir);
+	test_remove_tree(dir);
 }
 
 /* A writer's shape goes into every batch that uses it, once, so each frame reads alone. */
@@ -1035,7 +1008,7 @@ static void
 writer_repeats_a_shape_in_each_batch_that_uses_it(void **state)
 {
 	(void) state;
-	char *dir = make_tmpdir();
+	char *dir = test_make_tmpdir("clog-test");
 	char err[512] = "";
 	clog_writer_t *w = open_writer(dir, 1 << 20, 1 << 20);
 	crafted_t k;
@@ -1120,7 +1093,7 @@ writer_repeats_a_shape_in_each_batch_that_uses_it(void **state)
 	assert_int_equal(s.records, 7);
 	assert_int_equal(s.frames, 3);
 	free(packed);
-	remove_tree(dir);
+	test_remove_tree(dir);
 }
 
 /* Shape.position_text_by_seq: left-out position texts come back from the batch's previous record. */
@@ -1128,7 +1101,7 @@ static void
 position_text_by_seq_is_rebuilt_from_the_previous_record(void **state)
 {
 	(void) state;
-	char *dir = make_tmpdir();
+	char *dir = test_make_tmpdir("clog-test");
 	char err[512] = "";
 	char *path = seg_path(dir, 1);
 	clog_writer_t *w = open_writer(dir, 1 << 20, 1 << 20);
@@ -1193,8 +1166,8 @@ position_text_by_seq_is_rebuilt_from_the_previous_record(void **state)
 	assert_int_equal(sc.records, 6);
 
 	/* the first record of a batch must carry its text */
-	remove_tree(dir);
-	dir = make_tmpdir();
+	test_remove_tree(dir);
+	dir = test_make_tmpdir("clog-test");
 	free(path);
 	path = seg_path(dir, 1);
 	test_pos(&k.pos, 1);
@@ -1227,7 +1200,7 @@ position_text_by_seq_is_rebuilt_from_the_previous_record(void **state)
 	buf_free(&b);
 	free(packed);
 	free(path);
-	remove_tree(dir);
+	test_remove_tree(dir);
 }
 
 /* ---- CRC32C ---- */

@@ -27,6 +27,7 @@
 #include "record_encode.h"
 #include "value_text.h"
 #include "xalloc.h"
+#include "test_tmpdir.h"
 
 static uint64_t rng = 0x2545f4914f6cdd1dull;
 
@@ -46,30 +47,6 @@ rnd_below(uint64_t n)
 }
 
 /* ---- directories and frames ---- */
-
-static int
-rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	return remove(path);
-}
-
-static char *
-make_tmpdir(void)
-{
-	struct stat st;
-	const char *base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) &&
-				   access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-	char *tmpl = xasprintf("%s/steward-clog-packed-XXXXXX", base);
-	assert_non_null(mkdtemp(tmpl));
-	return tmpl;
-}
-
-static void
-remove_tree(char *dir)
-{
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-	free(dir);
-}
 
 static void
 put32(uint8_t *p, uint32_t v)
@@ -320,8 +297,8 @@ write_pair(log_pair_t *lp, int txns, size_t batch_bytes)
 	clog_options_t opts = {.segment_bytes = 256 * 1024, .batch_raw_bytes = batch_bytes,
 			       .zstd_level = 1};
 	clog_writer_t *wt, *wp;
-	lp->text_dir = make_tmpdir();
-	lp->packed_dir = make_tmpdir();
+	lp->text_dir = test_make_tmpdir("clog-packed");
+	lp->packed_dir = test_make_tmpdir("clog-packed");
 	assert_int_equal(clog_writer_open(lp->text_dir, &opts, &wt, err, sizeof(err)), CLOG_OK);
 	assert_int_equal(clog_writer_open(lp->packed_dir, &opts, &wp, err, sizeof(err)), CLOG_OK);
 	buf_t sht = BUF_INIT, shp = BUF_INIT;
@@ -544,8 +521,8 @@ packed_log_reads_as_the_text_log_of_the_same_rows(void **state)
 	}
 	assert_int_equal(m, lp.rows - 1);
 	clog_reader_close(rp);
-	remove_tree(lp.text_dir);
-	remove_tree(lp.packed_dir);
+	test_remove_tree(lp.text_dir);
+	test_remove_tree(lp.packed_dir);
 }
 
 /* ---- hand-made batches ---- */
@@ -675,7 +652,7 @@ expect_corrupt(const char *dir, crafted_t *k, const uint8_t *tags, int n, const 
 static void
 left_out_fields_come_from_the_previous_record_of_the_batch(void **state)
 {
-	char *dir = make_tmpdir();
+	char *dir = test_make_tmpdir("clog-packed");
 	crafted_t k[3];
 	for (int i = 0; i < 3; i++)
 		crafted_init(&k[i], i);
@@ -755,13 +732,13 @@ left_out_fields_come_from_the_previous_record_of_the_batch(void **state)
 	buf_free(&b);
 	for (int i = 0; i < 3; i++)
 		buf_free(&k[i].img);
-	remove_tree(dir);
+	test_remove_tree(dir);
 }
 
 static void
 malformed_packed_records_are_corruption(void **state)
 {
-	char *dir = make_tmpdir();
+	char *dir = test_make_tmpdir("clog-packed");
 	crafted_t k[2];
 	const uint8_t packed[2] = {0x1a, 0x1a}, text_then_packed[2] = {0x0a, 0x1a};
 #define RESET()                                  \
@@ -885,7 +862,7 @@ malformed_packed_records_are_corruption(void **state)
 	for (int i = 0; i < 2; i++)
 		buf_free(&k[i].img);
 #undef RESET
-	remove_tree(dir);
+	test_remove_tree(dir);
 }
 
 int

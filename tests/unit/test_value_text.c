@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "mysql_decode.h"
+#include "record_encode.h"
 #include "value_text.h"
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
@@ -422,18 +423,6 @@ shape_make(shape_fixture_t *f, const int *codecs, const unsigned *scales, size_t
 	f->sh.columns = f->colp;
 }
 
-static size_t
-put_varint(uint8_t *p, uint64_t v)
-{
-	size_t n = 0;
-	while (v >= 0x80) {
-		p[n++] = (uint8_t) (v | 0x80);
-		v >>= 7;
-	}
-	p[n++] = (uint8_t) v;
-	return n;
-}
-
 static uint64_t
 zigzag(int64_t v)
 {
@@ -455,10 +444,10 @@ every_codec_image(uint8_t *p, shape_fixture_t *f)
 	size_t n = 0;
 	p[n++] = 0x04;  /* column 2 NULL */
 	p[n++] = 0x00;
-	n += put_varint(p + n, 5);
+	n += record_varint_put(p + n, 5);
 	memcpy(p + n, "héé", 5);
 	n += 5;
-	n += put_varint(p + n, zigzag(INT64_MIN));
+	n += record_varint_put(p + n, zigzag(INT64_MIN));
 	double d = 0.1;
 	uint64_t db;
 	memcpy(&db, &d, 8);
@@ -469,12 +458,12 @@ every_codec_image(uint8_t *p, shape_fixture_t *f)
 	memcpy(&fb, &fl, 4);
 	for (int k = 0; k < 4; k++)
 		p[n++] = (uint8_t) (fb >> 8 * k);
-	n += put_varint(p + n, zigzag(-5));
-	n += put_varint(p + n, 2024u << 9 | 2 << 5 | 29);
-	n += put_varint(p + n, ((uint64_t) (2024 * 13 + 2) << 22) | 29u << 17 | 13u << 12 | 45u << 6 | 7);
-	n += put_varint(p + n, 123456);
-	n += put_varint(p + n, 0);
-	n += put_varint(p + n, 0);
+	n += record_varint_put(p + n, zigzag(-5));
+	n += record_varint_put(p + n, 2024u << 9 | 2 << 5 | 29);
+	n += record_varint_put(p + n, ((uint64_t) (2024 * 13 + 2) << 22) | 29u << 17 | 13u << 12 | 45u << 6 | 7);
+	n += record_varint_put(p + n, 123456);
+	n += record_varint_put(p + n, 0);
+	n += record_varint_put(p + n, 0);
 	return n;
 }
 
@@ -599,11 +588,11 @@ malformed_packed_images_are_rejected_with_a_reason(void **state)
 	shape_make(&f, c1, s1, 1);
 	size_t n = 1;
 	p[0] = 0;
-	n += put_varint(p + 1, zigzag(1000000000000000000ll));
+	n += record_varint_put(p + 1, zigzag(1000000000000000000ll));
 	expect_bad(&f, p, n, "not below 10^18");
-	n = 1 + put_varint(p + 1, zigzag(-1000000000000000000ll));
+	n = 1 + record_varint_put(p + 1, zigzag(-1000000000000000000ll));
 	expect_bad(&f, p, n, "not below 10^18");
-	n = 1 + put_varint(p + 1, zigzag(-999999999999999999ll));
+	n = 1 + record_varint_put(p + 1, zigzag(-999999999999999999ll));
 	text = (buf_t) BUF_INIT;
 	assert_true(value_text_packed(&f.sh, p, n, &text, &slot, why, sizeof(why)));
 	assert_string_equal(text.data + slot.off, "-0.999999999999999999");
@@ -612,7 +601,7 @@ malformed_packed_images_are_rejected_with_a_reason(void **state)
 	c1[0] = STEWARD__CODEC__CODEC_DATE;
 	s1[0] = 0;
 	shape_make(&f, c1, s1, 1);
-	n = 1 + put_varint(p + 1, 1u << 24);
+	n = 1 + record_varint_put(p + 1, 1u << 24);
 	expect_bad(&f, p, n, "wider than 24 bits");
 
 	c1[0] = STEWARD__CODEC__CODEC_DATETIME;
@@ -621,13 +610,13 @@ malformed_packed_images_are_rejected_with_a_reason(void **state)
 	expect_bad(&f, (const uint8_t[]) {0x00, 0x00, 0x00}, 3, "datetime scale 7 is above 6");
 	s1[0] = 0;
 	shape_make(&f, c1, s1, 1);
-	n = 1 + put_varint(p + 1, 1ull << 39);
+	n = 1 + record_varint_put(p + 1, 1ull << 39);
 	expect_bad(&f, p, n, "wider than 39 bits");
 	s1[0] = 6;
 	shape_make(&f, c1, s1, 1);
 	expect_bad(&f, (const uint8_t[]) {0x00, 0x00}, 2, "bad microseconds varint");
-	n = 1 + put_varint(p + 1, 0);
-	n += put_varint(p + n, 1u << 24);
+	n = 1 + record_varint_put(p + 1, 0);
+	n += record_varint_put(p + n, 1u << 24);
 	expect_bad(&f, p, n, "microseconds 16777216 wider than 24 bits");
 
 	c1[0] = STEWARD__CODEC__CODEC_TIMESTAMP;
@@ -636,7 +625,7 @@ malformed_packed_images_are_rejected_with_a_reason(void **state)
 	expect_bad(&f, (const uint8_t[]) {0x00, 0x00}, 2, "timestamp scale 9 is above 6");
 	s1[0] = 0;
 	shape_make(&f, c1, s1, 1);
-	n = 1 + put_varint(p + 1, 1ull << 32);
+	n = 1 + record_varint_put(p + 1, 1ull << 32);
 	expect_bad(&f, p, n, "wider than 32 bits");
 
 	/* a shape of no columns holds no bytes */
