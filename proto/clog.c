@@ -45,6 +45,9 @@ pbc_arena_free(void *data, void *p)
 /* ---- writer ---- */
 
 /* A packed steward.Batch being built or written, and its records' positions. */
+/* Batches queued for the frame thread at most. */
+#define JOBS 3
+
 typedef struct batch {
 	uint8_t *raw;
 	size_t raw_len, raw_cap;
@@ -83,22 +86,27 @@ struct clog_writer {
 	shape_ent_t *shapes;      /* registered shapes, id = index + 1 */
 	size_t nshapes;
 	/*
-	 * A full batch is compressed, checksummed and written by the frame
-	 * thread while the caller fills the next one (double buffering).  Under
-	 * lock: job, job_busy, job_rc, job_err, stop.  While job_busy the
-	 * thread alone touches the segment fields, unsynced_bytes and failed;
-	 * the caller waits for it (writer_wait) before it touches them.
+	 * Full batches are compressed, checksummed and written in order by the
+	 * frame thread while the caller fills the next one; up to JOBS wait
+	 * for it, so a caller that outpaces it for a while (the two share the
+	 * machine's cores with the source) does not stop at every batch.  Under
+	 * lock: jobs, job_head, job_count, job_failed, job_rc, job_err, stop.
+	 * While job_count > 0 the thread alone touches the segment fields,
+	 * unsynced_bytes and failed; the caller waits for it (writer_wait)
+	 * before it touches them.  A slot past the queued ones holds an
+	 * emptied buffer that the next submit swaps with the pending batch.
 	 */
-	batch_t job;
-	bool job_busy;
-	clog_status_t job_rc;      /* of the last job; its batch is kept for a retry on error */
+	batch_t jobs[JOBS];
+	size_t job_head, job_count;
+	bool job_failed;           /* the head job failed: kept for a retry by the caller */
+	clog_status_t job_rc;
 	char job_err[512];
 	bool stop;
 	bool thread_started;
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	uint64_t inflight_bytes;   /* raw bytes of the busy job (atomic), for pending_bytes */
+	uint64_t inflight_bytes;   /* raw bytes of the queued jobs (atomic), for pending_bytes */
 	ZSTD_CCtx *cctx;
 	uint8_t *frame;           /* header + compressed payload, reused */
 	size_t frame_cap;
@@ -189,26 +197,32 @@ writer_write_frame(clog_writer_t *w, batch_t *b, char *err, size_t errlen)
 	return CLOG_OK;
 }
 
-/* The frame thread: write each submitted batch; keep a failed one for a retry. */
+/* The frame thread: write the queued batches in order; keep a failed one for a retry. */
 static void *
 writer_thread(void *arg)
 {
 	clog_writer_t *w = arg;
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
-		while (!w->job_busy && !w->stop)
+		while ((w->job_count == 0 || w->job_failed) && !w->stop)
 			pthread_cond_wait(&w->cond, &w->lock);
-		if (!w->job_busy)
+		if (w->job_count == 0 || w->job_failed)
 			break;
+		batch_t *b = &w->jobs[w->job_head];  /* the caller leaves queued slots alone */
+		size_t raw_len = b->raw_len;
 		pthread_mutex_unlock(&w->lock);
 		char err[512];
-		clog_status_t rc = writer_write_frame(w, &w->job, err, sizeof err);
+		clog_status_t rc = writer_write_frame(w, b, err, sizeof err);
 		pthread_mutex_lock(&w->lock);
 		w->job_rc = rc;
-		if (rc != CLOG_OK)
+		if (rc != CLOG_OK) {
 			snprintf(w->job_err, sizeof w->job_err, "%s", err);
-		w->job_busy = false;
-		__atomic_store_n(&w->inflight_bytes, 0, __ATOMIC_RELAXED);
+			w->job_failed = true;
+		} else {
+			w->job_head = (w->job_head + 1) % JOBS;
+			w->job_count--;
+			__atomic_sub_fetch(&w->inflight_bytes, raw_len, __ATOMIC_RELAXED);
+		}
 		pthread_cond_broadcast(&w->cond);
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -216,9 +230,9 @@ writer_thread(void *arg)
 }
 
 /*
- * Wait until the frame thread is idle; then make sure the batch it was
- * given is written (retrying a failed one here).  CLOG_OK when no earlier
- * batch is left unwritten.
+ * Wait until the frame thread has written every queued batch; a batch it
+ * failed to write is retried here, in order, with those after it (e.g.
+ * after a disk full).  CLOG_OK when no earlier batch is left unwritten.
  */
 static clog_status_t
 writer_wait(clog_writer_t *w, char *err, size_t errlen)
@@ -226,41 +240,63 @@ writer_wait(clog_writer_t *w, char *err, size_t errlen)
 	if (!w->thread_started)
 		return CLOG_OK;
 	pthread_mutex_lock(&w->lock);
-	while (w->job_busy)
+	while (w->job_count > 0 && !w->job_failed)
 		pthread_cond_wait(&w->cond, &w->lock);
-	clog_status_t rc = w->job_rc;
-	if (rc != CLOG_OK)
+	bool retry = w->job_failed;
+	if (retry)
 		snprintf(err, errlen, "%s", w->job_err);
 	pthread_mutex_unlock(&w->lock);
-	if (rc != CLOG_OK && !w->failed) {
-		/* the thread is idle: retry its batch here (e.g. after a disk full) */
-		rc = writer_write_frame(w, &w->job, err, errlen);
-		if (rc == CLOG_OK)
-			w->job_rc = CLOG_OK;
+	if (!retry)
+		return CLOG_OK;
+	if (w->failed)
+		return CLOG_ERROR;
+	/* the thread is idle while job_failed: its queue is ours until we clear it */
+	while (w->job_count > 0) {
+		batch_t *b = &w->jobs[w->job_head];
+		size_t raw_len = b->raw_len;
+		if (writer_write_frame(w, b, err, errlen) != CLOG_OK)
+			return CLOG_ERROR;
+		pthread_mutex_lock(&w->lock);
+		w->job_head = (w->job_head + 1) % JOBS;
+		w->job_count--;
+		__atomic_sub_fetch(&w->inflight_bytes, raw_len, __ATOMIC_RELAXED);
+		pthread_mutex_unlock(&w->lock);
 	}
-	return rc;
+	pthread_mutex_lock(&w->lock);
+	w->job_failed = false;
+	w->job_rc = CLOG_OK;
+	pthread_mutex_unlock(&w->lock);
+	return CLOG_OK;
 }
 
-/* Hand the full pending batch to the frame thread and start a new one. */
+/* Queue the full pending batch for the frame thread and start a new one. */
 static clog_status_t
 writer_submit(clog_writer_t *w, char *err, size_t errlen)
 {
-	clog_status_t rc = writer_wait(w, err, errlen);
-	if (rc != CLOG_OK)
-		return rc;
 	if (!w->thread_started) {
 		if (pthread_create(&w->thread, NULL, writer_thread, w) != 0)
 			return writer_write_frame(w, &w->cur, err, errlen);  /* write it here */
 		w->thread_started = true;
 	}
+	pthread_mutex_lock(&w->lock);
+	while (w->job_count == JOBS && !w->job_failed)
+		pthread_cond_wait(&w->cond, &w->lock);
+	bool failed = w->job_failed;
+	pthread_mutex_unlock(&w->lock);
+	if (failed) {
+		clog_status_t rc = writer_wait(w, err, errlen);  /* retries, or reports */
+		if (rc != CLOG_OK)
+			return rc;
+	}
+	pthread_mutex_lock(&w->lock);
+	size_t slot = (w->job_head + w->job_count) % JOBS;
 	batch_t done = w->cur;
-	w->cur = w->job;  /* the thread's previous buffer, empty and reused */
+	w->cur = w->jobs[slot];  /* a written (or never used) buffer, emptied and reused */
 	w->cur.raw_len = 0;
 	w->cur.count = 0;
-	pthread_mutex_lock(&w->lock);
-	w->job = done;
-	w->job_busy = true;
-	__atomic_store_n(&w->inflight_bytes, done.raw_len, __ATOMIC_RELAXED);
+	w->jobs[slot] = done;
+	w->job_count++;
+	__atomic_add_fetch(&w->inflight_bytes, done.raw_len, __ATOMIC_RELAXED);
 	pthread_cond_broadcast(&w->cond);
 	pthread_mutex_unlock(&w->lock);
 	return CLOG_OK;
@@ -652,7 +688,8 @@ clog_writer_close(clog_writer_t *w)
 		close(w->lock_fd);  /* releases the flock */
 	ZSTD_freeCCtx(w->cctx);
 	free(w->cur.raw);
-	free(w->job.raw);
+	for (size_t i = 0; i < JOBS; i++)
+		free(w->jobs[i].raw);
 	for (size_t i = 0; i < w->nshapes; i++)
 		free(w->shapes[i].bytes);
 	free(w->shapes);

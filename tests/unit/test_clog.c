@@ -14,8 +14,10 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zstd.h>
@@ -1242,11 +1244,60 @@ crc32c_hardware_and_table_agree(void **state)
 	assert_int_equal(crc32c_hw(0, "123456789", 9), 0xE3069283u);
 }
 
+/*
+ * A write the frame thread cannot make (the file size limit stands in for
+ * a full disk) fails the append that next needs the thread; every batch
+ * queued behind it is kept, and once writes work again a flush writes
+ * them all, in order: every record appended with CLOG_OK is in the log
+ * exactly once.
+ */
+static void
+queued_batches_survive_a_failed_write(void **state)
+{
+	(void) state;
+	char *dir = test_make_tmpdir("clog-retry");
+	char err[512];
+	clog_writer_t *w = open_writer(dir, 64u << 20, 2048);
+	write_range(w, 1, 50, 0);  /* a segment with a few frames, durable */
+	struct stat st;
+	char *seg = seg_path(dir, 1);
+	assert_int_equal(stat(seg, &st), 0);
+	struct rlimit old, lim;
+	assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+	void (*prev)(int) = signal(SIGXFSZ, SIG_IGN);
+	lim = old;
+	lim.rlim_cur = (rlim_t) st.st_size + 600;  /* room for about one more frame */
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	uint64_t i = 51, last_ok = 50;
+	clog_status_t rc = CLOG_OK;
+	for (; i < 5000; i++) {
+		rc = append_one(w, i, err, sizeof(err));
+		if (rc != CLOG_OK)
+			break;
+		last_ok = i;
+	}
+	assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, prev);
+	assert_int_equal(rc, CLOG_ERROR);
+	assert_non_null(strstr(err, "could not write"));
+	/* writes work again: the kept batches go out first, then new records */
+	for (i = last_ok + 1; i <= last_ok + 100; i++)
+		assert_int_equal(append_one(w, i, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_writer_flush(w, err, sizeof(err)), CLOG_OK);
+	clog_writer_close(w);
+	clog_status_t end;
+	assert_int_equal(read_check(dir, 0, &end, err, sizeof(err)), last_ok + 100);
+	assert_int_equal(end, CLOG_END);
+	free(seg);
+	test_remove_tree(dir);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(records_round_trip_across_many_segments),
+		cmocka_unit_test(queued_batches_survive_a_failed_write),
 		cmocka_unit_test(reopened_writer_skips_duplicates_and_continues),
 		cmocka_unit_test(nothing_is_durable_until_flush),
 		cmocka_unit_test(second_writer_is_refused),
