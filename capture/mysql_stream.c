@@ -90,6 +90,8 @@ typedef struct stream {
 	uint64_t records;
 	uint64_t txn_serial;           /* transactions replayed (commit_info_t.serial) */
 	uint64_t last_serial;          /* of the last record appended; 0 after any other record */
+	Steward__Op last_op;           /* the last appended row's op, seq and shape (0: none) */
+	uint32_t last_seq, last_shape;
 } stream_t;
 
 static double
@@ -529,31 +531,39 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 	 * transaction ("FILE:END:" the same) leaves out what it shares with
 	 * that record: position text (Shape.position_text_by_seq), txid,
 	 * commit time and position (proto/steward.proto, Change.before_packed);
-	 * readers rebuild them.  Nearly every row: op, seq, shape and images
-	 * only, written by the one-purpose encoder.  The first record of a
-	 * batch carries everything (the general path below).
+	 * readers rebuild them.  Nearly every row: its images only (op, seq
+	 * and shape too where they are not the derived ones), written by the
+	 * one-purpose encoder.  The first record of a batch carries everything
+	 * (the general path below).
 	 */
 	if (packed && s->last_serial == ci->serial) {
-		size_t size = record_encode_packed_row_size(
-			ci->seq, te->shape_id, before_pk ? before_pk->len : 0, before_pk != NULL,
-			after_pk ? after_pk->len : 0, after_pk != NULL);
+		/* and what readers derive from that record: its op and shape, its seq + 1 */
+		record_enc_packed_row_t r = {
+			.has_op = op != s->last_op, .op = op,
+			.has_seq = ci->seq != s->last_seq + 1, .seq = ci->seq,
+			.has_shape = te->shape_id != s->last_shape, .shape = te->shape_id,
+			.before = before_pk ? (const uint8_t *) before_pk->data : NULL,
+			.before_len = before_pk ? before_pk->len : 0,
+			.after = after_pk ? (const uint8_t *) after_pk->data : NULL,
+			.after_len = after_pk ? after_pk->len : 0,
+		};
+		size_t size = record_encode_packed_row_size(&r);
 		if (!clog_writer_batch_starts(s->w, te->shape_id, size)) {
 			uint8_t *dst;
 			clog_status_t cs = clog_writer_reserve_packed(s->w, pos, te->shape_id, size,
 								      &dst, err, errlen);
-			uint32_t seq = ci->seq++;
+			ci->seq++;
 			*appended = false;
 			if (cs == CLOG_DUPLICATE)
 				return STEWARD_EXIT_OK;  /* already durable before a restart */
 			if (cs != CLOG_OK)
 				return STEWARD_EXIT_IOERR;
-			record_encode_packed_row(op, seq, te->shape_id,
-						 before_pk ? (const uint8_t *) before_pk->data : NULL,
-						 before_pk ? before_pk->len : 0,
-						 after_pk ? (const uint8_t *) after_pk->data : NULL,
-						 after_pk ? after_pk->len : 0, dst);
+			record_encode_packed_row(&r, dst);
 			*appended = true;
 			s->records++;
+			s->last_op = op;
+			s->last_seq = r.seq;
+			s->last_shape = te->shape_id;
 			return STEWARD_EXIT_OK;
 		}
 	}
@@ -624,6 +634,9 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 	*appended = true;
 	s->records++;
 	s->last_serial = ci->serial;
+	s->last_op = op;
+	s->last_seq = c.row.seq;
+	s->last_shape = packed ? te->shape_id : 0;
 	return STEWARD_EXIT_OK;
 }
 

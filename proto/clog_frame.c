@@ -524,6 +524,7 @@ clog_batch_cursor_init(batch_cursor_t *bc, const frame_hdr_t *h, const uint8_t *
 	bc->len = h->raw_len;
 	bc->pos = 0;
 	bc->index = 0;
+	bc->has_pop = bc->has_pseq = bc->has_pshape = false;
 	bc->hdr = h;
 	memset(&bc->prev, 0, sizeof(bc->prev));
 }
@@ -924,6 +925,33 @@ clog_batch_cursor_next(batch_cursor_t *bc, ProtobufCAllocator *alloc, Steward__C
 		return -1;
 	}
 	const Steward__Shape *sh = NULL;
+	if (packed && !c->has_position && bc->index > 0) {
+		/*
+		 * A later row of the previous record's transaction: the op and
+		 * shape it leaves out are the previous record's, its seq the
+		 * previous one's + 1 (steward.proto, Change.before_packed).
+		 */
+		if (!c->has_op && bc->has_pop) {
+			c->has_op = true;
+			c->op = bc->pop;
+		}
+		if (!c->has_seq && bc->has_pseq) {
+			c->has_seq = true;
+			c->seq = bc->pseq + 1;
+		}
+		if (!c->has_shape && bc->has_pshape) {
+			c->has_shape = true;
+			c->shape = bc->pshape;
+		}
+	}
+	/* what the record after this one may leave out (as read, before the shape is filled in) */
+	bool has_op = c->has_op, has_seq = c->has_seq, has_shape = c->has_shape;
+	Steward__Op op = c->op;
+	uint32_t seq = c->seq, shape = c->shape;
+	if (packed && !c->has_op) {
+		snprintf(why, whylen, "packed (tag 0x1a) record %" PRIu32 " has no op", bc->index);
+		goto bad;
+	}
 	if (packed && !c->has_shape) {
 		snprintf(why, whylen, "packed (tag 0x1a) record %" PRIu32 " is not shaped", bc->index);
 		goto bad;
@@ -986,6 +1014,12 @@ clog_batch_cursor_next(batch_cursor_t *bc, ProtobufCAllocator *alloc, Steward__C
 	}
 	ptext_keep(bc, c, derived);
 	txn_keep(bc, c, txid_derived);
+	bc->has_pop = has_op;
+	bc->pop = op;
+	bc->has_pseq = has_seq;
+	bc->pseq = seq;
+	bc->has_pshape = has_shape;
+	bc->pshape = shape;
 	bc->prev = *pos;
 	bc->pos = p + (size_t) mlen;
 	bc->index++;

@@ -111,6 +111,10 @@ typedef struct batch_cursor {
 	bool has_ptxid;
 	bool has_pcommit;
 	int64_t pcommit;
+	/* the previous record's op, seq and shape id, for packed records that leave them out */
+	bool has_pop, has_pseq, has_pshape;
+	Steward__Op pop;
+	uint32_t pseq, pshape;
 	/* a packed record's value texts, before they are copied into its Values */
 	buf_t vtext;
 	value_text_slot_t *slots;

@@ -211,30 +211,35 @@ put_image(uint8_t *p, uint8_t tag, const record_enc_value_t *vals, size_t n)
 }
 
 size_t
-record_encode_packed_row(Steward__Op op, uint32_t seq, uint32_t shape, const uint8_t *before,
-			 size_t before_len, const uint8_t *after, size_t after_len, uint8_t *out)
+record_encode_packed_row(const record_enc_packed_row_t *r, uint8_t *out)
 {
 	uint8_t *p = out;
-	*p++ = TAG(7, WT_VARINT);
-	*p++ = (uint8_t) op;  /* every Op is below 128: one byte */
-	*p++ = TAG(12, WT_VARINT);
-	p += record_varint_put(p, seq);
-	*p++ = 0xa0;  /* field 20, wire type 0 */
-	*p++ = 0x01;
-	p += record_varint_put(p, shape);
-	if (before) {
+	if (r->has_op) {
+		*p++ = TAG(7, WT_VARINT);
+		*p++ = (uint8_t) r->op;
+	}
+	if (r->has_seq) {
+		*p++ = TAG(12, WT_VARINT);
+		p += record_varint_put(p, r->seq);
+	}
+	if (r->has_shape) {
+		*p++ = 0xa0;  /* field 20, wire type 0 */
+		*p++ = 0x01;
+		p += record_varint_put(p, r->shape);
+	}
+	if (r->before) {
 		*p++ = 0xaa;  /* field 21, wire type 2 */
 		*p++ = 0x01;
-		p += record_varint_put(p, before_len);
-		memcpy(p, before, before_len);
-		p += before_len;
+		p += record_varint_put(p, r->before_len);
+		memcpy(p, r->before, r->before_len);
+		p += r->before_len;
 	}
-	if (after) {
+	if (r->after) {
 		*p++ = 0xb2;  /* field 22, wire type 2 */
 		*p++ = 0x01;
-		p += record_varint_put(p, after_len);
-		memcpy(p, after, after_len);
-		p += after_len;
+		p += record_varint_put(p, r->after_len);
+		memcpy(p, r->after, r->after_len);
+		p += r->after_len;
 	}
 	return (size_t) (p - out);
 }

@@ -166,24 +166,42 @@ record_varint_put(uint8_t *p, uint64_t v)
 
 /*
  * The common packed record, a later row of the previous record's
- * transaction: only op, seq, shape and the packed images (NULL: absent).
- * The same bytes record_encode writes for a record_enc_change_t with just
- * those fields, without its generic per-field work (it runs once per row).
+ * transaction: no position, txid or commit time, and op, seq and shape
+ * only when they differ from what a reader derives (the previous record's
+ * op and shape, its seq + 1), then the packed images.  The same bytes
+ * protobuf-c packs for such a Change, without the general encoder's
+ * per-field work (it runs once per row).
  */
+typedef struct record_enc_packed_row {
+	bool has_op;
+	Steward__Op op;
+	bool has_seq;
+	uint32_t seq;
+	bool has_shape;
+	uint32_t shape;
+	const uint8_t *before;    /* field 21; NULL: absent */
+	size_t before_len;
+	const uint8_t *after;     /* field 22; NULL: absent */
+	size_t after_len;
+} record_enc_packed_row_t;
+
 static inline size_t
-record_encode_packed_row_size(uint32_t seq, uint32_t shape, size_t before_len, bool has_before,
-			      size_t after_len, bool has_after)
+record_encode_packed_row_size(const record_enc_packed_row_t *r)
 {
-	size_t n = 2 + 1 + record_varint_len(seq) + 2 + record_varint_len(shape);
-	if (has_before)
-		n += 2 + record_varint_len(before_len) + before_len;
-	if (has_after)
-		n += 2 + record_varint_len(after_len) + after_len;
+	size_t n = 0;
+	if (r->has_op)
+		n += 2;  /* every Op is below 128 */
+	if (r->has_seq)
+		n += 1 + record_varint_len(r->seq);
+	if (r->has_shape)
+		n += 2 + record_varint_len(r->shape);
+	if (r->before)
+		n += 2 + record_varint_len(r->before_len) + r->before_len;
+	if (r->after)
+		n += 2 + record_varint_len(r->after_len) + r->after_len;
 	return n;
 }
 
-size_t record_encode_packed_row(Steward__Op op, uint32_t seq, uint32_t shape,
-				const uint8_t *before, size_t before_len, const uint8_t *after,
-				size_t after_len, uint8_t *out);
+size_t record_encode_packed_row(const record_enc_packed_row_t *r, uint8_t *out);
 
 #endif

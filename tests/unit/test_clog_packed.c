@@ -660,6 +660,11 @@ left_out_fields_come_from_the_previous_record_of_the_batch(void **state)
 	crafted_lean(&k[2]);
 	k[2].c.has_commit_ts_us = true;  /* its own commit time wins */
 	k[2].c.commit_ts_us = 5;
+	k[1].c.op = STEWARD__OP__OP_UPDATE;
+	/* and op, shape and seq derived: k[1]'s op and shape, its seq + 1 */
+	k[2].c.has_op = false;
+	k[2].c.has_shape = false;
+	k[2].c.has_seq = false;
 	buf_t b = BUF_INIT;
 	batch_put_shape(&b);
 	for (int i = 0; i < 3; i++)
@@ -674,6 +679,10 @@ left_out_fields_come_from_the_previous_record_of_the_batch(void **state)
 		assert_string_equal(c->txid, "0-1-7");
 		assert_true(c->has_commit_ts_us);
 		assert_int_equal(c->commit_ts_us, i == 2 ? 5 : 1700000000123456);
+		assert_true(c->has_op);
+		assert_int_equal(c->op, i == 0 ? STEWARD__OP__OP_INSERT : STEWARD__OP__OP_UPDATE);
+		assert_true(c->has_seq);
+		assert_int_equal(c->seq, i);
 		assert_true(c->has_position);
 		assert_int_equal(c->position.len, 25);
 		assert_memory_equal(c->position.data, k[i].pos.bytes, 25);
@@ -769,7 +778,13 @@ malformed_packed_records_are_corruption(void **state)
 	}
 	RESET();
 
-	/* a second record that leaves out its position but has no seq */
+	/* a record with its own position carries its op (nothing to derive it from) */
+	k[0].c.has_op = false;
+	expect_corrupt(dir, k, packed, 1, "has no op");
+	RESET();
+
+	/* a second record that leaves out its position and seq after one with no seq */
+	k[0].c.has_seq = false;
 	crafted_lean(&k[1]);
 	k[1].c.has_seq = false;
 	expect_corrupt(dir, k, packed, 2, "has no seq");
