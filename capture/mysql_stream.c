@@ -512,6 +512,30 @@ typedef struct commit_info {
 } commit_info_t;
 
 /*
+ * After reserving a row's bytes (status cs): the row's seq is used either
+ * way; an appended row is what the next one may derive from.  The caller
+ * writes the record when *appended.
+ */
+static int
+reserved(stream_t *s, clog_status_t cs, Steward__Op op, commit_info_t *ci, uint32_t shape,
+	 bool *appended)
+{
+	uint32_t seq = ci->seq++;
+	*appended = false;
+	if (cs == CLOG_DUPLICATE)
+		return STEWARD_EXIT_OK;  /* already durable before a restart */
+	if (cs != CLOG_OK)
+		return STEWARD_EXIT_IOERR;
+	*appended = true;
+	s->records++;
+	s->last_serial = ci->serial;
+	s->last_op = op;
+	s->last_seq = seq;
+	s->last_shape = shape;
+	return STEWARD_EXIT_OK;
+}
+
+/*
  * Append one row change, encoded straight into the change log's pending
  * batch.  A row of a shaped table comes as packed images (before_pk,
  * after_pk: mysql_row_decode_packed, NULL when the image is absent), any
@@ -552,19 +576,10 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 			uint8_t *dst;
 			clog_status_t cs = clog_writer_reserve_packed(s->w, pos, te->shape_id, size,
 								      &dst, err, errlen);
-			ci->seq++;
-			*appended = false;
-			if (cs == CLOG_DUPLICATE)
-				return STEWARD_EXIT_OK;  /* already durable before a restart */
-			if (cs != CLOG_OK)
-				return STEWARD_EXIT_IOERR;
-			record_encode_packed_row(&r, dst);
-			*appended = true;
-			s->records++;
-			s->last_op = op;
-			s->last_seq = r.seq;
-			s->last_shape = te->shape_id;
-			return STEWARD_EXIT_OK;
+			int rc = reserved(s, cs, op, ci, te->shape_id, appended);
+			if (*appended)
+				record_encode_packed_row(&r, dst);
+			return rc;
 		}
 	}
 	/* mysql_position_text's form, without a printf per row */
@@ -624,20 +639,10 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 	clog_status_t cs = packed ? clog_writer_reserve_packed(s->w, pos, te->shape_id, size, &dst,
 							       err, errlen)
 				  : clog_writer_reserve(s->w, pos, size, &dst, err, errlen);
-	ci->seq++;
-	*appended = false;
-	if (cs == CLOG_DUPLICATE)
-		return STEWARD_EXIT_OK;  /* already durable before a restart */
-	if (cs != CLOG_OK)
-		return STEWARD_EXIT_IOERR;
-	record_encode(&c, dst);
-	*appended = true;
-	s->records++;
-	s->last_serial = ci->serial;
-	s->last_op = op;
-	s->last_seq = c.row.seq;
-	s->last_shape = packed ? te->shape_id : 0;
-	return STEWARD_EXIT_OK;
+	int rc = reserved(s, cs, op, ci, packed ? te->shape_id : 0, appended);
+	if (*appended)
+		record_encode(&c, dst);
+	return rc;
 }
 
 /* Decode one buffered rows event and append its rows. */

@@ -210,6 +210,33 @@ put_image(uint8_t *p, uint8_t tag, const record_enc_value_t *vals, size_t n)
 	return p;
 }
 
+/* Fields 20-22 (shape, packed images), the end of every record that has them. */
+static uint8_t *
+put_shape_and_packed(uint8_t *p, bool has_shape, uint32_t shape, const uint8_t *before,
+		     size_t before_len, const uint8_t *after, size_t after_len)
+{
+	if (has_shape) {
+		*p++ = 0xa0;  /* field 20, wire type 0: a two-byte tag */
+		*p++ = 0x01;
+		p += record_varint_put(p, shape);
+	}
+	if (before) {
+		*p++ = 0xaa;  /* field 21, wire type 2 */
+		*p++ = 0x01;
+		p += record_varint_put(p, before_len);
+		memcpy(p, before, before_len);
+		p += before_len;
+	}
+	if (after) {
+		*p++ = 0xb2;  /* field 22, wire type 2 */
+		*p++ = 0x01;
+		p += record_varint_put(p, after_len);
+		memcpy(p, after, after_len);
+		p += after_len;
+	}
+	return p;
+}
+
 size_t
 record_encode_packed_row(const record_enc_packed_row_t *r, uint8_t *out)
 {
@@ -222,25 +249,8 @@ record_encode_packed_row(const record_enc_packed_row_t *r, uint8_t *out)
 		*p++ = TAG(12, WT_VARINT);
 		p += record_varint_put(p, r->seq);
 	}
-	if (r->has_shape) {
-		*p++ = 0xa0;  /* field 20, wire type 0 */
-		*p++ = 0x01;
-		p += record_varint_put(p, r->shape);
-	}
-	if (r->before) {
-		*p++ = 0xaa;  /* field 21, wire type 2 */
-		*p++ = 0x01;
-		p += record_varint_put(p, r->before_len);
-		memcpy(p, r->before, r->before_len);
-		p += r->before_len;
-	}
-	if (r->after) {
-		*p++ = 0xb2;  /* field 22, wire type 2 */
-		*p++ = 0x01;
-		p += record_varint_put(p, r->after_len);
-		memcpy(p, r->after, r->after_len);
-		p += r->after_len;
-	}
+	p = put_shape_and_packed(p, r->has_shape, r->shape, r->before, r->before_len, r->after,
+				 r->after_len);
 	return (size_t) (p - out);
 }
 
@@ -275,27 +285,7 @@ record_encode(const record_enc_change_t *c, uint8_t *out)
 	}
 	p = put_image(p, TAG(14, WT_LEN), c->before, c->nbefore);
 	p = put_image(p, TAG(15, WT_LEN), c->after, c->nafter);
-	if (c->has_shape) {
-		/* field 20, wire type 0: tag 160 is a two-byte varint */
-		*p++ = 0xa0;
-		*p++ = 0x01;
-		p += record_varint_put(p, c->shape);
-	}
-	if (c->before_packed) {
-		/* field 21, wire type 2: tag 170 */
-		*p++ = 0xaa;
-		*p++ = 0x01;
-		p += record_varint_put(p, c->before_packed_len);
-		memcpy(p, c->before_packed, c->before_packed_len);
-		p += c->before_packed_len;
-	}
-	if (c->after_packed) {
-		/* field 22, wire type 2: tag 178 */
-		*p++ = 0xb2;
-		*p++ = 0x01;
-		p += record_varint_put(p, c->after_packed_len);
-		memcpy(p, c->after_packed, c->after_packed_len);
-		p += c->after_packed_len;
-	}
+	p = put_shape_and_packed(p, c->has_shape, c->shape, c->before_packed, c->before_packed_len,
+				 c->after_packed, c->after_packed_len);
 	return (size_t) (p - out);
 }
