@@ -14,7 +14,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #include "xalloc.h"
@@ -159,6 +158,15 @@ mysql_prefetch_release(mysql_prefetch_t *pf, MARIADB_RPL_EVENT *ev)
 	mariadb_free_rpl_event(ev);
 }
 
+bool
+mysql_prefetch_done(mysql_prefetch_t *pf)
+{
+	pthread_mutex_lock(&pf->mu);
+	bool done = pf->done;
+	pthread_mutex_unlock(&pf->mu);
+	return done;
+}
+
 void
 mysql_prefetch_stop(mysql_prefetch_t *pf)
 {
@@ -166,11 +174,14 @@ mysql_prefetch_stop(mysql_prefetch_t *pf)
 		return;
 	pthread_mutex_lock(&pf->mu);
 	pf->quit = true;
-	bool done = pf->done;
 	pthread_cond_broadcast(&pf->not_full);
 	pthread_mutex_unlock(&pf->mu);
-	if (!done)
-		shutdown((int) mysql_get_socket(pf->m), SHUT_RDWR);  /* ends a blocked read */
+	/*
+	 * A read in progress ends by itself: the server sends a heartbeat at
+	 * least every second, or ends the dump (the caller's KILL).  Nothing
+	 * here touches the connection: the reading thread may be tearing it
+	 * down after a failed read.
+	 */
 	pthread_join(pf->thread, NULL);
 	for (size_t i = 0; i < pf->count; i++)
 		mariadb_free_rpl_event(pf->ring[(pf->head + i) % RING].ev);

@@ -46,10 +46,15 @@ MARIADB_RPL_EVENT *mysql_prefetch_next(mysql_prefetch_t *pf, bool *use_checksum,
 /* Hand an event back (it is reused for a later one). */
 void mysql_prefetch_release(mysql_prefetch_t *pf, MARIADB_RPL_EVENT *ev);
 
+/* Has the reading thread ended (the stream ended or failed)? */
+bool mysql_prefetch_done(mysql_prefetch_t *pf);
+
 /*
- * Stop the reading thread and free everything (accepts NULL).  A read
- * blocked on the socket is ended by shutting the socket down, so the
- * connection is unusable afterwards: call it only to close the stream.
+ * Stop the reading thread and free everything (accepts NULL).  A read in
+ * progress is waited for: it ends with the server's next heartbeat (every
+ * second), or at once when the server ends the dump (KILL of the
+ * connection from another one, which the caller does first to stop
+ * promptly).  Call it only to close the stream.
  */
 void mysql_prefetch_stop(mysql_prefetch_t *pf);
 

@@ -1135,10 +1135,42 @@ on_event(stream_t *s, MARIADB_RPL_EVENT *ev, bool use_checksum, char *err, size_
 
 /* ---- connection ---- */
 
+/*
+ * End the server's dump thread for our connection while the stream is
+ * alive.  This also ends the reading thread's read at once (else it waits
+ * for the next heartbeat), and the server would otherwise notice the
+ * closed connection only when its next heartbeat fails to send (up to a
+ * second later): the dump thread would linger in the process list, and an
+ * agent started again in that time (same server id) would wait ~100 ms
+ * for the server to retire it.  A user may always KILL its own
+ * connections.  Best effort: failing here changes nothing captured.
+ */
+static void
+stream_end_dump(stream_t *s)
+{
+	if (!s->dump_id)
+		return;
+	char err[256];
+	MYSQL *m = s->meta ? s->meta : mysql_conn_open(s->o->dsn, 5, err, sizeof(err));
+	if (!m) {
+		log_debug("capture", "could not end the server's dump thread: %s", err);
+		return;
+	}
+	char sql[64];
+	snprintf(sql, sizeof(sql), "KILL CONNECTION %lu", s->dump_id);
+	if (mysql_query(m, sql) != 0)
+		log_debug("capture", "could not end the server's dump thread: %s", mysql_error(m));
+	if (m != s->meta)
+		mysql_close(m);
+	s->dump_id = 0;
+}
+
 static void
 stream_close(stream_t *s)
 {
-	mysql_prefetch_stop(s->pf);  /* first: it reads rpl until stopped */
+	if (s->pf && !mysql_prefetch_done(s->pf))
+		stream_end_dump(s);
+	mysql_prefetch_stop(s->pf);  /* before rpl and m: it reads rpl until stopped */
 	s->pf = NULL;
 	if (s->rpl)
 		mariadb_rpl_close(s->rpl);
@@ -1223,34 +1255,6 @@ stream_open(stream_t *s, const char *file, uint64_t pos, char *err, size_t errle
 		 verify ? "steward" : "the server");
 	capture_metrics_set_state(CAPTURE_STATE_STREAMING, NULL);
 	return STEWARD_EXIT_OK;
-}
-
-/*
- * On a clean stop, end the server's dump thread for our connection.  The
- * server notices a closed replica connection only when its next heartbeat
- * fails to send (up to a second later), so the thread lingers in the
- * process list, and an agent started again in that time (same server id)
- * waits ~100 ms for the server to retire it.  A user may always KILL its
- * own connections.  Best effort: failing here changes nothing captured.
- */
-static void
-stream_end_dump(stream_t *s)
-{
-	if (!s->dump_id)
-		return;
-	char err[256];
-	MYSQL *m = s->meta ? s->meta : mysql_conn_open(s->o->dsn, 5, err, sizeof(err));
-	if (!m) {
-		log_debug("capture", "could not end the server's dump thread: %s", err);
-		return;
-	}
-	char sql[64];
-	snprintf(sql, sizeof(sql), "KILL CONNECTION %lu", s->dump_id);
-	if (mysql_query(m, sql) != 0)
-		log_debug("capture", "could not end the server's dump thread: %s", mysql_error(m));
-	if (m != s->meta)
-		mysql_close(m);
-	s->dump_id = 0;
 }
 
 static bool
@@ -1417,8 +1421,6 @@ mysql_stream_run(const mysql_stream_opts_t *o, clog_writer_t *w, const char *fil
 			snprintf(err, errlen, "%s", ferr);
 			rc = frc;
 		}
-		if (s.m)
-			stream_end_dump(&s);
 	}
 out:
 	stream_close(&s);
