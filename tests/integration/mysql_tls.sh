@@ -59,8 +59,8 @@ grep -q "streaming binlog" "$WORK/capture.log" || fail "capture over TLS did not
 compare_state "$WORK/log" app
 
 # SIGTERM while the agent waits for events in a TLS read: a prompt, clean
-# stop (events are read on their own thread; the stop does not depend on
-# that read returning: it shuts the socket down)
+# stop (events are read on their own thread, whose read the stop ends by
+# having the server end the dump)
 "$STEWARD_BIN" capture --dsn-file "$WORK/dsn" --data-dir "$WORK/log" 2>"$WORK/tail.log" &
 CAPTURE_PID=$!; CAPTURE_PIDS="$CAPTURE_PID"
 for _ in $(seq 1 100); do grep -q "streaming binlog" "$WORK/tail.log" && break; sleep 0.1; done
