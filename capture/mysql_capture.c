@@ -155,7 +155,8 @@ mysql_capture_run(const capture_config_t *cfg)
 		rc = STEWARD_EXIT_CONFIG;
 		goto out;
 	}
-	if (mysql_resume_load(cfg->data_dir, &file, &pos)) {
+	bool resumed = mysql_resume_load(cfg->data_dir, &file, &pos);
+	if (resumed) {
 		log_info("capture", "resuming after %s:%llu", file, (unsigned long long) pos);
 	} else if (have_last && last_phase == POSITION_PHASE_STREAM) {
 		if (!(file = binlog_name(&dsn, last_file, err, sizeof(err)))) {
@@ -189,7 +190,8 @@ mysql_capture_run(const capture_config_t *cfg)
 		if (rc != STEWARD_EXIT_OK)
 			goto out;
 	}
-	if (!mysql_resume_save(cfg->data_dir, file, pos, err, sizeof(err))) {
+	/* a position read from the resume file is there already: no second write and sync */
+	if (!resumed && !mysql_resume_save(cfg->data_dir, file, pos, err, sizeof(err))) {
 		rc = STEWARD_EXIT_IOERR;
 		goto out;
 	}
