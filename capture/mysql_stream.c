@@ -70,6 +70,10 @@ typedef struct stream {
 	uint64_t committed_end;
 	char *flushed_file;            /* resume point last written to disk */
 	uint64_t flushed_end;
+	uint64_t async_ticket;         /* a flush begun, not yet seen done (0: none) */
+	char *async_file;              /* the committed position when it began */
+	uint64_t async_end;
+	double async_t0;
 	table_enc_t **tables;          /* current table maps, by table id */
 	size_t ntables;
 	char **names_cache_key;        /* "schema.table" whose names came from the catalog */
@@ -144,6 +148,24 @@ mysql_resume_save(const char *dir, const char *file, uint64_t pos, char *err, si
 }
 
 /* Make everything appended durable, then move the resume point. */
+/* Write the resume file at (file, end) unless it holds that already. */
+static int
+resume_advance(stream_t *s, const char *file, uint64_t end, double t0, char *err, size_t errlen)
+{
+	char pos_text[600];
+	snprintf(pos_text, sizeof pos_text, "%s:%llu", file, (unsigned long long) end);
+	capture_metrics_on_flush(capture_metrics_now() - t0, pos_text);
+	if (s->flushed_file && !strcmp(s->flushed_file, file) && s->flushed_end == end)
+		return STEWARD_EXIT_OK;
+	if (!mysql_resume_save(s->o->data_dir, file, end, err, errlen))
+		return STEWARD_EXIT_IOERR;
+	free(s->flushed_file);
+	s->flushed_file = xstrdup(file);
+	s->flushed_end = end;
+	return STEWARD_EXIT_OK;
+}
+
+/* Make everything appended durable, then record the committed position. */
 static int
 stream_flush(stream_t *s, char *err, size_t errlen)
 {
@@ -151,23 +173,41 @@ stream_flush(stream_t *s, char *err, size_t errlen)
 	if (clog_writer_flush(s->w, err, errlen) != CLOG_OK)
 		return STEWARD_EXIT_IOERR;
 	clock_gettime(CLOCK_MONOTONIC, &s->last_flush);
-	if (s->committed_file) {
-		char pos_text[600];
-		snprintf(pos_text, sizeof pos_text, "%s:%llu", s->committed_file,
-			 (unsigned long long) s->committed_end);
-		capture_metrics_on_flush(capture_metrics_now() - t0, pos_text);
-	}
+	s->async_ticket = 0;  /* covered */
 	if (!s->committed_file)
 		return STEWARD_EXIT_OK;
-	if (s->flushed_file && !strcmp(s->flushed_file, s->committed_file) &&
-	    s->flushed_end == s->committed_end)
+	return resume_advance(s, s->committed_file, s->committed_end, t0, err, errlen);
+}
+
+/*
+ * The flush between transactions while streaming, without stopping
+ * decoding for the fdatasync: the frame thread syncs after the batches
+ * before it, and the committed position of this moment goes to the resume
+ * file once that sync is done (stream_flush_check, at a later commit).
+ * One at a time.
+ */
+static int
+stream_flush_begin(stream_t *s, char *err, size_t errlen)
+{
+	if (s->async_ticket || !s->committed_file)
 		return STEWARD_EXIT_OK;
-	if (!mysql_resume_save(s->o->data_dir, s->committed_file, s->committed_end, err, errlen))
+	if (clog_writer_flush_begin(s->w, &s->async_ticket, err, errlen) != CLOG_OK)
 		return STEWARD_EXIT_IOERR;
-	free(s->flushed_file);
-	s->flushed_file = xstrdup(s->committed_file);
-	s->flushed_end = s->committed_end;
+	clock_gettime(CLOCK_MONOTONIC, &s->last_flush);
+	free(s->async_file);
+	s->async_file = xstrdup(s->committed_file);
+	s->async_end = s->committed_end;
+	s->async_t0 = capture_metrics_now();
 	return STEWARD_EXIT_OK;
+}
+
+static int
+stream_flush_check(stream_t *s, char *err, size_t errlen)
+{
+	if (!s->async_ticket || !clog_writer_flush_done(s->w, s->async_ticket))
+		return STEWARD_EXIT_OK;
+	s->async_ticket = 0;
+	return resume_advance(s, s->async_file, s->async_end, s->async_t0, err, errlen);
 }
 
 /* ---- table maps and column names ---- */
@@ -804,9 +844,10 @@ txn_commit(stream_t *s, uint64_t end, uint32_t ts, char *err, size_t errlen)
 	s->committed_end = end;
 	txn_reset(s);
 	capture_metrics_on_commit();
-	if (since(&s->last_flush) * 1000 >= s->o->flush_interval_ms ||
-	    clog_writer_pending_bytes(s->w) >= FLUSH_PENDING_BYTES)
-		rc = stream_flush(s, err, errlen);
+	rc = stream_flush_check(s, err, errlen);
+	if (rc == STEWARD_EXIT_OK && (since(&s->last_flush) * 1000 >= s->o->flush_interval_ms ||
+				      clog_writer_pending_bytes(s->w) >= FLUSH_PENDING_BYTES))
+		rc = stream_flush_begin(s, err, errlen);
 out:
 	free(vals);
 	return rc;
@@ -1438,6 +1479,7 @@ out:
 	free(s.file);
 	free(s.committed_file);
 	free(s.flushed_file);
+	free(s.async_file);
 	free(s.end_file);
 	return rc;
 }

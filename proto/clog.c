@@ -53,6 +53,8 @@ typedef struct batch {
 	size_t raw_len, raw_cap;
 	uint32_t count;
 	position_t first, last;
+	uint64_t sync_ticket;     /* clog_writer_flush_begin's: sync after writing it (0: no) */
+	position_t sync_pos;      /* the last position appended when that was asked */
 } batch_t;
 
 /*
@@ -101,6 +103,9 @@ struct clog_writer {
 	bool job_failed;           /* the head job failed: kept for a retry by the caller */
 	clog_status_t job_rc;
 	char job_err[512];
+	uint64_t sync_asked;       /* clog_writer_flush_begin tickets handed out (caller's) */
+	uint64_t sync_done;        /* under lock: the last ticket whose sync completed */
+	position_t sync_done_pos;  /* under lock: what that sync made durable */
 	bool stop;
 	bool thread_started;
 	pthread_t thread;
@@ -197,6 +202,34 @@ writer_write_frame(clog_writer_t *w, batch_t *b, char *err, size_t errlen)
 	return CLOG_OK;
 }
 
+/*
+ * Make everything written so far durable: fdatasync of the segment and,
+ * after a segment was created, fsync of the directory.  A failure leaves
+ * the writer refusing all further work (the kernel may have dropped the
+ * dirty pages: never retry).  Only the thread writing frames calls it.
+ */
+static clog_status_t
+writer_sync(clog_writer_t *w, char *err, size_t errlen)
+{
+	if (__atomic_load_n(&w->unsynced_bytes, __ATOMIC_RELAXED) > 0) {
+		if (fdatasync(w->seg_fd) != 0) {
+			snprintf(err, errlen, "could not fdatasync change log segment \"%s\": %s",
+				 w->seg_path, strerror(errno));
+			__atomic_store_n(&w->failed, true, __ATOMIC_RELAXED);
+			return CLOG_ERROR;
+		}
+		__atomic_store_n(&w->unsynced_bytes, 0, __ATOMIC_RELAXED);
+	}
+	if (w->need_dir_sync) {
+		if (!clog_fsync_dir(w->segdir, err, errlen)) {
+			__atomic_store_n(&w->failed, true, __ATOMIC_RELAXED);
+			return CLOG_ERROR;
+		}
+		w->need_dir_sync = false;
+	}
+	return CLOG_OK;
+}
+
 /* The frame thread: write the queued batches in order; keep a failed one for a retry. */
 static void *
 writer_thread(void *arg)
@@ -213,12 +246,20 @@ writer_thread(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		char err[512];
 		clog_status_t rc = writer_write_frame(w, b, err, sizeof err);
+		uint64_t ticket = b->sync_ticket;
+		if (rc == CLOG_OK && ticket)
+			rc = writer_sync(w, err, sizeof err);  /* clog_writer_flush_begin asked for it */
 		pthread_mutex_lock(&w->lock);
 		w->job_rc = rc;
 		if (rc != CLOG_OK) {
 			snprintf(w->job_err, sizeof w->job_err, "%s", err);
 			w->job_failed = true;
 		} else {
+			if (ticket) {
+				w->sync_done = ticket;
+				w->sync_done_pos = b->sync_pos;
+				b->sync_ticket = 0;
+			}
 			w->job_head = (w->job_head + 1) % JOBS;
 			w->job_count--;
 			__atomic_sub_fetch(&w->inflight_bytes, raw_len, __ATOMIC_RELAXED);
@@ -256,7 +297,14 @@ writer_wait(clog_writer_t *w, char *err, size_t errlen)
 		size_t raw_len = b->raw_len;
 		if (writer_write_frame(w, b, err, errlen) != CLOG_OK)
 			return CLOG_ERROR;
+		if (b->sync_ticket && writer_sync(w, err, errlen) != CLOG_OK)
+			return CLOG_ERROR;
 		pthread_mutex_lock(&w->lock);
+		if (b->sync_ticket) {
+			w->sync_done = b->sync_ticket;
+			w->sync_done_pos = b->sync_pos;
+			b->sync_ticket = 0;
+		}
 		w->job_head = (w->job_head + 1) % JOBS;
 		w->job_count--;
 		__atomic_sub_fetch(&w->inflight_bytes, raw_len, __ATOMIC_RELAXED);
@@ -294,6 +342,7 @@ writer_submit(clog_writer_t *w, char *err, size_t errlen)
 	w->cur = w->jobs[slot];  /* a written (or never used) buffer, emptied and reused */
 	w->cur.raw_len = 0;
 	w->cur.count = 0;
+	w->cur.sync_ticket = 0;
 	w->jobs[slot] = done;
 	w->job_count++;
 	__atomic_add_fetch(&w->inflight_bytes, done.raw_len, __ATOMIC_RELAXED);
@@ -639,26 +688,43 @@ clog_writer_flush(clog_writer_t *w, char *err, size_t errlen)
 	rc = writer_write_frame(w, &w->cur, err, errlen);
 	if (rc != CLOG_OK)
 		return rc;
-	if (__atomic_load_n(&w->unsynced_bytes, __ATOMIC_RELAXED) > 0) {
-		if (fdatasync(w->seg_fd) != 0) {
-			/* After a failed fsync the kernel may have dropped dirty pages: never retry. */
-			snprintf(err, errlen, "could not fdatasync change log segment \"%s\": %s",
-				 w->seg_path, strerror(errno));
-			__atomic_store_n(&w->failed, true, __ATOMIC_RELAXED);
-			return CLOG_ERROR;
-		}
-		__atomic_store_n(&w->unsynced_bytes, 0, __ATOMIC_RELAXED);
-	}
-	if (w->need_dir_sync) {
-		if (!clog_fsync_dir(w->segdir, err, errlen)) {
-			__atomic_store_n(&w->failed, true, __ATOMIC_RELAXED);
-			return CLOG_ERROR;
-		}
-		w->need_dir_sync = false;
-	}
+	rc = writer_sync(w, err, errlen);
+	if (rc != CLOG_OK)
+		return rc;
 	/* The durability promise of clog.h is kept here: everything appended is synced. */
 	w->durable_pos = w->last_pos;
+	pthread_mutex_lock(&w->lock);
+	w->sync_done = w->sync_asked;  /* every ticket handed out is covered */
+	w->sync_done_pos = w->last_pos;
+	pthread_mutex_unlock(&w->lock);
 	return CLOG_OK;
+}
+
+clog_status_t
+clog_writer_flush_begin(clog_writer_t *w, uint64_t *ticket, char *err, size_t errlen)
+{
+	if (__atomic_load_n(&w->failed, __ATOMIC_RELAXED))
+		return writer_failed(w, err, errlen);
+	/* the pending batch goes to the frame thread now, however full, with the sync after it */
+	w->cur.sync_ticket = ++w->sync_asked;
+	w->cur.sync_pos = w->last_pos;
+	*ticket = w->cur.sync_ticket;
+	clog_status_t rc = writer_submit(w, err, errlen);
+	if (rc == CLOG_OK && !w->thread_started)
+		rc = clog_writer_flush(w, err, errlen);  /* no frame thread: synchronously */
+	return rc;
+}
+
+bool
+clog_writer_flush_done(clog_writer_t *w, uint64_t ticket)
+{
+	pthread_mutex_lock(&w->lock);
+	bool done = w->sync_done >= ticket;
+	position_t pos = w->sync_done_pos;
+	pthread_mutex_unlock(&w->lock);
+	if (done && position_cmp(&pos, &w->durable_pos) > 0)
+		w->durable_pos = pos;
+	return done;
 }
 
 size_t

@@ -144,6 +144,23 @@ clog_status_t clog_writer_reserve_packed(clog_writer_t *w, const position_t *pos
  */
 bool clog_writer_batch_starts(const clog_writer_t *w, uint32_t shape_id, size_t size);
 
+/*
+ * Start making everything appended so far durable without waiting: the
+ * pending batch, however full, goes to the frame thread, which writes it
+ * after the batches queued before it and then syncs (as clog_writer_flush
+ * does).  *ticket identifies the request for clog_writer_flush_done.
+ * Errors of the sync are reported by the next append or flush, and the
+ * ticket is then never done.
+ */
+clog_status_t clog_writer_flush_begin(clog_writer_t *w, uint64_t *ticket, char *err,
+				      size_t errlen);
+
+/*
+ * Is everything appended before clog_writer_flush_begin gave ticket
+ * durable?  (A later clog_writer_flush covers every earlier ticket.)
+ */
+bool clog_writer_flush_done(clog_writer_t *w, uint64_t ticket);
+
 /* Write any pending batch and make everything appended durable. */
 clog_status_t clog_writer_flush(clog_writer_t *w, char *err, size_t errlen);
 

@@ -1292,12 +1292,55 @@ queued_batches_survive_a_failed_write(void **state)
 	test_remove_tree(dir);
 }
 
+/*
+ * clog_writer_flush_begin: the records appended before it are written and
+ * synced by the frame thread while more are appended; the ticket reports
+ * done, the durable position follows it, and a ticket with nothing new to
+ * write completes too.
+ */
+static void
+flush_begin_syncs_in_the_background(void **state)
+{
+	(void) state;
+	char *dir = test_make_tmpdir("clog-async");
+	char err[512];
+	clog_writer_t *w = open_writer(dir, 64u << 20, 4096);
+	for (uint64_t i = 1; i <= 300; i++)
+		assert_int_equal(append_one(w, i, err, sizeof(err)), CLOG_OK);
+	uint64_t t1 = 0, t2 = 0;
+	assert_int_equal(clog_writer_flush_begin(w, &t1, err, sizeof(err)), CLOG_OK);
+	assert_true(t1 > 0);
+	for (uint64_t i = 301; i <= 400; i++)  /* appends go on meanwhile */
+		assert_int_equal(append_one(w, i, err, sizeof(err)), CLOG_OK);
+	int spins = 0;
+	while (!clog_writer_flush_done(w, t1) && spins++ < 5000)
+		usleep(1000);
+	assert_true(clog_writer_flush_done(w, t1));
+	position_t durable, want;
+	assert_true(clog_writer_last_position(w, &durable));
+	test_pos(&want, 300);
+	assert_true(position_cmp(&durable, &want) >= 0);
+	/* records 1..300 are in the segment files now, before any clog_writer_flush */
+	clog_status_t end;
+	assert_true(read_check(dir, 0, &end, err, sizeof(err)) >= 300);
+	/* a second ticket right after the first, then a synchronous flush covers it */
+	assert_int_equal(clog_writer_flush_begin(w, &t2, err, sizeof(err)), CLOG_OK);
+	assert_true(t2 > t1);
+	assert_int_equal(clog_writer_flush(w, err, sizeof(err)), CLOG_OK);
+	assert_true(clog_writer_flush_done(w, t2));
+	clog_writer_close(w);
+	assert_int_equal(read_check(dir, 0, &end, err, sizeof(err)), 400);
+	assert_int_equal(end, CLOG_END);
+	test_remove_tree(dir);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(records_round_trip_across_many_segments),
 		cmocka_unit_test(queued_batches_survive_a_failed_write),
+		cmocka_unit_test(flush_begin_syncs_in_the_background),
 		cmocka_unit_test(reopened_writer_skips_duplicates_and_continues),
 		cmocka_unit_test(nothing_is_durable_until_flush),
 		cmocka_unit_test(second_writer_is_refused),
