@@ -230,6 +230,24 @@ writer_sync(clog_writer_t *w, char *err, size_t errlen)
 	return CLOG_OK;
 }
 
+/*
+ * The head job b (raw_len bytes) is written, and synced if it asked to
+ * be: record what its sync made durable and take it off the queue.  The
+ * caller holds lock.
+ */
+static void
+job_done(clog_writer_t *w, batch_t *b, size_t raw_len)
+{
+	if (b->sync_ticket) {
+		w->sync_done = b->sync_ticket;
+		w->sync_done_pos = b->sync_pos;
+		b->sync_ticket = 0;
+	}
+	w->job_head = (w->job_head + 1) % JOBS;
+	w->job_count--;
+	__atomic_sub_fetch(&w->inflight_bytes, raw_len, __ATOMIC_RELAXED);
+}
+
 /* The frame thread: write the queued batches in order; keep a failed one for a retry. */
 static void *
 writer_thread(void *arg)
@@ -246,8 +264,7 @@ writer_thread(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		char err[512];
 		clog_status_t rc = writer_write_frame(w, b, err, sizeof err);
-		uint64_t ticket = b->sync_ticket;
-		if (rc == CLOG_OK && ticket)
+		if (rc == CLOG_OK && b->sync_ticket)
 			rc = writer_sync(w, err, sizeof err);  /* clog_writer_flush_begin asked for it */
 		pthread_mutex_lock(&w->lock);
 		w->job_rc = rc;
@@ -255,14 +272,7 @@ writer_thread(void *arg)
 			snprintf(w->job_err, sizeof w->job_err, "%s", err);
 			w->job_failed = true;
 		} else {
-			if (ticket) {
-				w->sync_done = ticket;
-				w->sync_done_pos = b->sync_pos;
-				b->sync_ticket = 0;
-			}
-			w->job_head = (w->job_head + 1) % JOBS;
-			w->job_count--;
-			__atomic_sub_fetch(&w->inflight_bytes, raw_len, __ATOMIC_RELAXED);
+			job_done(w, b, raw_len);
 		}
 		pthread_cond_broadcast(&w->cond);
 	}
@@ -300,14 +310,7 @@ writer_wait(clog_writer_t *w, char *err, size_t errlen)
 		if (b->sync_ticket && writer_sync(w, err, errlen) != CLOG_OK)
 			return CLOG_ERROR;
 		pthread_mutex_lock(&w->lock);
-		if (b->sync_ticket) {
-			w->sync_done = b->sync_ticket;
-			w->sync_done_pos = b->sync_pos;
-			b->sync_ticket = 0;
-		}
-		w->job_head = (w->job_head + 1) % JOBS;
-		w->job_count--;
-		__atomic_sub_fetch(&w->inflight_bytes, raw_len, __ATOMIC_RELAXED);
+		job_done(w, b, raw_len);
 		pthread_mutex_unlock(&w->lock);
 	}
 	pthread_mutex_lock(&w->lock);
