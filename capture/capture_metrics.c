@@ -310,13 +310,15 @@ poll_pg(capture_metrics_t *m, poll_conn_t *pc)
 static void
 poll_mysql(capture_metrics_t *m, poll_conn_t *pc)
 {
-	char err[512], *file = NULL;
-	uint64_t pos = 0;
+	char err[512];
+	mysql_resume_t res;
 	if (!pc->my_dsn_ok && !(pc->my_dsn_ok = mysql_dsn_parse(m->cfg->dsn, &pc->my_dsn, err,
 								  sizeof err)))
 		return;
-	if (!m->cfg->data_dir || !mysql_resume_load(m->cfg->data_dir, &file, &pos))
+	if (!m->cfg->data_dir || !mysql_resume_load(m->cfg->data_dir, &res, err, sizeof err))
 		return;
+	const char *file = res.file;
+	uint64_t pos = res.offset;
 	MYSQL *my = mysql_conn_open(&pc->my_dsn, 10, err, sizeof err);
 	MYSQL_RES *r = NULL;
 	MYSQL_ROW row;
@@ -347,7 +349,7 @@ out:
 		mysql_free_result(r);
 	if (my)
 		mysql_close(my);
-	free(file);
+	mysql_resume_clear(&res);
 }
 
 /* Refresh the gauges from the counters.  Lock held. */

@@ -14,6 +14,7 @@
 #include "mysql_capture.h"
 
 #include <limits.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,6 +104,79 @@ out:
 	return ok;
 }
 
+/*
+ * The MariaDB GTID state at file:offset on the server (BINLOG_GTID_POS).
+ * *known is false, with no error, when the server cannot say: MySQL, or a
+ * position that is not a transaction boundary in that server's binlog.
+ */
+static bool
+gtid_state_at(const mysql_dsn_t *d, const char *file, uint64_t off, mysql_gtid_state_t *out,
+	      bool *known, char *err, size_t errlen)
+{
+	MYSQL *m = mysql_conn_open(d, 30, err, errlen);
+	char *text = NULL, *sql = NULL;
+	bool ok = false;
+	*known = false;
+	if (!m)
+		return false;
+	if (!mysql_conn_is_mariadb(m)) {
+		ok = true;
+		goto out;
+	}
+	size_t n = strlen(file);
+	char *esc = xmalloc(2 * n + 1);
+	mysql_real_escape_string(m, esc, file, (unsigned long) n);
+	sql = xasprintf("SELECT BINLOG_GTID_POS('%s', %llu)", esc, (unsigned long long) off);
+	free(esc);
+	if (!mysql_conn_scalar(m, sql, &text, err, errlen))
+		goto out;
+	ok = true;
+	if (!text) {
+		log_warn("capture", "the server has no GTID position for %s:%llu: resuming by file "
+			 "and offset, which cannot follow a failover", file, (unsigned long long) off);
+		goto out;
+	}
+	if (!mysql_gtid_state_parse(text, out, err, errlen)) {
+		ok = false;
+		goto out;
+	}
+	*known = true;
+out:
+	free(text);
+	free(sql);
+	mysql_close(m);
+	return ok;
+}
+
+/*
+ * Fold into st the GTIDs of the log's records after `after`: what became
+ * durable after the resume file was last written (a stop between the
+ * log's sync and the file's rename), so a dump by GTID does not send it
+ * again — on another server, positions could not tell it is a duplicate.
+ */
+static bool
+gtid_fold_log(const char *dir, const position_t *after, mysql_gtid_state_t *st, char *err,
+	      size_t errlen)
+{
+	clog_reader_t *r = NULL;
+	const Steward__Change *c;
+	clog_status_t cs = clog_reader_open(dir, after, &r, err, errlen);
+	size_t folded = 0;
+	while (cs == CLOG_OK && (cs = clog_reader_next(r, &c, err, errlen)) == CLOG_OK) {
+		mysql_gtid_t g;
+		if (c->txid && mysql_gtid_parse(c->txid, strlen(c->txid), &g) &&
+		    mysql_gtid_state_put(st, &g))
+			folded++;
+	}
+	clog_reader_close(r);
+	if (cs != CLOG_END)
+		return false;
+	if (folded)
+		log_info("capture", "%zu records were durable after the resume point; their GTIDs "
+			 "are not read again", folded);
+	return true;
+}
+
 int
 mysql_capture_run(const capture_config_t *cfg)
 {
@@ -148,17 +222,34 @@ mysql_capture_run(const capture_config_t *cfg)
 	position_t last;
 	bool have_last = clog_writer_last_position(w, &last);
 	uint64_t last_file = 0, last_off = 0, last_seq = 0;
+	uint32_t last_epoch = 0;
 	int last_phase = POSITION_PHASE_STREAM;
-	if (have_last && !position_mysql_parse(&last, &last_file, &last_off, &last_phase, &last_seq)) {
+	if (have_last && !position_mysql_parse(&last, &last_epoch, &last_file, &last_off, &last_phase,
+					       &last_seq)) {
 		snprintf(err, sizeof(err), "change log in \"%s\" was not written by a MySQL source",
 			 cfg->data_dir);
 		rc = STEWARD_EXIT_CONFIG;
 		goto out;
 	}
-	bool resumed = mysql_resume_load(cfg->data_dir, &file, &pos);
+	mysql_stream_start_t from = {.epoch = last_epoch};
+	mysql_resume_t res;
+	mysql_gtid_state_t gtid = {0};
+	bool has_gtid = false, replay = false;
+	bool resumed = mysql_resume_load(cfg->data_dir, &res, err, sizeof(err));
+	if (!resumed && err[0]) {
+		rc = STEWARD_EXIT_IOERR;
+		goto out;
+	}
 	if (resumed) {
+		file = res.file;  /* taken over */
+		pos = res.offset;
+		has_gtid = res.has_gtid;
+		gtid = res.gtid;
+		if (res.epoch > from.epoch)
+			from.epoch = res.epoch;
 		log_info("capture", "resuming after %s:%llu", file, (unsigned long long) pos);
 	} else if (have_last && last_phase == POSITION_PHASE_STREAM) {
+		replay = true;
 		if (!(file = binlog_name(&dsn, last_file, err, sizeof(err)))) {
 			rc = STEWARD_EXIT_FAILURE;
 			goto out;
@@ -190,11 +281,39 @@ mysql_capture_run(const capture_config_t *cfg)
 		if (rc != STEWARD_EXIT_OK)
 			goto out;
 	}
+	/*
+	 * On MariaDB the stream starts (and reconnects) by GTID, which names the
+	 * same point on every server of the topology: the state at the start
+	 * comes from the resume file or the server, plus what the log holds
+	 * after it.  A deliberate replay goes by file and offset; the writer
+	 * drops what it already has.
+	 */
+	if (!replay && !has_gtid &&
+	    !gtid_state_at(&dsn, file, pos, &gtid, &has_gtid, err, sizeof(err))) {
+		rc = STEWARD_EXIT_UNAVAILABLE;
+		goto out;
+	}
+	if (!replay && has_gtid && have_last) {
+		position_t after;
+		position_mysql(&after, position_mysql_file_key(resumed ? res.epoch : 0,
+							       mysql_binlog_file_no(file)),
+			       pos, POSITION_PHASE_STREAM, UINT64_MAX);
+		if (!gtid_fold_log(cfg->data_dir, &after, &gtid, err, sizeof(err))) {
+			rc = STEWARD_EXIT_IOERR;
+			goto out;
+		}
+	}
 	/* a position read from the resume file is there already: no second write and sync */
-	if (!resumed && !mysql_resume_save(cfg->data_dir, file, pos, err, sizeof(err))) {
+	mysql_resume_t start = {file, pos, has_gtid && !replay, gtid, from.epoch};
+	if (!resumed && !mysql_resume_save(cfg->data_dir, &start, err, sizeof(err))) {
 		rc = STEWARD_EXIT_IOERR;
 		goto out;
 	}
+	from.file = file;
+	from.offset = pos;
+	from.gtid = has_gtid && !replay ? &gtid : NULL;
+	if (have_last && !replay)
+		from.floor = last;
 	mysql_stream_opts_t so = {
 		.dsn = &dsn,
 		.src = &src,
@@ -203,7 +322,7 @@ mysql_capture_run(const capture_config_t *cfg)
 		.flush_interval_ms = cfg->status_interval_ms > 0 ? cfg->status_interval_ms : 1000,
 		.endpos = cfg->endpos,
 	};
-	rc = mysql_stream_run(&so, w, file, pos, err, sizeof(err));
+	rc = mysql_stream_run(&so, w, &from, err, sizeof(err));
 out:
 	if (rc != STEWARD_EXIT_OK && rc != STEWARD_EXIT_CHECK_FAILED && err[0]) {
 		if (dsn.password)

@@ -17,6 +17,7 @@
 #include "capture.h"
 #include "clog.h"
 #include "mysql_decode.h"
+#include "mysql_resume.h"
 #include "position.h"
 
 /* ---- mysql_conn.c ---- */
@@ -132,18 +133,25 @@ typedef struct mysql_stream_opts {
 	const char *endpos;        /* "FILE:OFFSET" or NULL */
 } mysql_stream_opts_t;
 
+/* Where a stream starts; everything borrowed for the call. */
+typedef struct mysql_stream_start {
+	const char *file;                /* binlog file and offset on the server read */
+	uint64_t offset;
+	const mysql_gtid_state_t *gtid;  /* MariaDB: the GTID state there, and the dump
+					    (and every reconnect) starts by GTID; NULL:
+					    by file and offset (MySQL, or a deliberate
+					    replay of what the log holds) */
+	uint32_t epoch;                  /* of the positions to write (proto/position.h) */
+	position_t floor;                /* the last position in the log (len 0: none) */
+} mysql_stream_start_t;
+
 /*
- * Stream the binlog from file:pos into w until endpos is durable, a fatal
+ * Stream the binlog from `from` into w until endpos is durable, a fatal
  * error, or a signal.  Reconnects with backoff on a lost connection.
  * Returns an exit code with the reason in err.
  */
-int mysql_stream_run(const mysql_stream_opts_t *o, clog_writer_t *w, const char *file,
-		     uint64_t pos, char *err, size_t errlen);
-
-/* Resume point file (DIR/mysql-resume): binlog file and offset. */
-bool mysql_resume_load(const char *data_dir, char **file, uint64_t *pos);
-bool mysql_resume_save(const char *data_dir, const char *file, uint64_t pos,
-		       char *err, size_t errlen);
+int mysql_stream_run(const mysql_stream_opts_t *o, clog_writer_t *w,
+		     const mysql_stream_start_t *from, char *err, size_t errlen);
 
 /* ---- mysql_check.c ---- */
 

@@ -33,6 +33,7 @@
 #include "exitcodes.h"
 #include "log.h"
 #include "mysql_prefetch.h"
+#include "mysql_resume.h"
 #include "record.h"
 #include "record_encode.h"
 #include "xalloc.h"
@@ -66,13 +67,25 @@ typedef struct stream {
 	unsigned long dump_id;         /* the server's id of m's connection (its dump thread) */
 	MYSQL *meta;                   /* information_schema lookups (lazy) */
 	char *file;                    /* binlog file being read */
+	uint64_t event_end;            /* end offset of the event being handled */
 	char *committed_file;          /* resume point: after the last whole transaction */
 	uint64_t committed_end;
+	bool has_gtid;                 /* MariaDB: gtid is complete; opens position by it */
+	mysql_gtid_state_t gtid;       /* GTID state at the committed point */
+	mysql_gtid_t txn_gtid;         /* the open transaction's GTID (MariaDB) */
+	bool txn_has_gtid;
+	uint32_t epoch;                /* of every position written (proto/position.h) */
+	uint64_t floor_key, floor_end; /* after an open: what its first position must exceed */
+	bool floor_check;
+	bool positioned;               /* this dump's first rotate seen: committed_file is the server's */
 	char *flushed_file;            /* resume point last written to disk */
 	uint64_t flushed_end;
+	uint32_t flushed_epoch;
+	mysql_gtid_state_t flushed_gtid;
 	uint64_t async_ticket;         /* a flush begun, not yet seen done (0: none) */
 	char *async_file;              /* the committed position when it began */
 	uint64_t async_end;
+	mysql_gtid_state_t async_gtid;
 	double async_t0;
 	table_enc_t **tables;          /* current table maps, by table id */
 	size_t ntables;
@@ -108,60 +121,31 @@ since(const struct timespec *t)
 
 /* ---- resume file ---- */
 
-bool
-mysql_resume_load(const char *dir, char **file, uint64_t *pos)
-{
-	char path[4096], name[512];
-	unsigned long long off;
-	snprintf(path, sizeof(path), "%s/mysql-resume", dir);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return false;
-	bool ok = fscanf(f, "%511s %llu", name, &off) == 2;
-	fclose(f);
-	if (ok) {
-		*file = xstrdup(name);
-		*pos = off;
-	}
-	return ok;
-}
-
-bool
-mysql_resume_save(const char *dir, const char *file, uint64_t pos, char *err, size_t errlen)
-{
-	char path[4096], tmp[4096];
-	snprintf(path, sizeof(path), "%s/mysql-resume", dir);
-	snprintf(tmp, sizeof(tmp), "%s/mysql-resume.tmp", dir);
-	FILE *f = fopen(tmp, "w");
-	if (!f) {
-		snprintf(err, errlen, "could not create file \"%s\": %s", tmp, strerror(errno));
-		return false;
-	}
-	fprintf(f, "%s %llu\n", file, (unsigned long long) pos);
-	bool ok = fflush(f) == 0 && fdatasync(fileno(f)) == 0;
-	ok = fclose(f) == 0 && ok;
-	if (!ok || rename(tmp, path) != 0) {
-		snprintf(err, errlen, "could not write file \"%s\": %s", path, strerror(errno));
-		return false;
-	}
-	return true;
-}
-
-/* Make everything appended durable, then move the resume point. */
-/* Write the resume file at (file, end) unless it holds that already. */
+/*
+ * Write the resume file at (file, end) with GTID state gtid unless it
+ * holds that already.
+ */
 static int
-resume_advance(stream_t *s, const char *file, uint64_t end, double t0, char *err, size_t errlen)
+resume_advance(stream_t *s, const char *file, uint64_t end, const mysql_gtid_state_t *gtid,
+	       double t0, char *err, size_t errlen)
 {
 	char pos_text[600];
 	snprintf(pos_text, sizeof pos_text, "%s:%llu", file, (unsigned long long) end);
 	capture_metrics_on_flush(capture_metrics_now() - t0, pos_text);
-	if (s->flushed_file && !strcmp(s->flushed_file, file) && s->flushed_end == end)
+	if (s->flushed_file && !strcmp(s->flushed_file, file) && s->flushed_end == end &&
+	    s->flushed_epoch == s->epoch &&
+	    (!s->has_gtid || !memcmp(&s->flushed_gtid, gtid, sizeof(*gtid))))
 		return STEWARD_EXIT_OK;
-	if (!mysql_resume_save(s->o->data_dir, file, end, err, errlen))
+	mysql_resume_t r = {(char *) file, end, s->has_gtid, {0, {{0, 0, 0}}}, s->epoch};
+	if (s->has_gtid)
+		r.gtid = *gtid;
+	if (!mysql_resume_save(s->o->data_dir, &r, err, errlen))
 		return STEWARD_EXIT_IOERR;
 	free(s->flushed_file);
 	s->flushed_file = xstrdup(file);
 	s->flushed_end = end;
+	s->flushed_epoch = s->epoch;
+	s->flushed_gtid = *gtid;
 	return STEWARD_EXIT_OK;
 }
 
@@ -176,7 +160,7 @@ stream_flush(stream_t *s, char *err, size_t errlen)
 	s->async_ticket = 0;  /* covered */
 	if (!s->committed_file)
 		return STEWARD_EXIT_OK;
-	return resume_advance(s, s->committed_file, s->committed_end, t0, err, errlen);
+	return resume_advance(s, s->committed_file, s->committed_end, &s->gtid, t0, err, errlen);
 }
 
 /*
@@ -197,6 +181,7 @@ stream_flush_begin(stream_t *s, char *err, size_t errlen)
 	free(s->async_file);
 	s->async_file = xstrdup(s->committed_file);
 	s->async_end = s->committed_end;
+	s->async_gtid = s->gtid;
 	s->async_t0 = capture_metrics_now();
 	return STEWARD_EXIT_OK;
 }
@@ -207,7 +192,8 @@ stream_flush_check(stream_t *s, char *err, size_t errlen)
 	if (!s->async_ticket || !clog_writer_flush_done(s->w, s->async_ticket))
 		return STEWARD_EXIT_OK;
 	s->async_ticket = 0;
-	return resume_advance(s, s->async_file, s->async_end, s->async_t0, err, errlen);
+	return resume_advance(s, s->async_file, s->async_end, &s->async_gtid, s->async_t0, err,
+			      errlen);
 }
 
 /* ---- table maps and column names ---- */
@@ -425,8 +411,7 @@ table_name_columns(stream_t *s, mysql_table_t *t, char *err, size_t errlen)
 			 key, t->ncols, (unsigned long long) mysql_num_rows(r));
 		goto out;
 	}
-	rc = mysql_conn_ddl_after(s->meta, s->committed_file, s->committed_end, t->name, &ddl_at,
-				  err, errlen);
+	rc = mysql_conn_ddl_after(s->meta, s->file, s->event_end, t->name, &ddl_at, err, errlen);
 	if (rc != STEWARD_EXIT_OK)
 		goto out;
 	if (ddl_at) {
@@ -435,7 +420,7 @@ table_name_columns(stream_t *s, mysql_table_t *t, char *err, size_t errlen)
 			 "at %s that the catalog may already reflect: with binlog_row_metadata=MINIMAL "
 			 "its column names cannot be known; set binlog_row_metadata=FULL on the server "
 			 "and take a new snapshot (empty --data-dir)",
-			 key, s->committed_file, (unsigned long long) s->committed_end, ddl_at);
+			 key, s->file, (unsigned long long) s->event_end, ddl_at);
 		rc = STEWARD_EXIT_DATAERR;
 		goto out;
 	}
@@ -476,6 +461,43 @@ txn_reset(stream_t *s)
 	s->in_txn = false;
 	s->standalone = false;
 	s->txid[0] = '\0';
+	s->txn_has_gtid = false;
+}
+
+/*
+ * The first 8 bytes of the positions of what ends at `end` in the current
+ * file.  The first position after an open must sort after the point the
+ * stream resumed from; when it does not, this server's binlog coordinates
+ * are behind the captured ones (the agent followed a failover by GTID) and
+ * the epoch goes up, so positions keep increasing and the change log's
+ * duplicate check keeps its meaning.
+ */
+static uint64_t
+stream_file_key(stream_t *s, uint64_t end)
+{
+	uint64_t file_no = mysql_binlog_file_no(s->file);
+	if (s->floor_check) {
+		s->floor_check = false;
+		uint64_t key = position_mysql_file_key(s->epoch, file_no);
+		if (key < s->floor_key || (key == s->floor_key && end <= s->floor_end)) {
+			s->epoch++;
+			log_warn("capture", "binlog coordinates on this server (%s:%llu) are before the "
+				 "captured ones: positions continue under epoch %u", s->file,
+				 (unsigned long long) end, s->epoch);
+		}
+	}
+	return position_mysql_file_key(s->epoch, file_no);
+}
+
+/* The current transaction ended at `end`: it is the resume point now. */
+static void
+commit_point(stream_t *s, uint64_t end)
+{
+	free(s->committed_file);
+	s->committed_file = xstrdup(s->file);
+	s->committed_end = end;
+	if (s->txn_has_gtid && !mysql_gtid_state_put(&s->gtid, &s->txn_gtid))
+		s->has_gtid = false;  /* more domains than a state holds: position by file */
 }
 
 static bool
@@ -800,7 +822,7 @@ static int
 txn_commit(stream_t *s, uint64_t end, uint32_t ts, char *err, size_t errlen)
 {
 	int rc = STEWARD_EXIT_OK;
-	commit_info_t ci = {++s->txn_serial, mysql_binlog_file_no(s->file), end,
+	commit_info_t ci = {++s->txn_serial, stream_file_key(s, end), end,
 			    (int64_t) ts * 1000000, 0, {0}, "", 0, 0};
 	position_mysql(&ci.pos, ci.file_no, end, POSITION_PHASE_STREAM, 0);
 	mysql_position_text(s->file, end, POSITION_PHASE_STREAM, 0, ci.ptext, sizeof(ci.ptext) - 12);
@@ -839,9 +861,7 @@ txn_commit(stream_t *s, uint64_t end, uint32_t ts, char *err, size_t errlen)
 	rc = replay_frames(s, (const uint8_t *) s->txn.data, s->txn.len, &ci, vals, nvals, err, errlen);
 	if (rc != STEWARD_EXIT_OK)
 		goto out;
-	free(s->committed_file);
-	s->committed_file = xstrdup(s->file);
-	s->committed_end = end;
+	commit_point(s, end);
 	txn_reset(s);
 	capture_metrics_on_commit();
 	rc = stream_flush_check(s, err, errlen);
@@ -961,7 +981,7 @@ on_truncate(stream_t *s, MARIADB_RPL_EVENT *ev, const char *q, size_t n, char *e
 	char qualified[520], ptext[700];
 	snprintf(qualified, sizeof(qualified), "%s.%s", db, name);
 	position_t pos;
-	position_mysql(&pos, mysql_binlog_file_no(s->file), ev->next_event_pos,
+	position_mysql(&pos, stream_file_key(s, ev->next_event_pos), ev->next_event_pos,
 		       POSITION_PHASE_STREAM, 0);
 	mysql_position_text(s->file, ev->next_event_pos, POSITION_PHASE_STREAM, 0, ptext,
 			    sizeof(ptext));
@@ -1041,10 +1061,8 @@ on_query(stream_t *s, MARIADB_RPL_EVENT *ev, char *err, size_t errlen)
 	/* DDL: the named tables' columns may have changed; standalone groups end here */
 	names_cache_forget_named(s, q, n);
 	if (!s->in_txn || s->standalone) {
+		commit_point(s, ev->next_event_pos);
 		txn_reset(s);
-		free(s->committed_file);
-		s->committed_file = xstrdup(s->file);
-		s->committed_end = ev->next_event_pos;
 	}
 	return STEWARD_EXIT_OK;
 }
@@ -1108,6 +1126,7 @@ on_event(stream_t *s, MARIADB_RPL_EVENT *ev, bool use_checksum, char *err, size_
 	}
 	const uint8_t *body = raw + HEADER_LEN;
 	size_t blen = len - HEADER_LEN - crc;
+	s->event_end = ev->next_event_pos;
 	switch ((int) ev->event_type) {
 	case ROTATE_EVENT: {
 		/*
@@ -1134,6 +1153,7 @@ on_event(stream_t *s, MARIADB_RPL_EVENT *ev, bool use_checksum, char *err, size_
 		}
 		free(s->file);
 		s->file = name;
+		s->positioned = true;
 		if (!s->in_txn) {
 			free(s->committed_file);
 			s->committed_file = xstrdup(name);
@@ -1145,6 +1165,9 @@ on_event(stream_t *s, MARIADB_RPL_EVENT *ev, bool use_checksum, char *err, size_
 		txn_reset(s);
 		s->in_txn = true;
 		s->standalone = (ev->event.gtid.flags & FL_STANDALONE) != 0;
+		s->txn_gtid = (mysql_gtid_t) {ev->event.gtid.domain_id, ev->server_id,
+					      ev->event.gtid.sequence_nr};
+		s->txn_has_gtid = true;
 		snprintf(s->txid, sizeof(s->txid), "%u-%u-%llu", ev->event.gtid.domain_id,
 			 ev->server_id, (unsigned long long) ev->event.gtid.sequence_nr);
 		return STEWARD_EXIT_OK;
@@ -1167,6 +1190,18 @@ on_event(stream_t *s, MARIADB_RPL_EVENT *ev, bool use_checksum, char *err, size_
 		return txn_commit(s, ev->next_event_pos, ev->timestamp, err, errlen);
 	case TABLE_MAP_EVENT:
 		return on_table_map(s, body, blen, err, errlen);
+	case BINLOG_CHECKPOINT_EVENT:  /* written after a file's last transaction */
+	case GTID_LIST_EVENT:
+		/*
+		 * Between transactions.  A dump by GTID begins with a rotate to
+		 * offset 4 of the file it starts in and, after that file's first
+		 * events, a GTID list whose end offset is where the stream resumes:
+		 * that is the committed point (and --endpos there is reached).
+		 */
+		if (!s->in_txn && s->committed_file && !strcmp(s->committed_file, s->file) &&
+		    ev->next_event_pos > s->committed_end)
+			s->committed_end = ev->next_event_pos;
+		return STEWARD_EXIT_OK;
 	default:
 		if (mysql_is_rows_event(ev->event_type))
 			return on_rows(s, ev, body, blen, err, errlen);
@@ -1244,12 +1279,43 @@ server_verifies_checksums(MYSQL *m)
 	return false;
 }
 
+/*
+ * Have the server start the dump at GTID state s->gtid (MariaDB: the
+ * position a replica with master_use_gtid sends), in strict mode, so a
+ * server that lacks a transaction already captured refuses instead of
+ * skipping ahead.
+ */
 static int
-stream_open(stream_t *s, const char *file, uint64_t pos, char *err, size_t errlen)
+stream_request_gtid(stream_t *s, const char *state, char *err, size_t errlen)
 {
+	size_t n = strlen(state);
+	char *esc = xmalloc(2 * n + 1), *sql = xmalloc(2 * n + 64);
+	mysql_real_escape_string(s->m, esc, state, (unsigned long) n);
+	snprintf(sql, 2 * n + 64, "SET @slave_connect_state = '%s'", esc);
+	bool ok = mysql_conn_exec(s->m, sql, err, errlen) &&
+		  mysql_conn_exec(s->m, "SET @slave_gtid_strict_mode = 1", err, errlen) &&
+		  mysql_conn_exec(s->m, "SET @slave_gtid_ignore_duplicates = 0", err, errlen);
+	free(esc);
+	free(sql);
+	return ok ? STEWARD_EXIT_OK : STEWARD_EXIT_FAILURE;
+}
+
+/* Open the dump at the committed point: by GTID state when known, else by file and offset. */
+static int
+stream_open(stream_t *s, char *err, size_t errlen)
+{
+	const char *file = s->committed_file;
+	uint64_t pos = s->committed_end;
+	char state[MYSQL_GTID_STATE_TEXT_MAX] = "";
 	/* heartbeat every second; a read that sees nothing for 30 s is a lost connection */
 	if (!(s->m = mysql_conn_open(s->o->dsn, 30, err, errlen)))
 		return STEWARD_EXIT_UNAVAILABLE;
+	if (s->has_gtid) {
+		mysql_gtid_state_format(&s->gtid, state, sizeof state);
+		int rc = stream_request_gtid(s, state, err, errlen);
+		if (rc != STEWARD_EXIT_OK)
+			return rc;
+	}
 	static const char *const setup[] = {
 		"SET @master_binlog_checksum = @@global.binlog_checksum",
 		"SET @source_binlog_checksum = @@global.binlog_checksum",
@@ -1290,10 +1356,23 @@ stream_open(stream_t *s, const char *file, uint64_t pos, char *err, size_t errle
 	if (!(s->pf = mysql_prefetch_start(s->m, s->rpl, &mysql_capture_stop, err, errlen)))
 		return STEWARD_EXIT_FAILURE;
 	free(s->file);
-	s->file = xstrdup(file);
-	log_info("capture", "streaming binlog from %s:%llu as replica server id %u (event checksums "
-		 "verified by %s)", file, (unsigned long long) pos, s->o->server_id,
-		 verify ? "steward" : "the server");
+	s->file = xstrdup(file);  /* a dump by GTID begins with a rotate to the server's own file */
+	/* never lowered: a failover's first rotate may have moved the committed point back */
+	uint64_t key = position_mysql_file_key(s->epoch, mysql_binlog_file_no(file));
+	if (key > s->floor_key || (key == s->floor_key && pos > s->floor_end)) {
+		s->floor_key = key;
+		s->floor_end = pos;
+	}
+	s->floor_check = true;
+	s->positioned = false;
+	if (s->has_gtid)
+		log_info("capture", "streaming binlog after GTID %s (%s:%llu) as replica server id %u "
+			 "(event checksums verified by %s)", *state ? state : "(none)", file,
+			 (unsigned long long) pos, s->o->server_id, verify ? "steward" : "the server");
+	else
+		log_info("capture", "streaming binlog from %s:%llu as replica server id %u (event "
+			 "checksums verified by %s)", file, (unsigned long long) pos, s->o->server_id,
+			 verify ? "steward" : "the server");
 	capture_metrics_set_state(CAPTURE_STATE_STREAMING, NULL);
 	return STEWARD_EXIT_OK;
 }
@@ -1301,7 +1380,7 @@ stream_open(stream_t *s, const char *file, uint64_t pos, char *err, size_t errle
 static bool
 endpos_reached(const stream_t *s)
 {
-	if (!s->end_file || !s->committed_file)
+	if (!s->end_file || !s->committed_file || !s->positioned)
 		return false;
 	uint64_t a = mysql_binlog_file_no(s->committed_file), b = mysql_binlog_file_no(s->end_file);
 	return a > b || (a == b && s->committed_end >= s->end_off);
@@ -1363,6 +1442,18 @@ stream_loop(stream_t *s, char *err, size_t errlen)
 					 s->committed_file ? s->committed_file : "?",
 					 (unsigned long long) s->committed_end, e ? msg : "end of stream");
 				rc = STEWARD_EXIT_UNAVAILABLE;
+			} else if (e == 1236 && s->has_gtid) {
+				char state[MYSQL_GTID_STATE_TEXT_MAX];
+				mysql_gtid_state_format(&s->gtid, state, sizeof state);
+				snprintf(err, errlen,
+					 "binlog position GTID %s (%s:%llu) is not on this server (%s): "
+					 "it lacks transactions already captured (a failover that lost "
+					 "them?) or purged the binlog that holds them; point --dsn at a "
+					 "server that has them, or start over with an empty --data-dir "
+					 "to take a new snapshot", *state ? state : "(none)",
+					 s->committed_file ? s->committed_file : "?",
+					 (unsigned long long) s->committed_end, msg);
+				rc = STEWARD_EXIT_FAILURE;
 			} else if (e == 1236 || strstr(msg, "purged") || strstr(msg, "first log file")) {
 				snprintf(err, errlen,
 					 "binlog position %s:%llu is no longer on the server (%s); the "
@@ -1392,7 +1483,7 @@ stream_loop(stream_t *s, char *err, size_t errlen)
 }
 
 int
-mysql_stream_run(const mysql_stream_opts_t *o, clog_writer_t *w, const char *file, uint64_t pos,
+mysql_stream_run(const mysql_stream_opts_t *o, clog_writer_t *w, const mysql_stream_start_t *from,
 		 char *err, size_t errlen)
 {
 	stream_t s = {.o = o, .w = w};
@@ -1404,8 +1495,18 @@ mysql_stream_run(const mysql_stream_opts_t *o, clog_writer_t *w, const char *fil
 	char spill_path[4096];
 	snprintf(spill_path, sizeof(spill_path), "%s/mysql-txn.spill", o->data_dir);
 	unlink(spill_path);
-	s.committed_file = xstrdup(file);
-	s.committed_end = pos;
+	s.committed_file = xstrdup(from->file);
+	s.committed_end = from->offset;
+	s.epoch = from->epoch;
+	if (from->gtid) {
+		s.has_gtid = true;
+		s.gtid = *from->gtid;
+	}
+	uint32_t floor_epoch;
+	uint64_t floor_file, seq;
+	int phase;
+	if (position_mysql_parse(&from->floor, &floor_epoch, &floor_file, &s.floor_end, &phase, &seq))
+		s.floor_key = position_mysql_file_key(floor_epoch, floor_file);
 	if (!parse_endpos(&s, o->endpos, err, errlen)) {
 		rc = STEWARD_EXIT_USAGE;
 		goto out;
@@ -1414,7 +1515,7 @@ mysql_stream_run(const mysql_stream_opts_t *o, clog_writer_t *w, const char *fil
 		uint64_t records_at_open = s.records;
 		struct timespec opened;
 		clock_gettime(CLOCK_MONOTONIC, &opened);
-		rc = stream_open(&s, s.committed_file, s.committed_end, err, errlen);
+		rc = stream_open(&s, err, errlen);
 		if (rc == STEWARD_EXIT_OK) {
 			rc = stream_loop(&s, err, errlen);
 			if (rc == STEWARD_EXIT_OK)

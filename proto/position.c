@@ -67,23 +67,26 @@ position_pg_parse(const position_t *p, uint64_t *lsn, int *phase, uint64_t *seq)
 }
 
 void
-position_mysql(position_t *p, uint64_t file_no, uint64_t offset, int phase, uint64_t seq)
+position_mysql(position_t *p, uint64_t file_key, uint64_t offset, int phase, uint64_t seq)
 {
 	memset(p, 0, sizeof(*p));
 	p->len = 25;
-	put_be64(p->bytes, file_no);
+	put_be64(p->bytes, file_key);
 	put_be64(p->bytes + 8, offset);
 	p->bytes[16] = (uint8_t) phase;
 	put_be64(p->bytes + 17, seq);
 }
 
 bool
-position_mysql_parse(const position_t *p, uint64_t *file_no, uint64_t *offset,
+position_mysql_parse(const position_t *p, uint32_t *epoch, uint64_t *file_no, uint64_t *offset,
 		     int *phase, uint64_t *seq)
 {
 	if (p->len != 25)
 		return false;
-	*file_no = get_be64(p->bytes);
+	uint64_t key = get_be64(p->bytes);
+	if (epoch)
+		*epoch = (uint32_t) (key >> POSITION_MYSQL_EPOCH_SHIFT);
+	*file_no = key & ((UINT64_C(1) << POSITION_MYSQL_EPOCH_SHIFT) - 1);
 	*offset = get_be64(p->bytes + 8);
 	*phase = p->bytes[16];
 	*seq = get_be64(p->bytes + 17);

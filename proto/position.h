@@ -15,7 +15,10 @@
  *   text:    "%X/%X:%llu" (lsn:seq), prefixed "snapshot:" for snapshot reads
  *
  * MySQL/MariaDB (25 bytes):
- *   [0..8)   binlog file number (suffix of mysql-bin.NNNNNN), big-endian
+ *   [0..2)   epoch, big-endian: 0, raised each time the agent follows a
+ *            failover to a server whose binlog coordinates sort before the
+ *            captured ones (so positions keep increasing across servers)
+ *   [2..8)   binlog file number (suffix of mysql-bin.NNNNNN), big-endian
  *   [8..16)  offset of the transaction's end (XID/COMMIT event end_log_pos)
  *   [16]     phase: 0 = snapshot read, 1 = streamed change
  *   [17..25) sequence within the transaction / snapshot, big-endian
@@ -47,7 +50,17 @@ void position_pg(position_t *p, uint64_t lsn, int phase, uint64_t seq);
 /* Decode a PostgreSQL position; false if p is not 17 bytes. */
 bool position_pg_parse(const position_t *p, uint64_t *lsn, int *phase, uint64_t *seq);
 
-void position_mysql(position_t *p, uint64_t file_no, uint64_t offset, int phase, uint64_t seq);
+/* The first 8 bytes of a MySQL position: epoch and binlog file number. */
+#define POSITION_MYSQL_EPOCH_SHIFT 48
+static inline uint64_t
+position_mysql_file_key(uint32_t epoch, uint64_t file_no)
+{
+	return (uint64_t) epoch << POSITION_MYSQL_EPOCH_SHIFT |
+	       (file_no & ((UINT64_C(1) << POSITION_MYSQL_EPOCH_SHIFT) - 1));
+}
+
+/* file_key: position_mysql_file_key(epoch, file number) (a plain file number is epoch 0). */
+void position_mysql(position_t *p, uint64_t file_key, uint64_t offset, int phase, uint64_t seq);
 /* Replace the sequence number of a position_mysql position (bytes [17..25)) in place. */
 static inline void
 position_mysql_set_seq(position_t *p, uint64_t seq)
@@ -55,8 +68,9 @@ position_mysql_set_seq(position_t *p, uint64_t seq)
 	for (int i = 7; i >= 0; i--, seq >>= 8)
 		p->bytes[17 + i] = (uint8_t) seq;
 }
-bool position_mysql_parse(const position_t *p, uint64_t *file_no, uint64_t *offset,
-			  int *phase, uint64_t *seq);
+/* Decode a MySQL position; false if p is not 25 bytes.  epoch may be NULL. */
+bool position_mysql_parse(const position_t *p, uint32_t *epoch, uint64_t *file_no,
+			  uint64_t *offset, int *phase, uint64_t *seq);
 
 /* Lower-case hex of the bytes into out (2*len+1); for debugging and dumps. */
 void position_hex(const position_t *p, char *out, size_t outlen);

@@ -42,7 +42,7 @@ mysql_cleanup() {
   local rc=$?
   for p in ${CAPTURE_PIDS:-}; do kill -9 "$p" 2>/dev/null || true; done
   bash "$SERVER_SH" stop "$SRV" >/dev/null 2>&1 || true
-  if [[ $rc -eq 0 ]]; then rm -rf "$WORK"; else echo "FAILED (rc=$rc); files kept in $WORK" >&2; fi
+  if [[ $rc -eq 0 && -z ${KEEP:-} ]]; then rm -rf "$WORK"; else echo "FAILED (rc=$rc); files kept in $WORK" >&2; fi
   exit $rc
 }
 
