@@ -4,7 +4,9 @@
  * Implements mysql_capture_run from capture.h.
  *
  * Restart rules (docs/capture-mysql.md, "Restart"): DIR/mysql-resume names
- * the end of the last transaction known durable; without it the last
+ * the end of the last transaction known durable (on MariaDB with its GTID
+ * state, to which the GTIDs of records durable after it are added: the
+ * dump starts by GTID, see "Following a failover"); without it the last
  * durable record's binlog file is read again from its start and the writer
  * drops what it already has.  A log whose last record is a snapshot read
  * means the snapshot was cut short: it is taken again, labelled after the

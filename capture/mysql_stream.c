@@ -13,9 +13,16 @@
  * Durability promise, kept in stream_flush: the resume file
  * (DIR/mysql-resume) is rewritten only after clog_writer_flush returned,
  * and names the end of the last transaction whose records were all
- * appended before that flush.  A restart reads the binlog from there; any
- * record already durable is dropped by the writer as a duplicate.  So
- * kill -9 at any moment loses nothing and duplicates nothing.
+ * appended before that flush (file and offset, and on MariaDB the GTID
+ * state there).  A restart reads the binlog from there; any record
+ * already durable is dropped by the writer as a duplicate, or — when the
+ * dump starts by GTID — was folded into the state the dump starts from
+ * (mysql_capture.c).  So kill -9 at any moment loses nothing and
+ * duplicates nothing.
+ *
+ * On MariaDB every dump starts by GTID (stream_open), so a reconnect or a
+ * restart may land on another server of the topology; positions then keep
+ * increasing through their epoch (stream_file_key).
  */
 #include "mysql_capture.h"
 
