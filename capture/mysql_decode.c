@@ -631,9 +631,71 @@ packed_text(const mysql_column_t *c, const uint8_t *q, size_t avail, size_t *use
 	return MYDEC_OK;
 }
 
+static inline uint64_t
+zigzag64(uint64_t v)
+{
+	return (v << 1) ^ (uint64_t) ((int64_t) v >> 63);
+}
+
+/*
+ * A number as the plain coding has it (after zigzag decoding, for the
+ * signed codecs), coded against column i's reference when there are
+ * references (proto/packed_ref.h), else as plain: zigzag says whether the
+ * plain coding zigzags it.
+ */
+static inline uint8_t *
+put_number(uint8_t *o, packed_refs_t *refs, size_t i, uint64_t x, bool zigzag)
+{
+	if (refs) {
+		uint64_t d = x - refs->num[i];
+		refs->num[i] = x;
+		return put_varint(o, zigzag64(d));
+	}
+	return put_varint(o, zigzag ? zigzag64(x) : x);
+}
+
+/*
+ * Recode the plain text value at out[at..out->len) (varint length, bytes)
+ * against column i's text reference: shared prefix length, rest length,
+ * rest; the reference becomes the text.
+ */
+static void
+text_against_ref(buf_t *out, size_t at, packed_refs_t *refs, size_t i)
+{
+	const uint8_t *v = (const uint8_t *) out->data + at;
+	uint64_t n = 0;
+	size_t hl = 0;
+	for (int shift = 0;; shift += 7) {
+		uint8_t b = v[hl++];
+		n |= (uint64_t) (b & 0x7f) << shift;
+		if (!(b & 0x80))
+			break;
+	}
+	buf_t *ref = &refs->text[i];
+	const uint8_t *txt = v + hl;
+	size_t max = n < ref->len ? (size_t) n : ref->len, k = 0;
+	while (k < max && (uint8_t) ref->data[k] == txt[k])
+		k++;
+	/* the new reference first: the text moves below */
+	ref->len = k;
+	if (n + 1 > ref->cap)
+		buf_reserve(ref, (size_t) n - k);
+	memcpy(ref->data + k, txt + k, (size_t) n - k);
+	ref->len = (size_t) n;
+	uint8_t head[20];
+	size_t nh = (size_t) (put_varint(put_varint(head, k), n - k) - head);
+	size_t rest = (size_t) n - k;
+	if (nh > hl + k)
+		buf_reserve(out, nh - hl - k);
+	uint8_t *o = (uint8_t *) out->data + at;
+	memmove(o + nh, o + hl + k, rest);
+	memcpy(o, head, nh);
+	out->len = at + nh + rest;
+}
+
 mydec_status_t
 mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t *end,
-			buf_t *out, char *err, size_t errlen)
+			packed_refs_t *refs, buf_t *out, char *err, size_t errlen)
 {
 	size_t nbytes = (t->ncols + 7) / 8;
 	if ((size_t) (end - *p) < nbytes) {
@@ -668,26 +730,39 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 			if (avail < n)
 				goto short_value;
 			uint64_t u = mysql_int_get(q, n);
-			if (c->codec == STEWARD__CODEC__CODEC_INT) {
-				if (n < 8 && (u >> (8 * n - 1)) & 1)
-					u |= ~0ULL << (8 * n);  /* sign-extend */
-				u = (u << 1) ^ (uint64_t) ((int64_t) u >> 63);  /* zigzag */
-			}
-			o = put_varint(o, u);
+			bool sign = c->codec == STEWARD__CODEC__CODEC_INT;
+			if (sign && n < 8 && (u >> (8 * n - 1)) & 1)
+				u |= ~0ULL << (8 * n);  /* sign-extend */
+			o = put_number(o, refs, i, u, sign);
 			used = n;
 			break;
 		}
 		case STEWARD__CODEC__CODEC_DOUBLE:
 			if (avail < 8)
 				goto short_value;
-			memcpy(o, q, 8);  /* the binlog's double is little-endian IEEE too */
+			/* the binlog's double is little-endian IEEE too */
+			if (refs) {
+				uint64_t bits = buf_get_le(q, 8), x = bits ^ refs->num[i];
+				refs->num[i] = bits;
+				for (int k = 0; k < 8; k++)
+					o[k] = (uint8_t) (x >> (8 * k));
+			} else {
+				memcpy(o, q, 8);
+			}
 			o += 8;
 			used = 8;
 			break;
 		case STEWARD__CODEC__CODEC_FLOAT:
 			if (avail < 4)
 				goto short_value;
-			memcpy(o, q, 4);
+			if (refs) {
+				uint64_t bits = buf_get_le(q, 4), x = bits ^ refs->num[i];
+				refs->num[i] = bits;
+				for (int k = 0; k < 4; k++)
+					o[k] = (uint8_t) (x >> (8 * k));
+			} else {
+				memcpy(o, q, 4);
+			}
 			o += 4;
 			used = 4;
 			break;
@@ -696,13 +771,13 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 			if (mysql_decimal_unscaled(c->meta >> 8, c->meta & 0xff, q, avail, &used, &v,
 						   verr, sizeof(verr)) != MYDEC_OK)
 				return column_error(t, i, verr, err, errlen);
-			o = put_varint(o, ((uint64_t) v << 1) ^ (uint64_t) (v >> 63));
+			o = put_number(o, refs, i, (uint64_t) v, true);
 			break;
 		}
 		case STEWARD__CODEC__CODEC_DATE:
 			if (avail < 3)
 				goto short_value;
-			o = put_varint(o, mysql_le(q, 3));
+			o = put_number(o, refs, i, mysql_le(q, 3), false);
 			used = 3;
 			break;
 		case STEWARD__CODEC__CODEC_DATETIME: {
@@ -713,7 +788,7 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 			if (v < 0x8000000000ULL)  /* the sign bit: no DATETIME is negative */
 				return column_error(t, i, "invalid datetime value (sign bit clear)", err,
 						    errlen);
-			o = put_varint(o, v - 0x8000000000ULL);
+			o = put_number(o, refs, i, v - 0x8000000000ULL, false);
 			if (c->scale)
 				o = put_varint(o, mysql_frac_usec(q + 5, c->scale));
 			break;
@@ -722,7 +797,7 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 			used = 4 + (c->scale + 1) / 2;
 			if (avail < used)
 				goto short_value;
-			o = put_varint(o, mysql_be(q, 4));
+			o = put_number(o, refs, i, mysql_be(q, 4), false);
 			if (c->scale)
 				o = put_varint(o, mysql_frac_usec(q + 4, c->scale));
 			break;
@@ -740,15 +815,38 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 				}
 				room(out, n + t->ncols * PACKED_VALUE_MAX);
 				o = (uint8_t *) out->data + out->len;
-				o = put_varint(o, n);
-				memcpy(o, q + lb, n);
-				o += n;
+				if (refs) {
+					/* shared prefix with the reference, the rest; the reference becomes it */
+					buf_t *ref = &refs->text[i];
+					const uint8_t *txt = q + lb;
+					size_t max = n < ref->len ? n : ref->len, k = 0;
+					while (k < max && (uint8_t) ref->data[k] == txt[k])
+						k++;
+					o = put_varint(o, k);
+					o = put_varint(o, n - k);
+					memcpy(o, txt + k, n - k);
+					o += n - k;
+					ref->len = k;
+					if (n + 1 > ref->cap)
+						buf_reserve(ref, n - k);
+					memcpy(ref->data + k, txt + k, n - k);
+					ref->len = n;
+				} else {
+					o = put_varint(o, n);
+					memcpy(o, q + lb, n);
+					o += n;
+				}
 				used = lb + n;
 				break;
 			}
+			size_t at = out->len;
 			if (packed_text(c, q, avail, &used, out, t->ncols - i, verr, sizeof(verr)) !=
 			    MYDEC_OK)
 				return column_error(t, i, verr, err, errlen);
+			if (refs) {
+				text_against_ref(out, at, refs, i);
+				room(out, (t->ncols - i) * PACKED_VALUE_MAX);
+			}
 			q += used;
 			continue;
 		}

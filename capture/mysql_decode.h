@@ -21,6 +21,7 @@
 
 #include "arena.h"
 #include "buf.h"
+#include "packed_ref.h"
 
 typedef enum mydec_status {
 	MYDEC_OK = 0,
@@ -153,10 +154,14 @@ mydec_status_t mysql_row_decode_buf(const mysql_table_t *t, const uint8_t *prese
  * value by its column's codec (mysql_column_codec) — integers, floating
  * point, DECIMAL up to 18 digits and DATE/DATETIME/TIMESTAMP as numbers,
  * every other value as the text mysql_value_text prints.  Appended to out;
- * *p advanced past the image.
+ * *p advanced past the image.  With refs (the table's shape has
+ * value_refs), each value is coded against its column's reference, which
+ * becomes the value (proto/packed_ref.h: the image packed_refs_encode
+ * would make of the plain one); refs are then undefined on an error.
  */
 mydec_status_t mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p,
-				       const uint8_t *end, buf_t *out, char *err, size_t errlen);
+				       const uint8_t *end, packed_refs_t *refs, buf_t *out,
+				       char *err, size_t errlen);
 
 /* ---- mysql_types.c ---- */
 

@@ -41,6 +41,7 @@
 #include "log.h"
 #include "mysql_prefetch.h"
 #include "mysql_resume.h"
+#include "packed_ref.h"
 #include "record.h"
 #include "record_encode.h"
 #include "xalloc.h"
@@ -61,6 +62,7 @@
 typedef struct table_enc {
 	mysql_table_t *t;
 	uint32_t shape_id;
+	packed_refs_t *refs;           /* the shape's value references (stream_t.shape_refs) */
 	buf_t head, keys, prefixes;
 	size_t *prefix_off;            /* ncols + 1 offsets into prefixes */
 } table_enc_t;
@@ -106,6 +108,8 @@ typedef struct stream {
 	uint64_t spill_bytes;
 	/* value texts of the row being emitted, or its packed images (shaped rows) */
 	buf_t text_before, text_after;
+	packed_refs_t **shape_refs;    /* by shape id - 1: shapes are the writer's, shared by maps */
+	size_t nshape_refs;
 	record_enc_value_t *enc_vals;  /* 2 * enc_cap entries */
 	size_t enc_cap;
 	struct timespec last_flush;
@@ -266,6 +270,8 @@ table_enc_new(stream_t *s, mysql_table_t *t, char *err, size_t errlen)
 	buf_free(&col);
 	/* rows after the first of a transaction in a batch carry no position text */
 	record_enc_shape_position_by_seq(&shape);
+	/* packed images code each value against the previous row's (proto/packed_ref.h) */
+	record_enc_shape_value_refs(&shape);
 	clog_status_t cs = clog_writer_shape(s->w, (const uint8_t *) shape.data, shape.len,
 					     &te->shape_id, err, errlen);
 	buf_free(&shape);
@@ -273,6 +279,25 @@ table_enc_new(stream_t *s, mysql_table_t *t, char *err, size_t errlen)
 		table_enc_free(te);
 		return NULL;
 	}
+	/* a table mapped again under a new id has the same shape: one set of references */
+	if (te->shape_id > s->nshape_refs) {
+		s->shape_refs = xrealloc(s->shape_refs, te->shape_id * sizeof(*s->shape_refs));
+		memset(s->shape_refs + s->nshape_refs, 0,
+		       (te->shape_id - s->nshape_refs) * sizeof(*s->shape_refs));
+		s->nshape_refs = te->shape_id;
+	}
+	if (!s->shape_refs[te->shape_id - 1]) {
+		uint8_t *codec = xmalloc(t->ncols + 1), *scale = xmalloc(t->ncols + 1);
+		for (size_t i = 0; i < t->ncols; i++) {
+			codec[i] = (uint8_t) t->cols[i].codec;
+			scale[i] = (uint8_t) t->cols[i].scale;
+		}
+		s->shape_refs[te->shape_id - 1] = xmalloc(sizeof(packed_refs_t));
+		packed_refs_init(s->shape_refs[te->shape_id - 1], t->ncols, codec, scale);
+		free(codec);
+		free(scale);
+	}
+	te->refs = s->shape_refs[te->shape_id - 1];
 	if (s->enc_cap < t->ncols) {
 		s->enc_cap = t->ncols;
 		s->enc_vals = xrealloc(s->enc_vals, 2 * s->enc_cap * sizeof(*s->enc_vals));
@@ -605,6 +630,58 @@ reserved(stream_t *s, clog_status_t cs, Steward__Op op, commit_info_t *ci, uint3
 }
 
 /*
+ * The references a packed row of te is coded against (packed_ref.h): they
+ * live within one batch, as a reader keeps them.  They continue when the
+ * pending batch holds the shape and rows coded against them; otherwise the
+ * row will be its shape's first in its batch (a new one, or the shape not
+ * yet in this one), and they start from zero.
+ */
+static packed_refs_t *
+refs_for_row(stream_t *s, const table_enc_t *te)
+{
+	packed_refs_t *r = te->refs;
+	uint64_t gen = clog_writer_shape_batch(s->w, te->shape_id);
+	if (gen == 0 || r->batch != gen || clog_writer_batch_starts(s->w, te->shape_id, 0)) {
+		packed_refs_reset(r);
+		r->batch = 0;
+	}
+	return r;
+}
+
+/*
+ * Decode a row's packed images (the before image into one_pk, an update's
+ * after image into two_pk), coded against the references unless the row
+ * is a duplicate (read again after a restart: the reader never sees it, so
+ * it must not move them).  A row coded against continuing references that
+ * would not fit in the pending batch starts the next one, coded again
+ * against zero references.
+ */
+static int
+decode_packed_row(stream_t *s, const table_enc_t *te, bool update, bool dup, const uint8_t **p,
+		  const uint8_t *end, buf_t *one_pk, buf_t *two_pk, char *err, size_t errlen)
+{
+	const uint8_t *row = *p;
+	packed_refs_t *r = dup ? NULL : refs_for_row(s, te);
+	for (;;) {
+		*p = row;
+		buf_reset(one_pk);
+		buf_reset(two_pk);
+		if (mysql_row_decode_packed(te->t, p, end, r, one_pk, err, errlen) != MYDEC_OK ||
+		    (update && mysql_row_decode_packed(te->t, p, end, r, two_pk, err, errlen) !=
+				       MYDEC_OK))
+			return STEWARD_EXIT_DATAERR;
+		/* the record's other fields take far less than 1 KiB */
+		if (!r || r->batch == 0 ||
+		    !clog_writer_batch_starts(s->w, te->shape_id, one_pk->len + two_pk->len + 1024))
+			return STEWARD_EXIT_OK;
+		if (clog_writer_batch_end(s->w, err, errlen) != CLOG_OK)
+			return STEWARD_EXIT_IOERR;
+		packed_refs_reset(r);
+		r->batch = 0;
+	}
+}
+
+/*
  * Append one row change, encoded straight into the change log's pending
  * batch.  A row of a shaped table comes as packed images (before_pk,
  * after_pk: mysql_row_decode_packed, NULL when the image is absent), any
@@ -612,13 +689,12 @@ reserved(stream_t *s, clog_status_t cs, Steward__Op op, commit_info_t *ci, uint3
  * appended (not a duplicate of a record made durable before a restart).
  */
 static int
-emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t *before,
-	 const mysql_value_t *after, const buf_t *before_pk, const buf_t *after_pk,
-	 commit_info_t *ci, bool *appended, char *err, size_t errlen)
+emit_record(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t *before,
+	    const mysql_value_t *after, const buf_t *before_pk, const buf_t *after_pk,
+	    commit_info_t *ci, bool *appended, char *err, size_t errlen)
 {
 	bool packed = before_pk || after_pk;
 	position_t *pos = &ci->pos;
-	position_mysql_set_seq(pos, ci->seq);
 	/*
 	 * A packed row whose batch's previous record is of the same
 	 * transaction ("FILE:END:" the same) leaves out what it shares with
@@ -714,6 +790,21 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 	return rc;
 }
 
+/* Append one row change (emit_record); packed images come coded (decode_packed_row). */
+static int
+emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t *before,
+	 const mysql_value_t *after, const buf_t *before_pk, const buf_t *after_pk,
+	 commit_info_t *ci, bool *appended, char *err, size_t errlen)
+{
+	position_mysql_set_seq(&ci->pos, ci->seq);
+	int rc = emit_record(s, te, op, before, after, before_pk, after_pk, ci, appended, err,
+			     errlen);
+	/* a packed row's references are the reader's now: of the batch the row went into */
+	if ((before_pk || after_pk) && *appended)
+		te->refs->batch = clog_writer_shape_batch(s->w, te->shape_id);
+	return rc;
+}
+
 /* Decode one buffered rows event and append its rows. */
 static int
 replay_rows(stream_t *s, uint8_t type, const uint8_t *body, size_t len, commit_info_t *ci,
@@ -749,18 +840,12 @@ replay_rows(stream_t *s, uint8_t type, const uint8_t *body, size_t len, commit_i
 		if (shaped) {
 			/* values go straight into the record's packed images */
 			buf_t *one_pk = &s->text_before, *two_pk = &s->text_after;
-			buf_reset(one_pk);
-			if (mysql_row_decode_packed(t, &p, end, one_pk, err, errlen) != MYDEC_OK) {
-				rc = STEWARD_EXIT_DATAERR;
+			position_mysql_set_seq(&ci->pos, ci->seq);
+			rc = decode_packed_row(s, te, rows.kind == MYSQL_ROWS_UPDATE,
+					       clog_writer_would_drop(s->w, &ci->pos), &p, end, one_pk,
+					       two_pk, err, errlen);
+			if (rc != STEWARD_EXIT_OK)
 				break;
-			}
-			if (rows.kind == MYSQL_ROWS_UPDATE) {
-				buf_reset(two_pk);
-				if (mysql_row_decode_packed(t, &p, end, two_pk, err, errlen) != MYDEC_OK) {
-					rc = STEWARD_EXIT_DATAERR;
-					break;
-				}
-			}
 			rc = emit_row(s, te, op, NULL, NULL,
 				      rows.kind == MYSQL_ROWS_WRITE ? NULL : one_pk,
 				      rows.kind == MYSQL_ROWS_WRITE ? one_pk
@@ -1583,6 +1668,11 @@ out:
 	names_cache_clear(&s);
 	buf_free(&s.text_before);
 	buf_free(&s.text_after);
+	for (size_t i = 0; i < s.nshape_refs; i++) {
+		packed_refs_free(s.shape_refs[i]);
+		free(s.shape_refs[i]);
+	}
+	free(s.shape_refs);
 	free(s.enc_vals);
 	free(s.file);
 	free(s.committed_file);

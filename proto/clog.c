@@ -66,6 +66,7 @@ typedef struct shape_ent {
 	size_t len;
 	uint64_t hash;
 	uint64_t batch_gen;       /* == writer's batch_gen: already in the pending batch */
+	uint8_t tag;              /* its Batch entry: 0x12 (field 2), 0x22 (4: value_refs) */
 } shape_ent_t;
 
 struct clog_writer {
@@ -539,7 +540,7 @@ batch_reserve(clog_writer_t *w, const position_t *pos, size_t size, shape_ent_t 
 	if (sh && sh->batch_gen != w->batch_gen) {
 		/* Batch field 2 (shapes): Shape.id (field 1, varint) then the registered fields. */
 		size_t body = 1 + record_varint_len(shape_id) + sh->len;
-		*p++ = 0x12;
+		*p++ = sh->tag;
 		p += record_varint_put(p, body);
 		*p++ = 0x08;
 		p += record_varint_put(p, shape_id);
@@ -598,6 +599,29 @@ clog_writer_batch_starts(const clog_writer_t *w, uint32_t shape_id, size_t size)
 	return b->raw_len + 1 + 10 + size + shape_entry > CLOG_MAX_RAW;
 }
 
+uint64_t
+clog_writer_shape_batch(const clog_writer_t *w, uint32_t shape_id)
+{
+	if (w->cur.raw_len == 0 || shape_id == 0 || shape_id > w->nshapes ||
+	    w->shapes[shape_id - 1].batch_gen != w->batch_gen)
+		return 0;
+	return w->batch_gen;
+}
+
+bool
+clog_writer_would_drop(const clog_writer_t *w, const position_t *pos)
+{
+	return position_cmp(pos, &w->last_pos) <= 0;
+}
+
+clog_status_t
+clog_writer_batch_end(clog_writer_t *w, char *err, size_t errlen)
+{
+	if (__atomic_load_n(&w->failed, __ATOMIC_RELAXED))
+		return writer_failed(w, err, errlen);
+	return w->cur.raw_len > 0 ? writer_submit(w, err, errlen) : CLOG_OK;
+}
+
 clog_status_t
 clog_writer_reserve(clog_writer_t *w, const position_t *pos, size_t size, uint8_t **dst,
 		    char *err, size_t errlen)
@@ -645,6 +669,11 @@ clog_writer_shape(clog_writer_t *w, const uint8_t *shape, size_t len, uint32_t *
 	e->len = len;
 	e->hash = h;
 	e->batch_gen = 0;
+	/* Batch field 4 for a shape with value_refs, so readers from before them stop there */
+	Steward__Shape *sh = steward__shape__unpack(NULL, len, shape);
+	e->tag = sh && sh->has_value_refs && sh->value_refs ? 0x22 : 0x12;
+	if (sh)
+		steward__shape__free_unpacked(sh, NULL);
 	*id = (uint32_t) w->nshapes;
 	return CLOG_OK;
 }

@@ -145,6 +145,20 @@ clog_status_t clog_writer_reserve_packed(clog_writer_t *w, const position_t *pos
 bool clog_writer_batch_starts(const clog_writer_t *w, uint32_t shape_id, size_t size);
 
 /*
+ * The pending batch's generation (a number never reused by this writer)
+ * when it holds shape shape_id's definition; 0 when it does not (it is
+ * empty, or the shape's next record would define it).  Writers of
+ * references that live within one batch (proto/packed_ref.h) check it.
+ */
+uint64_t clog_writer_shape_batch(const clog_writer_t *w, uint32_t shape_id);
+
+/* Would a record at pos be dropped as a duplicate (pos <= the last appended)? */
+bool clog_writer_would_drop(const clog_writer_t *w, const position_t *pos);
+
+/* Hand the pending batch on now (when it holds anything): the next record starts a new one. */
+clog_status_t clog_writer_batch_end(clog_writer_t *w, char *err, size_t errlen);
+
+/*
  * Start making everything appended so far durable without waiting: the
  * pending batch, however full, goes to the frame thread, which writes it
  * after the batches queued before it and then syncs (as clog_writer_flush

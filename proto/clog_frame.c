@@ -492,8 +492,11 @@ clog_frame_inflate(ZSTD_DCtx *dctx, const frame_hdr_t *h, const uint8_t *payload
 void
 clog_batch_cursor_release(batch_cursor_t *bc)
 {
-	for (size_t i = 0; i < bc->nshapes; i++)
+	for (size_t i = 0; i < bc->nshapes; i++) {
 		steward__shape__free_unpacked(bc->shapes[i].shape, &clog_pbc_allocator);
+		packed_refs_free(bc->shapes[i].refs);
+		free(bc->shapes[i].refs);
+	}
 	bc->nshapes = 0;
 	bc->last_shape = 0;
 	bc->last_shaped = false;
@@ -508,6 +511,7 @@ clog_batch_cursor_destroy(batch_cursor_t *bc)
 	free(bc->ptext_next);
 	free(bc->ptxid);
 	buf_free(&bc->vtext);
+	buf_free(&bc->plain);
 	free(bc->slots);
 	memset(bc, 0, sizeof(*bc));
 }
@@ -554,7 +558,7 @@ entry_len(const batch_cursor_t *bc, size_t *body, uint64_t *mlen)
 
 /* Unpack the Shape entry at bc->pos and keep it for the rest of the batch. */
 static bool
-shape_add(batch_cursor_t *bc, size_t body, size_t mlen, char *why, size_t whylen)
+shape_add(batch_cursor_t *bc, size_t body, size_t mlen, bool refs_entry, char *why, size_t whylen)
 {
 	Steward__Shape *sh = steward__shape__unpack(&clog_pbc_allocator, mlen, bc->data + body);
 	if (sh == NULL || !sh->has_id) {
@@ -574,7 +578,32 @@ shape_add(batch_cursor_t *bc, size_t body, size_t mlen, char *why, size_t whylen
 		bc->shapes_cap = bc->shapes_cap ? 2 * bc->shapes_cap : 8;
 		bc->shapes = xrealloc(bc->shapes, bc->shapes_cap * sizeof(*bc->shapes));
 	}
-	bc->shapes[bc->nshapes++] = (batch_shape_t) {sh->id, sh};
+	packed_refs_t *refs = NULL;
+	bool value_refs = sh->has_value_refs && sh->value_refs;
+	if (value_refs != refs_entry) {
+		snprintf(why, whylen, "shape %" PRIu32 " at byte %zu of the batch %s value_refs in "
+			 "Batch field %d", sh->id, bc->pos, value_refs ? "has" : "lacks",
+			 refs_entry ? 4 : 2);
+		steward__shape__free_unpacked(sh, &clog_pbc_allocator);
+		return false;
+	}
+	if (value_refs) {
+		/* references start at zero: a shape is defined once per batch, before its rows */
+		size_t n = sh->n_columns;
+		uint8_t *codec = xmalloc(n + 1), *scale = xmalloc(n + 1);
+		for (size_t i = 0; i < n; i++) {
+			const Steward__Column *col = sh->columns[i];
+			int cd = col->has_codec ? (int) col->codec : STEWARD__CODEC__CODEC_TEXT;
+			codec[i] = (uint8_t) (cd >= 0 && cd <= 255 ? cd : 255);  /* 255: unknown */
+			/* an absent scale is 0; one past any codec's range stays out of range */
+			scale[i] = (uint8_t) (!col->has_scale ? 0 : col->scale <= 255 ? col->scale : 255);
+		}
+		refs = xmalloc(sizeof(*refs));
+		packed_refs_init(refs, n, codec, scale);
+		free(codec);
+		free(scale);
+	}
+	bc->shapes[bc->nshapes++] = (batch_shape_t) {sh->id, sh, refs};
 	return true;
 }
 
@@ -769,9 +798,25 @@ packed_decode(batch_cursor_t *bc, const Steward__Shape *sh, const Steward__Chang
 	buf_reset(&bc->vtext);
 	const ProtobufCBinaryData *img[2] = {&c->before_packed, &c->after_packed};
 	const bool has[2] = {c->has_before_packed, c->has_after_packed};
+	packed_refs_t *refs = NULL;
+	for (size_t i = 0; i < bc->nshapes; i++)
+		if (bc->shapes[i].shape == sh)
+			refs = bc->shapes[i].refs;
 	for (int k = 0; k < 2; k++) {
 		char vwhy[200];
-		if (has[k] && !value_text_packed(sh, img[k]->data, img[k]->len, &bc->vtext,
+		const uint8_t *bytes = img[k]->data;
+		size_t len = img[k]->len;
+		if (has[k] && refs) {
+			buf_reset(&bc->plain);
+			if (!packed_refs_decode(refs, bytes, len, &bc->plain, vwhy, sizeof(vwhy))) {
+				snprintf(why, whylen, "packed record %" PRIu32 ", %s image: %s",
+					 bc->index, k ? "after" : "before", vwhy);
+				return false;
+			}
+			bytes = (const uint8_t *) bc->plain.data;
+			len = bc->plain.len;
+		}
+		if (has[k] && !value_text_packed(sh, bytes, len, &bc->vtext,
 						 bc->slots + k * n, vwhy, sizeof(vwhy))) {
 			snprintf(why, whylen, "packed record %" PRIu32 ", %s image: %s", bc->index,
 				 k ? "after" : "before", vwhy);
@@ -899,21 +944,22 @@ clog_batch_cursor_next(batch_cursor_t *bc, ProtobufCAllocator *alloc, Steward__C
 			return 0;
 		}
 		uint8_t tag = bc->data[bc->pos];
-		if (tag != 0x0a && tag != 0x12 && tag != 0x1a) {
+		if (tag != 0x0a && tag != 0x12 && tag != 0x1a && tag != 0x22) {
 			snprintf(why, whylen, "unexpected field tag 0x%02x in batch at byte %zu", tag,
 				 bc->pos);
 			return -1;
 		}
+		bool is_shape = tag == 0x12 || tag == 0x22;
 		if (!entry_len(bc, &p, &mlen)) {
-			if (tag != 0x12)
+			if (!is_shape)
 				snprintf(why, whylen, "record %" PRIu32 " overruns the batch", bc->index);
 			else
 				snprintf(why, whylen, "bad shape length in batch at byte %zu", bc->pos);
 			return -1;
 		}
-		if (tag != 0x12)
+		if (!is_shape)
 			break;
-		if (!shape_add(bc, p, (size_t) mlen, why, whylen))
+		if (!shape_add(bc, p, (size_t) mlen, tag == 0x22, why, whylen))
 			return -1;
 		bc->pos = p + (size_t) mlen;
 	}

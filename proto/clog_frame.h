@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "clog.h"
+#include "packed_ref.h"
 #include "value_text.h"
 
 /* Frame header layout; see the table in proto/clog.h. */
@@ -77,6 +78,7 @@ typedef struct seg_walk {
 typedef struct batch_shape {
 	uint32_t id;
 	Steward__Shape *shape;  /* clog_pbc_allocator */
+	packed_refs_t *refs;    /* Shape.value_refs: its images' references; else NULL */
 } batch_shape_t;
 
 /*
@@ -117,6 +119,7 @@ typedef struct batch_cursor {
 	uint32_t pseq, pshape;
 	/* a packed record's value texts, before they are copied into its Values */
 	buf_t vtext;
+	buf_t plain;           /* an image of a value_refs shape in its plain coding */
 	value_text_slot_t *slots;
 	size_t slots_cap;
 } batch_cursor_t;

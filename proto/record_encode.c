@@ -109,6 +109,12 @@ record_enc_shape_position_by_seq(buf_t *out)
 }
 
 void
+record_enc_shape_value_refs(buf_t *out)
+{
+	put_varint_field(out, 11, 1);
+}
+
+void
 record_enc_value_prefix(buf_t *out, const char *name, uint32_t type_id, const char *type_name)
 {
 	put_str_field(out, 1, name);

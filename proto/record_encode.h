@@ -69,6 +69,8 @@ void record_enc_column_codec(buf_t *out, Steward__Codec codec, unsigned scale);
 
 /* Append Shape field 10 (position_text_by_seq) = true. */
 void record_enc_shape_position_by_seq(buf_t *out);
+/* Append Shape field 11 (value_refs) = true. */
+void record_enc_shape_value_refs(buf_t *out);
 
 /* Append Shape field 8 (key column names). */
 void record_enc_shape_keys(buf_t *out, char *const *names, size_t n);

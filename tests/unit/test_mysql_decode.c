@@ -551,6 +551,17 @@ rows_decode_into_packed_images_with_the_same_texts(void **state)
 	mysql_value_t vals[38];
 	value_text_slot_t slots[38];
 	buf_t text = BUF_INIT, got = BUF_INIT, read = BUF_INIT;
+	buf_t fused = BUF_INIT, want = BUF_INIT, back = BUF_INIT;
+	uint8_t codec[64], scale[64];
+	assert_true(t->ncols <= 64);
+	for (size_t i = 0; i < t->ncols; i++) {
+		codec[i] = (uint8_t) t->cols[i].codec;
+		scale[i] = (uint8_t) t->cols[i].scale;
+	}
+	packed_refs_t fused_refs, enc_refs, dec_refs;
+	packed_refs_init(&fused_refs, t->ncols, codec, scale);
+	packed_refs_init(&enc_refs, t->ncols, codec, scale);
+	packed_refs_init(&dec_refs, t->ncols, codec, scale);
 	const uint8_t *p = rows.rows, *q = rows.rows, *end = rows.rows + rows.rows_len;
 	for (int r = 0; r < 3; r++) {
 		buf_reset(&text);
@@ -559,9 +570,29 @@ rows_decode_into_packed_images_with_the_same_texts(void **state)
 		assert_int_equal(mysql_row_decode_buf(t, rows.present, &p, end, &text, vals, err,
 						      sizeof(err)), MYDEC_OK);
 		const uint8_t *row = q;
-		assert_int_equal(mysql_row_decode_packed(t, &q, end, &got, err, sizeof(err)),
+		assert_int_equal(mysql_row_decode_packed(t, &q, end, NULL, &got, err, sizeof(err)),
 				 MYDEC_OK);
 		assert_ptr_equal(q, p);
+		/*
+		 * Coded against references while decoding (rows chained): the
+		 * image packed_refs_encode makes of the plain one, and decoded
+		 * back by the reader into the plain one.
+		 */
+		const uint8_t *cq = row;
+		buf_reset(&fused);
+		buf_reset(&want);
+		buf_reset(&back);
+		assert_int_equal(mysql_row_decode_packed(t, &cq, end, &fused_refs, &fused, err,
+							 sizeof(err)), MYDEC_OK);
+		assert_ptr_equal(cq, p);
+		assert_true(packed_refs_encode(&enc_refs, (const uint8_t *) got.data, got.len, &want,
+					       err, sizeof(err)));
+		assert_int_equal(fused.len, want.len);
+		assert_memory_equal(fused.data, want.data, want.len);
+		assert_true(packed_refs_decode(&dec_refs, (const uint8_t *) fused.data, fused.len,
+					       &back, err, sizeof(err)));
+		assert_int_equal(back.len, got.len);
+		assert_memory_equal(back.data, got.data, got.len);
 		assert_true(value_text_packed(&sh, (const uint8_t *) got.data, got.len, &read, slots,
 					      err, sizeof(err)));
 		for (size_t i = 0; i < t->ncols; i++) {
@@ -579,14 +610,20 @@ rows_decode_into_packed_images_with_the_same_texts(void **state)
 			buf_reset(&got);
 			uint8_t *copy = xmemdup(row, (size_t) (cut - row) ? (size_t) (cut - row) : 1);
 			const uint8_t *cp = copy;
-			assert_int_equal(mysql_row_decode_packed(t, &cp, copy + (cut - row), &got, err,
-								 sizeof(err)), MYDEC_ERROR);
+			assert_int_equal(mysql_row_decode_packed(t, &cp, copy + (cut - row), NULL, &got,
+								 err, sizeof(err)), MYDEC_ERROR);
 			free(copy);
 		}
 	}
 	buf_free(&text);
 	buf_free(&got);
 	buf_free(&read);
+	buf_free(&fused);
+	buf_free(&want);
+	buf_free(&back);
+	packed_refs_free(&fused_refs);
+	packed_refs_free(&enc_refs);
+	packed_refs_free(&dec_refs);
 	free(cols);
 	free(colp);
 	free(fx.data);

@@ -1,0 +1,67 @@
+/*
+ * packed_ref.h — previous-value coding of packed images (Shape.value_refs,
+ * proto/steward.proto).
+ *
+ * In a Batch, each packed image of a shape with value_refs codes every
+ * non-NULL value against its column's reference: the column's last
+ * non-NULL value in the earlier images of that shape in the batch (before
+ * and after images alike, in record order); at the shape's first image in
+ * a batch every reference is 0 and the empty text.
+ *
+ *   INT, UINT, DECIMAL, DATE and the first varint of DATETIME and TIMESTAMP:
+ *       zigzag varint of (value - reference), both the plain coding's
+ *       number as a 64-bit integer (INT and DECIMAL after zigzag decoding),
+ *       wrapping; microseconds stay as in the plain coding
+ *   DOUBLE, FLOAT: the value's bits XOR the reference's, same width
+ *   TEXT: varint length of the prefix shared with the reference, varint
+ *       length of the rest, the rest
+ *
+ * Consecutive rows' ids, times and amounts differ little and their texts
+ * share prefixes: the images shrink and zstd, seeing repeats instead of
+ * literals, compresses them several times faster.  The writer codes a
+ * plain image (mysql_row_decode_packed's) into this form, the reader
+ * decodes it back into the plain form before printing its values.
+ */
+#ifndef STEWARD_PROTO_PACKED_REF_H
+#define STEWARD_PROTO_PACKED_REF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+/* One shape's references in one batch, and its columns' codecs. */
+typedef struct packed_refs {
+	size_t ncols;
+	uint8_t *codec;        /* Steward__Codec per column */
+	uint8_t *scale;        /* Column.scale per column */
+	uint64_t *num;         /* numeric references */
+	buf_t *text;           /* TEXT references */
+	uint64_t batch;        /* the writer's: batch these references belong to (0: none) */
+} packed_refs_t;
+
+/* Set up for ncols columns with the given codecs and scales (copied); references zero. */
+void packed_refs_init(packed_refs_t *r, size_t ncols, const uint8_t *codec, const uint8_t *scale);
+/* Every reference back to 0 / the empty text (a shape's first image in a batch). */
+void packed_refs_reset(packed_refs_t *r);
+void packed_refs_free(packed_refs_t *r);  /* accepts NULL; leaves r reusable by init */
+
+/*
+ * Code the plain packed image in[0..len) against r's references, appending
+ * it to out, and make its values the references.  false with the reason in
+ * why on a malformed plain image (references then undefined).
+ */
+bool packed_refs_encode(packed_refs_t *r, const uint8_t *in, size_t len, buf_t *out, char *why,
+			size_t whylen);
+
+/*
+ * The inverse: decode a coded image (untrusted bytes) into its plain form,
+ * appended to out, and make its values the references.  Every length and
+ * varint is checked and nothing outside in[0..len) is read; false with the
+ * reason in why (references then undefined: the batch is unreadable).
+ */
+bool packed_refs_decode(packed_refs_t *r, const uint8_t *in, size_t len, buf_t *out, char *why,
+			size_t whylen);
+
+#endif
