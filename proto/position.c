@@ -24,16 +24,6 @@ get_be64(const uint8_t *p)
 	return v;
 }
 
-int
-position_cmp(const position_t *a, const position_t *b)
-{
-	size_t n = a->len < b->len ? a->len : b->len;
-	int c = n ? memcmp(a->bytes, b->bytes, n) : 0;
-	if (c != 0)
-		return c;
-	return (a->len > b->len) - (a->len < b->len);
-}
-
 bool
 position_set(position_t *p, const uint8_t *bytes, size_t len)
 {

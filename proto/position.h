@@ -27,9 +27,11 @@
 #ifndef STEWARD_PROTO_POSITION_H
 #define STEWARD_PROTO_POSITION_H
 
+#include <endian.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define POSITION_MAX 32
 
@@ -41,8 +43,30 @@ typedef struct position {
 #define POSITION_PHASE_SNAPSHOT 0
 #define POSITION_PHASE_STREAM 1
 
-/* <0, 0, >0 as memcmp; a shorter prefix sorts first; len 0 sorts first. */
-int position_cmp(const position_t *a, const position_t *b);
+/*
+ * <0, 0, >0 as memcmp; a shorter prefix sorts first; len 0 sorts first.
+ * Inline, eight bytes at a time: the change log's writer compares every
+ * record's position with the last one's.
+ */
+static inline int
+position_cmp(const position_t *a, const position_t *b)
+{
+	size_t n = a->len < b->len ? a->len : b->len, i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t x, y;
+		memcpy(&x, a->bytes + i, 8);
+		memcpy(&y, b->bytes + i, 8);
+		if (x != y) {
+			x = be64toh(x);  /* positions compare as big-endian bytes */
+			y = be64toh(y);
+			return x < y ? -1 : 1;
+		}
+	}
+	for (; i < n; i++)
+		if (a->bytes[i] != b->bytes[i])
+			return a->bytes[i] < b->bytes[i] ? -1 : 1;
+	return (a->len > b->len) - (a->len < b->len);
+}
 /* Copy raw bytes (len <= POSITION_MAX) into a position; false if too long. */
 bool position_set(position_t *p, const uint8_t *bytes, size_t len);
 
