@@ -18,9 +18,11 @@
  *
  * Consecutive rows' ids, times and amounts differ little and their texts
  * share prefixes: the images shrink and zstd, seeing repeats instead of
- * literals, compresses them several times faster.  The writer codes a
- * plain image (mysql_row_decode_packed's) into this form, the reader
- * decodes it back into the plain form before printing its values.
+ * literals, compresses them several times faster.  The MySQL capture
+ * codes values this way as it decodes them (mysql_row_decode_packed);
+ * packed_refs_encode is the same coding over a plain image (the tests
+ * hold the two equal), and readers decode back into the plain form before
+ * printing the values.
  */
 #ifndef STEWARD_PROTO_PACKED_REF_H
 #define STEWARD_PROTO_PACKED_REF_H
