@@ -673,9 +673,8 @@ text_against_ref(buf_t *out, size_t at, packed_refs_t *refs, size_t i)
 	}
 	buf_t *ref = &refs->text[i];
 	const uint8_t *txt = v + hl;
-	size_t max = n < ref->len ? (size_t) n : ref->len, k = 0;
-	while (k < max && (uint8_t) ref->data[k] == txt[k])
-		k++;
+	size_t max = n < ref->len ? (size_t) n : ref->len;
+	size_t k = max ? packed_shared_prefix((const uint8_t *) ref->data, txt, max) : 0;
 	/* the new reference first: the text moves below */
 	ref->len = k;
 	if (n + 1 > ref->cap)
@@ -819,9 +818,9 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 					/* shared prefix with the reference, the rest; the reference becomes it */
 					buf_t *ref = &refs->text[i];
 					const uint8_t *txt = q + lb;
-					size_t max = n < ref->len ? n : ref->len, k = 0;
-					while (k < max && (uint8_t) ref->data[k] == txt[k])
-						k++;
+					size_t max = n < ref->len ? n : ref->len;
+					size_t k = max ? packed_shared_prefix((const uint8_t *) ref->data,
+									      txt, max) : 0;
 					o = put_varint(o, k);
 					o = put_varint(o, n - k);
 					memcpy(o, txt + k, n - k);

@@ -640,8 +640,8 @@ static packed_refs_t *
 refs_for_row(stream_t *s, const table_enc_t *te)
 {
 	packed_refs_t *r = te->refs;
-	uint64_t gen = clog_writer_shape_batch(s->w, te->shape_id);
-	if (gen == 0 || r->batch != gen || clog_writer_batch_starts(s->w, te->shape_id, 0)) {
+	uint64_t gen = clog_writer_shape_batch(s->w, te->shape_id, 0);
+	if (gen == 0 || r->batch != gen) {
 		packed_refs_reset(r);
 		r->batch = 0;
 	}
@@ -672,7 +672,8 @@ decode_packed_row(stream_t *s, const table_enc_t *te, bool update, bool dup, con
 			return STEWARD_EXIT_DATAERR;
 		/* the record's other fields take far less than 1 KiB */
 		if (!r || r->batch == 0 ||
-		    !clog_writer_batch_starts(s->w, te->shape_id, one_pk->len + two_pk->len + 1024))
+		    clog_writer_shape_batch(s->w, te->shape_id, one_pk->len + two_pk->len + 1024) ==
+			    r->batch)
 			return STEWARD_EXIT_OK;
 		if (clog_writer_batch_end(s->w, err, errlen) != CLOG_OK)
 			return STEWARD_EXIT_IOERR;
@@ -801,7 +802,7 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 			     errlen);
 	/* a packed row's references are the reader's now: of the batch the row went into */
 	if ((before_pk || after_pk) && *appended)
-		te->refs->batch = clog_writer_shape_batch(s->w, te->shape_id);
+		te->refs->batch = clog_writer_shape_batch(s->w, te->shape_id, 0);
 	return rc;
 }
 
@@ -841,9 +842,10 @@ replay_rows(stream_t *s, uint8_t type, const uint8_t *body, size_t len, commit_i
 			/* values go straight into the record's packed images */
 			buf_t *one_pk = &s->text_before, *two_pk = &s->text_after;
 			position_mysql_set_seq(&ci->pos, ci->seq);
+			/* after this run's first record nothing can be a duplicate */
 			rc = decode_packed_row(s, te, rows.kind == MYSQL_ROWS_UPDATE,
-					       clog_writer_would_drop(s->w, &ci->pos), &p, end, one_pk,
-					       two_pk, err, errlen);
+					       s->records == 0 && clog_writer_would_drop(s->w, &ci->pos),
+					       &p, end, one_pk, two_pk, err, errlen);
 			if (rc != STEWARD_EXIT_OK)
 				break;
 			rc = emit_row(s, te, op, NULL, NULL,

@@ -600,10 +600,11 @@ clog_writer_batch_starts(const clog_writer_t *w, uint32_t shape_id, size_t size)
 }
 
 uint64_t
-clog_writer_shape_batch(const clog_writer_t *w, uint32_t shape_id)
+clog_writer_shape_batch(const clog_writer_t *w, uint32_t shape_id, size_t size)
 {
-	if (w->cur.raw_len == 0 || shape_id == 0 || shape_id > w->nshapes ||
-	    w->shapes[shape_id - 1].batch_gen != w->batch_gen)
+	if (shape_id == 0 || shape_id > w->nshapes ||
+	    w->shapes[shape_id - 1].batch_gen != w->batch_gen ||
+	    clog_writer_batch_starts(w, shape_id, size))
 		return 0;
 	return w->batch_gen;
 }

@@ -146,11 +146,12 @@ bool clog_writer_batch_starts(const clog_writer_t *w, uint32_t shape_id, size_t 
 
 /*
  * The pending batch's generation (a number never reused by this writer)
- * when it holds shape shape_id's definition; 0 when it does not (it is
- * empty, or the shape's next record would define it).  Writers of
- * references that live within one batch (proto/packed_ref.h) check it.
+ * when it holds shape shape_id's definition and a record of size bytes of
+ * that shape, reserved next, would go into it; 0 otherwise (the record
+ * would define the shape, here or as the first of a new batch).  Writers
+ * of references that live within one batch (proto/packed_ref.h) check it.
  */
-uint64_t clog_writer_shape_batch(const clog_writer_t *w, uint32_t shape_id);
+uint64_t clog_writer_shape_batch(const clog_writer_t *w, uint32_t shape_id, size_t size);
 
 /* Would a record at pos be dropped as a duplicate (pos <= the last appended)? */
 bool clog_writer_would_drop(const clog_writer_t *w, const position_t *pos);

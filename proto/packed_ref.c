@@ -185,9 +185,8 @@ refs_walk(packed_refs_t *r, bool coding, const uint8_t *in, size_t len, buf_t *o
 			if (coding) {
 				if (!get_varint(&q, end, &v) || v > (uint64_t) (end - q))
 					BAD("bad text length");
-				size_t n = (size_t) v, max = n < ref->len ? n : ref->len, k = 0;
-				while (k < max && (uint8_t) ref->data[k] == q[k])
-					k++;
+				size_t n = (size_t) v, max = n < ref->len ? n : ref->len;
+				size_t k = max ? packed_shared_prefix((const uint8_t *) ref->data, q, max) : 0;
 				shared = k;
 				rest = n - k;
 				src = q + k;

@@ -27,9 +27,11 @@
 #ifndef STEWARD_PROTO_PACKED_REF_H
 #define STEWARD_PROTO_PACKED_REF_H
 
+#include <endian.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "buf.h"
 
@@ -42,6 +44,23 @@ typedef struct packed_refs {
 	buf_t *text;           /* TEXT references */
 	uint64_t batch;        /* the writer's: batch these references belong to (0: none) */
 } packed_refs_t;
+
+/* Length of the prefix a[0..n) and b[0..n) share: eight bytes at a time. */
+static inline size_t
+packed_shared_prefix(const uint8_t *a, const uint8_t *b, size_t n)
+{
+	size_t k = 0;
+	for (; k + 8 <= n; k += 8) {
+		uint64_t x, y;
+		memcpy(&x, a + k, 8);
+		memcpy(&y, b + k, 8);
+		if (x != y)  /* the first differing byte: the lowest differing bits in memory order */
+			return k + (size_t) (__builtin_ctzll(le64toh(x) ^ le64toh(y)) / 8);
+	}
+	while (k < n && a[k] == b[k])
+		k++;
+	return k;
+}
 
 /* Set up for ncols columns with the given codecs and scales (copied); references zero. */
 void packed_refs_init(packed_refs_t *r, size_t ncols, const uint8_t *codec, const uint8_t *scale);

@@ -182,12 +182,29 @@ damaged_coded_images_are_refused(void **state)
 	packed_refs_free(&r);
 }
 
+static void
+shared_prefixes_match_a_byte_by_byte_count(void **state)
+{
+	(void) state;
+	uint64_t seed = 7;
+	for (int k = 0; k < 20000; k++) {
+		uint8_t a[40], b[40];
+		size_t n = rnd(&seed) % sizeof a, same = rnd(&seed) % (n + 1);
+		for (size_t i = 0; i < n; i++)
+			a[i] = b[i] = (uint8_t) rnd(&seed);
+		if (same < n)
+			b[same] ^= (uint8_t) (1u << (rnd(&seed) % 8));  /* one bit differs there */
+		assert_int_equal(packed_shared_prefix(a, b, n), same);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(decoded_rows_equal_the_coded_ones),
 		cmocka_unit_test(damaged_coded_images_are_refused),
+		cmocka_unit_test(shared_prefixes_match_a_byte_by_byte_count),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
