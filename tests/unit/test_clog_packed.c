@@ -23,6 +23,7 @@
 #include "buf.h"
 #include "clog.h"
 #include "crc32c.h"
+#include "packed_ref.h"
 #include "position.h"
 #include "record_encode.h"
 #include "value_text.h"
@@ -279,6 +280,8 @@ text_image(const row_values_t *v, buf_t *texts, record_enc_value_t *vals)
 
 typedef struct log_pair {
 	char *text_dir, *packed_dir;
+	char *refs_dir;            /* packed with value references (proto/packed_ref.h) */
+	uint64_t refs_restarts;    /* rows coded again to start the next batch */
 	uint64_t rows;
 	uint64_t left_out;         /* packed records written without txid/commit/position */
 	uint64_t txn_split;        /* transactions whose rows span batches */
@@ -296,15 +299,29 @@ write_pair(log_pair_t *lp, int txns, size_t batch_bytes)
 	char err[512];
 	clog_options_t opts = {.segment_bytes = 256 * 1024, .batch_raw_bytes = batch_bytes,
 			       .zstd_level = 1};
-	clog_writer_t *wt, *wp;
+	clog_writer_t *wt, *wp, *wr;
 	lp->text_dir = test_make_tmpdir("clog-packed");
 	lp->packed_dir = test_make_tmpdir("clog-packed");
+	lp->refs_dir = test_make_tmpdir("clog-packed");
 	assert_int_equal(clog_writer_open(lp->text_dir, &opts, &wt, err, sizeof(err)), CLOG_OK);
 	assert_int_equal(clog_writer_open(lp->packed_dir, &opts, &wp, err, sizeof(err)), CLOG_OK);
-	buf_t sht = BUF_INIT, shp = BUF_INIT;
+	assert_int_equal(clog_writer_open(lp->refs_dir, &opts, &wr, err, sizeof(err)), CLOG_OK);
+	buf_t sht = BUF_INIT, shp = BUF_INIT, shr = BUF_INIT;
 	shape_bytes(&sht, false);
 	shape_bytes(&shp, true);
-	uint32_t idt, idp;
+	shape_bytes(&shr, true);
+	record_enc_shape_value_refs(&shr);
+	uint32_t idt, idp, idr;
+	assert_int_equal(clog_writer_shape(wr, (const uint8_t *) shr.data, shr.len, &idr, err,
+					   sizeof(err)), CLOG_OK);
+	uint8_t codec[NCOLS], scale[NCOLS];
+	for (int i = 0; i < NCOLS; i++) {
+		codec[i] = (uint8_t) cols[i].codec;
+		scale[i] = (uint8_t) cols[i].scale;
+	}
+	packed_refs_t refs;
+	packed_refs_init(&refs, NCOLS, codec, scale);
+	buf_t cb = BUF_INIT, ca = BUF_INIT;
 	assert_int_equal(clog_writer_shape(wt, (const uint8_t *) sht.data, sht.len, &idt, err,
 					   sizeof(err)), CLOG_OK);
 	assert_int_equal(clog_writer_shape(wp, (const uint8_t *) shp.data, shp.len, &idp, err,
@@ -400,16 +417,74 @@ write_pair(log_pair_t *lp, int txns, size_t batch_bytes)
 			assert_int_equal(clog_writer_reserve_packed(wp, &pos, idp, size, &dst, err,
 								    sizeof(err)), CLOG_OK);
 			assert_int_equal(record_encode(&ec, dst), size);
+
+			/*
+			 * The value-references form, as the MySQL capture writes it:
+			 * references continue while the pending batch holds rows of
+			 * them and takes this one; else they start from zero.
+			 */
+			record_enc_change_t er = ec;
+			er.shape = idr;
+			uint64_t gen = clog_writer_shape_batch(wr, idr, 0);
+			if (gen == 0 || refs.batch != gen) {
+				packed_refs_reset(&refs);
+				refs.batch = 0;
+			}
+			for (;;) {
+				buf_reset(&cb);
+				buf_reset(&ca);
+				if (kind != 0)
+					assert_true(packed_refs_encode(&refs, (const uint8_t *) bimg.data,
+								       bimg.len, &cb, err, sizeof(err)));
+				if (kind != 2)
+					assert_true(packed_refs_encode(&refs, (const uint8_t *) aimg.data,
+								       aimg.len, &ca, err, sizeof(err)));
+				if (refs.batch == 0 ||
+				    clog_writer_shape_batch(wr, idr, cb.len + ca.len + 1024) == refs.batch)
+					break;
+				assert_int_equal(clog_writer_batch_end(wr, err, sizeof(err)), CLOG_OK);
+				packed_refs_reset(&refs);
+				refs.batch = 0;
+				lp->refs_restarts++;
+			}
+			er.before_packed = kind != 0 ? (const uint8_t *) cb.data : NULL;
+			er.before_packed_len = kind != 0 ? cb.len : 0;
+			er.after_packed = kind != 2 ? (const uint8_t *) ca.data : NULL;
+			er.after_packed_len = kind != 2 ? ca.len : 0;
+			record_enc_change_t rlean = er;
+			rlean.row.txid = NULL;
+			rlean.row.has_commit_ts = false;
+			rlean.row.position = NULL;
+			rlean.row.position_text = NULL;
+			if (s > 0 && !clog_writer_batch_starts(wr, idr, record_encode_size(&rlean)))
+				er = rlean;
+			else {
+				er.row.txid = has_txid ? txid : NULL;
+				er.row.has_commit_ts = true;
+				er.row.position = pos.bytes;
+				er.row.position_text = ptext;
+			}
+			size = record_encode_size(&er);
+			assert_int_equal(clog_writer_reserve_packed(wr, &pos, idr, size, &dst, err,
+								    sizeof(err)), CLOG_OK);
+			assert_int_equal(record_encode(&er, dst), size);
+			refs.batch = clog_writer_shape_batch(wr, idr, 0);
 			lp->rows++;
 		}
 		lp->txn_split += split;
 	}
 	assert_int_equal(clog_writer_flush(wt, err, sizeof(err)), CLOG_OK);
 	assert_int_equal(clog_writer_flush(wp, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_writer_flush(wr, err, sizeof(err)), CLOG_OK);
 	clog_writer_close(wt);
 	clog_writer_close(wp);
+	clog_writer_close(wr);
+	packed_refs_free(&refs);
+	buf_free(&cb);
+	buf_free(&ca);
 	buf_free(&sht);
 	buf_free(&shp);
+	buf_free(&shr);
 	buf_free(&texts);
 	buf_free(&bimg);
 	buf_free(&aimg);
@@ -501,6 +576,28 @@ packed_log_reads_as_the_text_log_of_the_same_rows(void **state)
 	clog_reader_close(rt);
 	clog_reader_close(rp);
 
+	/* the value-references log reads the same, across every batch boundary */
+	clog_reader_t *rr;
+	assert_int_equal(clog_reader_open(lp.text_dir, NULL, &rt, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_reader_open(lp.refs_dir, NULL, &rr, err, sizeof(err)), CLOG_OK);
+	n = 0;
+	for (;;) {
+		const Steward__Change *a, *b;
+		clog_status_t sa = clog_reader_next(rt, &a, err, sizeof(err));
+		assert_true(sa == CLOG_OK || sa == CLOG_END);
+		clog_status_t sb = clog_reader_next(rr, &b, err, sizeof(err));
+		if (sb != CLOG_OK && sb != CLOG_END)
+			fail_msg("value-references log: %s", err);
+		assert_int_equal(sa, sb);
+		if (sa == CLOG_END)
+			break;
+		assert_same_change(a, b);
+		n++;
+	}
+	assert_int_equal(n, lp.rows);
+	clog_reader_close(rt);
+	clog_reader_close(rr);
+
 	/* a deep scan (and its pbc allocator, freeing every record) agrees */
 	clog_scan_t s;
 	assert_int_equal(clog_scan(lp.packed_dir, true, &s, err, sizeof(err)), CLOG_OK);
@@ -523,6 +620,7 @@ packed_log_reads_as_the_text_log_of_the_same_rows(void **state)
 	clog_reader_close(rp);
 	test_remove_tree(lp.text_dir);
 	test_remove_tree(lp.packed_dir);
+	test_remove_tree(lp.refs_dir);
 }
 
 /* ---- hand-made batches ---- */
@@ -543,14 +641,19 @@ batch_put(buf_t *b, uint8_t tag, const ProtobufCMessage *m)
 }
 
 /* The packed shape (id 3) as a Batch entry. */
+/* The shape entry expect_corrupt writes: 0 as written, 1 value_refs in field 2, 2 none in field 4. */
+static int shape_form;
+
 static void
 batch_put_shape(buf_t *b)
 {
 	buf_t sh = BUF_INIT;
 	shape_bytes(&sh, true);
+	if (shape_form == 1)
+		record_enc_shape_value_refs(&sh);
 	uint8_t hdr[16];
 	size_t h = 0;
-	hdr[h++] = 0x12;
+	hdr[h++] = shape_form == 2 ? 0x22 : 0x12;
 	h += record_varint_put(hdr + h, 2 + sh.len);
 	hdr[h++] = 0x08;
 	hdr[h++] = 3;
@@ -781,6 +884,15 @@ malformed_packed_records_are_corruption(void **state)
 	/* a record with its own position carries its op (nothing to derive it from) */
 	k[0].c.has_op = false;
 	expect_corrupt(dir, k, packed, 1, "has no op");
+	RESET();
+
+	/* a shape with value references outside Batch field 4, or one without them in it */
+	shape_form = 1;
+	expect_corrupt(dir, k, packed, 1, "has value_refs in Batch field 2");
+	RESET();
+	shape_form = 2;
+	expect_corrupt(dir, k, packed, 1, "lacks value_refs in Batch field 4");
+	shape_form = 0;
 	RESET();
 
 	/* a second record that leaves out its position and seq after one with no seq */
