@@ -823,12 +823,12 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 									      txt, max) : 0;
 					o = put_varint(o, k);
 					o = put_varint(o, n - k);
-					memcpy(o, txt + k, n - k);
+					packed_copy_small(o, txt + k, n - k);
 					o += n - k;
 					ref->len = k;
 					if (n + 1 > ref->cap)
 						buf_reserve(ref, n - k);
-					memcpy(ref->data + k, txt + k, n - k);
+					packed_copy_small((uint8_t *) ref->data + k, txt + k, n - k);
 					ref->len = n;
 				} else {
 					o = put_varint(o, n);

@@ -57,9 +57,34 @@ packed_shared_prefix(const uint8_t *a, const uint8_t *b, size_t n)
 		if (x != y)  /* the first differing byte: the lowest differing bits in memory order */
 			return k + (size_t) (__builtin_ctzll(le64toh(x) ^ le64toh(y)) / 8);
 	}
+	if (k < n && n >= 8) {
+		/* the last eight bytes, overlapping the equal ones before them */
+		uint64_t x, y;
+		memcpy(&x, a + n - 8, 8);
+		memcpy(&y, b + n - 8, 8);
+		return x == y ? n : n - 8 + (size_t) (__builtin_ctzll(le64toh(x) ^ le64toh(y)) / 8);
+	}
 	while (k < n && a[k] == b[k])
 		k++;
 	return k;
+}
+
+/* memcpy for the few bytes of most values, without the library call; d and s apart. */
+static inline void
+packed_copy_small(uint8_t *d, const uint8_t *s, size_t n)
+{
+	if (n >= 8 && n <= 16) {
+		uint64_t x, y;
+		memcpy(&x, s, 8);
+		memcpy(&y, s + n - 8, 8);
+		memcpy(d, &x, 8);
+		memcpy(d + n - 8, &y, 8);
+	} else if (n < 8) {
+		for (size_t i = 0; i < n; i++)
+			d[i] = s[i];
+	} else {
+		memcpy(d, s, n);
+	}
 }
 
 /* Set up for ncols columns with the given codecs and scales (copied); references zero. */
