@@ -737,33 +737,20 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 			break;
 		}
 		case STEWARD__CODEC__CODEC_DOUBLE:
-			if (avail < 8)
-				goto short_value;
-			/* the binlog's double is little-endian IEEE too */
-			if (refs) {
-				uint64_t bits = buf_get_le(q, 8), x = bits ^ refs->num[i];
-				refs->num[i] = bits;
-				for (int k = 0; k < 8; k++)
-					o[k] = (uint8_t) (x >> (8 * k));
-			} else {
-				memcpy(o, q, 8);
-			}
-			o += 8;
-			used = 8;
-			break;
 		case STEWARD__CODEC__CODEC_FLOAT:
-			if (avail < 4)
+			/* the binlog's IEEE bytes are little-endian, as packed images hold them */
+			used = c->codec == STEWARD__CODEC__CODEC_DOUBLE ? 8 : 4;
+			if (avail < used)
 				goto short_value;
 			if (refs) {
-				uint64_t bits = buf_get_le(q, 4), x = bits ^ refs->num[i];
+				uint64_t bits = buf_get_le(q, (unsigned) used), x = bits ^ refs->num[i];
 				refs->num[i] = bits;
-				for (int k = 0; k < 4; k++)
+				for (size_t k = 0; k < used; k++)
 					o[k] = (uint8_t) (x >> (8 * k));
 			} else {
-				memcpy(o, q, 4);
+				memcpy(o, q, used);
 			}
-			o += 4;
-			used = 4;
+			o += used;
 			break;
 		case STEWARD__CODEC__CODEC_DECIMAL: {
 			int64_t v;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "record_encode.h"
 #include "steward.pb-c.h"
 #include "xalloc.h"
 
@@ -47,32 +48,6 @@ packed_refs_free(packed_refs_t *r)
 	free(r->num);
 	free(r->text);
 	memset(r, 0, sizeof(*r));
-}
-
-static inline bool
-get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
-{
-	const uint8_t *p = *pp;
-	if (p < end && *p < 0x80) {  /* most values: one byte */
-		*v = *p;
-		*pp = p + 1;
-		return true;
-	}
-	uint64_t x = 0;
-	for (int shift = 0; shift < 64; shift += 7) {
-		if (p == end)
-			return false;
-		uint8_t b = *p++;
-		if (shift == 63 && b > 1)
-			return false;
-		x |= (uint64_t) (b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			*v = x;
-			*pp = p;
-			return true;
-		}
-	}
-	return false;
 }
 
 static inline uint8_t *
@@ -147,7 +122,7 @@ refs_walk(packed_refs_t *r, bool coding, const uint8_t *in, size_t len, buf_t *o
 		case STEWARD__CODEC__CODEC_DATE:
 		case STEWARD__CODEC__CODEC_DATETIME:
 		case STEWARD__CODEC__CODEC_TIMESTAMP:
-			if (!get_varint(&q, end, &v))
+			if (!record_varint_get(&q, end, &v))
 				BAD("bad varint");
 			if (coding) {
 				uint64_t x = plain_is_zigzag(codec) ? unzigzag(v) : v;
@@ -160,7 +135,7 @@ refs_walk(packed_refs_t *r, bool coding, const uint8_t *in, size_t len, buf_t *o
 			}
 			if ((codec == STEWARD__CODEC__CODEC_DATETIME ||
 			     codec == STEWARD__CODEC__CODEC_TIMESTAMP) && r->scale[i]) {
-				if (!get_varint(&q, end, &v))
+				if (!record_varint_get(&q, end, &v))
 					BAD("bad microseconds varint");
 				o = put_varint(o, v);
 			}
@@ -183,7 +158,7 @@ refs_walk(packed_refs_t *r, bool coding, const uint8_t *in, size_t len, buf_t *o
 			uint64_t shared, rest;
 			const uint8_t *src;
 			if (coding) {
-				if (!get_varint(&q, end, &v) || v > (uint64_t) (end - q))
+				if (!record_varint_get(&q, end, &v) || v > (uint64_t) (end - q))
 					BAD("bad text length");
 				size_t n = (size_t) v, max = n < ref->len ? n : ref->len;
 				size_t k = max ? packed_shared_prefix((const uint8_t *) ref->data, q, max) : 0;
@@ -193,7 +168,7 @@ refs_walk(packed_refs_t *r, bool coding, const uint8_t *in, size_t len, buf_t *o
 				o = put_varint(o, shared);
 				o = put_varint(o, rest);
 			} else {
-				if (!get_varint(&q, end, &shared) || !get_varint(&q, end, &rest))
+				if (!record_varint_get(&q, end, &shared) || !record_varint_get(&q, end, &rest))
 					BAD("bad text lengths");
 				if (shared > ref->len)
 					BAD("text shares %" PRIu64 " bytes with a reference of %zu",

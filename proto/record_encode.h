@@ -153,6 +153,36 @@ record_varint_len(uint64_t v)
 	return n;
 }
 
+/*
+ * Read a protobuf varint of at most 64 bits from [*pp, end), advancing *pp;
+ * false if it is cut short or longer (the reader's check of untrusted bytes).
+ */
+static inline bool
+record_varint_get(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+{
+	const uint8_t *p = *pp;
+	if (p < end && *p < 0x80) {  /* most values: one byte */
+		*v = *p;
+		*pp = p + 1;
+		return true;
+	}
+	uint64_t r = 0;
+	for (int shift = 0; shift < 64; shift += 7) {
+		if (p == end)
+			return false;
+		uint8_t b = *p++;
+		if (shift == 63 && b > 1)
+			return false;  /* more than 64 bits */
+		r |= (uint64_t) (b & 0x7f) << shift;
+		if (!(b & 0x80)) {
+			*v = r;
+			*pp = p;
+			return true;
+		}
+	}
+	return false;  /* an 11th byte */
+}
+
 /* Write a protobuf varint; returns the bytes written. */
 static inline size_t
 record_varint_put(uint8_t *p, uint64_t v)

@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "record_encode.h"
+
 /* "00".."99": two digits per division in the hot formatters */
 static const char digit_pairs[201] =
 	"0001020304050607080910111213141516171819"
@@ -442,33 +444,6 @@ value_text_timestamp(uint64_t secs, unsigned fsp, uint64_t usec, buf_t *out)
 
 /* ---- packed images ---- */
 
-/* A protobuf varint of at most 64 bits within [*pp, end); false if cut short or too long. */
-static inline bool
-get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
-{
-	const uint8_t *p = *pp;
-	if (p < end && *p < 0x80) {
-		*v = *p;
-		*pp = p + 1;
-		return true;
-	}
-	uint64_t r = 0;
-	for (int shift = 0; shift < 64; shift += 7) {
-		if (p == end)
-			return false;
-		uint8_t b = *p++;
-		if (shift == 63 && b > 1)
-			return false;  /* more than 64 bits */
-		r |= (uint64_t) (b & 0x7f) << shift;
-		if (!(b & 0x80)) {
-			*v = r;
-			*pp = p;
-			return true;
-		}
-	}
-	return false;  /* an 11th byte */
-}
-
 /* Finish a text begun at start: its NUL goes into the buffer, after the text. */
 static inline void
 slot_end(buf_t *text, size_t start, value_text_slot_t *slot)
@@ -523,7 +498,7 @@ value_text_packed(const Steward__Shape *sh, const uint8_t *p, size_t len, buf_t 
 		int codec = col->has_codec ? (int) col->codec : STEWARD__CODEC__CODEC_TEXT;
 		switch (codec) {
 		case STEWARD__CODEC__CODEC_TEXT:
-			if (!get_varint(&q, end, &v))
+			if (!record_varint_get(&q, end, &v))
 				BAD("bad text length");
 			if (v > (uint64_t) (end - q))
 				BAD("text of %" PRIu64 " bytes overruns the image", v);
@@ -531,12 +506,12 @@ value_text_packed(const Steward__Shape *sh, const uint8_t *p, size_t len, buf_t 
 			q += v;
 			break;
 		case STEWARD__CODEC__CODEC_INT:
-			if (!get_varint(&q, end, &v))
+			if (!record_varint_get(&q, end, &v))
 				BAD("bad integer varint");
 			value_text_int((int64_t) (v >> 1) ^ -(int64_t) (v & 1), text);
 			break;
 		case STEWARD__CODEC__CODEC_UINT:
-			if (!get_varint(&q, end, &v))
+			if (!record_varint_get(&q, end, &v))
 				BAD("bad unsigned integer varint");
 			value_text_uint(v, text);
 			break;
@@ -563,7 +538,7 @@ value_text_packed(const Steward__Shape *sh, const uint8_t *p, size_t len, buf_t 
 		case STEWARD__CODEC__CODEC_DECIMAL: {
 			if (scale > 18)
 				BAD("decimal scale %u is above 18", scale);
-			if (!get_varint(&q, end, &v))
+			if (!record_varint_get(&q, end, &v))
 				BAD("bad decimal varint");
 			/* |value| from the zigzag form: v >> 1, plus one for negatives */
 			uint64_t mag = (v >> 1) + (v & 1);
@@ -573,7 +548,7 @@ value_text_packed(const Steward__Shape *sh, const uint8_t *p, size_t len, buf_t 
 			break;
 		}
 		case STEWARD__CODEC__CODEC_DATE:
-			if (!get_varint(&q, end, &v))
+			if (!record_varint_get(&q, end, &v))
 				BAD("bad date varint");
 			if (v >> 24)
 				BAD("date 0x%" PRIx64 " is wider than 24 bits", v);
@@ -584,13 +559,13 @@ value_text_packed(const Steward__Shape *sh, const uint8_t *p, size_t len, buf_t 
 			bool dt = codec == STEWARD__CODEC__CODEC_DATETIME;
 			if (scale > 6)
 				BAD("%s scale %u is above 6", dt ? "datetime" : "timestamp", scale);
-			if (!get_varint(&q, end, &v))
+			if (!record_varint_get(&q, end, &v))
 				BAD("bad %s varint", dt ? "datetime" : "timestamp");
 			if (dt ? v >> 39 : v >> 32)
 				BAD("%s 0x%" PRIx64 " is wider than %d bits",
 				    dt ? "datetime" : "timestamp", v, dt ? 39 : 32);
 			if (scale > 0) {
-				if (!get_varint(&q, end, &usec))
+				if (!record_varint_get(&q, end, &usec))
 					BAD("bad microseconds varint");
 				if (usec >> 24)
 					BAD("microseconds %" PRIu64 " wider than 24 bits", usec);

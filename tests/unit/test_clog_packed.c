@@ -545,6 +545,33 @@ assert_same_change(const Steward__Change *a, const Steward__Change *b)
 	free(pb);
 }
 
+/* Read two logs side by side: the same records (assert_same_change); returns how many. */
+static uint64_t
+read_alike(const char *text_dir, const char *other_dir)
+{
+	char err[512];
+	clog_reader_t *rt, *ro;
+	assert_int_equal(clog_reader_open(text_dir, NULL, &rt, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_reader_open(other_dir, NULL, &ro, err, sizeof(err)), CLOG_OK);
+	uint64_t n = 0;
+	for (;;) {
+		const Steward__Change *a, *b;
+		clog_status_t sa = clog_reader_next(rt, &a, err, sizeof(err));
+		assert_true(sa == CLOG_OK || sa == CLOG_END);
+		clog_status_t sb = clog_reader_next(ro, &b, err, sizeof(err));
+		if (sb != CLOG_OK && sb != CLOG_END)
+			fail_msg("%s: %s", other_dir, err);
+		assert_int_equal(sa, sb);
+		if (sa == CLOG_END)
+			break;
+		assert_same_change(a, b);
+		n++;
+	}
+	clog_reader_close(rt);
+	clog_reader_close(ro);
+	return n;
+}
+
 static void
 packed_log_reads_as_the_text_log_of_the_same_rows(void **state)
 {
@@ -555,48 +582,10 @@ packed_log_reads_as_the_text_log_of_the_same_rows(void **state)
 	assert_true(lp.txn_split > 3);
 
 	char err[512];
-	clog_reader_t *rt, *rp;
-	assert_int_equal(clog_reader_open(lp.text_dir, NULL, &rt, err, sizeof(err)), CLOG_OK);
-	assert_int_equal(clog_reader_open(lp.packed_dir, NULL, &rp, err, sizeof(err)), CLOG_OK);
-	uint64_t n = 0;
-	for (;;) {
-		const Steward__Change *a, *b;
-		clog_status_t sa = clog_reader_next(rt, &a, err, sizeof(err));
-		assert_true(sa == CLOG_OK || sa == CLOG_END);
-		clog_status_t sb = clog_reader_next(rp, &b, err, sizeof(err));
-		if (sb != CLOG_OK && sb != CLOG_END)
-			fail_msg("packed log: %s", err);
-		assert_int_equal(sa, sb);
-		if (sa == CLOG_END)
-			break;
-		assert_same_change(a, b);
-		n++;
-	}
-	assert_int_equal(n, lp.rows);
-	clog_reader_close(rt);
-	clog_reader_close(rp);
-
+	clog_reader_t *rp;
+	assert_int_equal(read_alike(lp.text_dir, lp.packed_dir), lp.rows);
 	/* the value-references log reads the same, across every batch boundary */
-	clog_reader_t *rr;
-	assert_int_equal(clog_reader_open(lp.text_dir, NULL, &rt, err, sizeof(err)), CLOG_OK);
-	assert_int_equal(clog_reader_open(lp.refs_dir, NULL, &rr, err, sizeof(err)), CLOG_OK);
-	n = 0;
-	for (;;) {
-		const Steward__Change *a, *b;
-		clog_status_t sa = clog_reader_next(rt, &a, err, sizeof(err));
-		assert_true(sa == CLOG_OK || sa == CLOG_END);
-		clog_status_t sb = clog_reader_next(rr, &b, err, sizeof(err));
-		if (sb != CLOG_OK && sb != CLOG_END)
-			fail_msg("value-references log: %s", err);
-		assert_int_equal(sa, sb);
-		if (sa == CLOG_END)
-			break;
-		assert_same_change(a, b);
-		n++;
-	}
-	assert_int_equal(n, lp.rows);
-	clog_reader_close(rt);
-	clog_reader_close(rr);
+	assert_int_equal(read_alike(lp.text_dir, lp.refs_dir), lp.rows);
 
 	/* a deep scan (and its pbc allocator, freeing every record) agrees */
 	clog_scan_t s;
