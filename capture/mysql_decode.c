@@ -347,7 +347,7 @@ mysql_table_map_parse(const uint8_t *body, size_t len, unsigned post_header_len,
 	t->name = xstrndup((const char *) s, n);
 	what = "column count";
 	n = cur_packed(&c);
-	if (c.bad || n == 0 || n > 4096 || n > len)
+	if (c.bad || n == 0 || n > MYSQL_MAX_COLUMNS || n > len)
 		goto out;
 	t->ncols = (size_t) n;
 	t->cols = xcalloc(t->ncols, sizeof(mysql_column_t));
@@ -511,7 +511,7 @@ mysql_rows_parse(unsigned type, const uint8_t *body, size_t len, unsigned post_h
 		(void) cur_bytes(&c, post_header_len - 8);
 	}
 	uint64_t n = cur_packed(&c);
-	if (c.bad || n == 0 || n > 4096)
+	if (c.bad || n == 0 || n > MYSQL_MAX_COLUMNS)
 		goto bad;
 	out->ncols = (size_t) n;
 	out->present = cur_bytes(&c, (out->ncols + 7) / 8);
@@ -715,12 +715,14 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 	if (t->ncols % 8)
 		out->data[out->len + nbytes - 1] &= (char) ((1u << (t->ncols % 8)) - 1);
 	out->len += nbytes;
+	/* o is where the next value goes; out->len catches up before anything may grow out */
+	uint8_t *o = (uint8_t *) out->data + out->len;
 	for (size_t i = 0; i < t->ncols; i++) {
 		if (bit_at(nulls, i))
 			continue;
 		const mysql_column_t *c = &t->cols[i];
 		size_t avail = (size_t) (end - q), used;
-		uint8_t *o = (uint8_t *) out->data + out->len;
+		bool wide = avail >= 8;  /* fixed-width fields in one load */
 		char verr[200];
 		switch (c->codec) {
 		case STEWARD__CODEC__CODEC_INT:
@@ -728,7 +730,7 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 			unsigned n = mysql_int_width(c->type);
 			if (avail < n)
 				goto short_value;
-			uint64_t u = mysql_int_get(q, n);
+			uint64_t u = wide ? buf_get_le_wide(q, n) : buf_get_le(q, n);
 			bool sign = c->codec == STEWARD__CODEC__CODEC_INT;
 			if (sign && n < 8 && (u >> (8 * n - 1)) & 1)
 				u |= ~0ULL << (8 * n);  /* sign-extend */
@@ -737,21 +739,23 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 			break;
 		}
 		case STEWARD__CODEC__CODEC_DOUBLE:
-		case STEWARD__CODEC__CODEC_FLOAT:
+		case STEWARD__CODEC__CODEC_FLOAT: {
 			/* the binlog's IEEE bytes are little-endian, as packed images hold them */
 			used = c->codec == STEWARD__CODEC__CODEC_DOUBLE ? 8 : 4;
 			if (avail < used)
 				goto short_value;
+			uint64_t bits = wide ? buf_get_le_wide(q, (unsigned) used)
+					     : buf_get_le(q, (unsigned) used);
 			if (refs) {
-				uint64_t bits = buf_get_le(q, (unsigned) used), x = bits ^ refs->num[i];
+				uint64_t x = bits ^ refs->num[i];
 				refs->num[i] = bits;
-				for (size_t k = 0; k < used; k++)
-					o[k] = (uint8_t) (x >> (8 * k));
-			} else {
-				memcpy(o, q, used);
+				bits = x;
 			}
+			bits = htole64(bits);
+			memcpy(o, &bits, 8);  /* a FLOAT's 4 more bytes are room, overwritten next */
 			o += used;
 			break;
+		}
 		case STEWARD__CODEC__CODEC_DECIMAL: {
 			int64_t v;
 			if (mysql_decimal_unscaled(c->meta >> 8, c->meta & 0xff, q, avail, &used, &v,
@@ -763,14 +767,14 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 		case STEWARD__CODEC__CODEC_DATE:
 			if (avail < 3)
 				goto short_value;
-			o = put_number(o, refs, i, mysql_le(q, 3), false);
+			o = put_number(o, refs, i, wide ? buf_get_le_wide(q, 3) : mysql_le(q, 3), false);
 			used = 3;
 			break;
 		case STEWARD__CODEC__CODEC_DATETIME: {
 			used = 5 + (c->scale + 1) / 2;
 			if (avail < used)
 				goto short_value;
-			uint64_t v = mysql_be(q, 5);
+			uint64_t v = wide ? buf_get_be_wide(q, 5) : mysql_be(q, 5);
 			if (v < 0x8000000000ULL)  /* the sign bit: no DATETIME is negative */
 				return column_error(t, i, "invalid datetime value (sign bit clear)", err,
 						    errlen);
@@ -783,11 +787,12 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 			used = 4 + (c->scale + 1) / 2;
 			if (avail < used)
 				goto short_value;
-			o = put_number(o, refs, i, mysql_be(q, 4), false);
+			o = put_number(o, refs, i, wide ? buf_get_be_wide(q, 4) : mysql_be(q, 4), false);
 			if (c->scale)
 				o = put_varint(o, mysql_frac_usec(q + 4, c->scale));
 			break;
 		default:
+			out->len = (size_t) ((char *) o - out->data);
 			if (c->raw_text) {
 				/* UTF-8 text as the binlog holds it: the common case, copied once */
 				unsigned lb = c->meta > 255 ? 2 : 1;
@@ -833,15 +838,15 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 				text_against_ref(out, at, refs, i);
 				room(out, (t->ncols - i) * PACKED_VALUE_MAX);
 			}
-			q += used;
-			continue;
+			o = (uint8_t *) out->data + out->len;
+			break;
 		}
-		out->len = (size_t) ((char *) o - out->data);
 		q += used;
 		continue;
 short_value:
 		return column_error(t, i, "value runs past the end of the event", err, errlen);
 	}
+	out->len = (size_t) ((char *) o - out->data);
 	*p = q;
 	return MYDEC_OK;
 }

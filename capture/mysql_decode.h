@@ -58,6 +58,9 @@ typedef struct mysql_column {
 	bool raw_text;         /* VARCHAR in UTF-8: the binlog's bytes are the text */
 } mysql_column_t;
 
+/* The most columns a table map or rows event may name (the servers allow 4096). */
+#define MYSQL_MAX_COLUMNS 4096
+
 /* A decoded TABLE_MAP event. */
 typedef struct mysql_table {
 	uint64_t table_id;

@@ -8,7 +8,9 @@
  */
 #include "mysql_prefetch.h"
 
+#include <errmsg.h>
 #include <errno.h>
+#include <libdeflate.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -29,6 +31,7 @@ typedef struct item {
 struct mysql_prefetch {
 	MYSQL *m;
 	MARIADB_RPL *rpl;
+	bool verify;
 	volatile int *stop;
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -41,6 +44,34 @@ struct mysql_prefetch {
 	bool quit;   /* the thread is asked to end */
 	mysql_prefetch_end_t end;
 };
+
+/*
+ * The event's CRC32 against its bytes, where Connector/C would check it:
+ * the stream has checksums, the stored one is not 0, and the event is not
+ * an artificial ROTATE (for which the library makes the checksum up).
+ * libdeflate's CRC-32 is zlib's polynomial, with carry-less multiplication.
+ */
+static bool
+event_crc_ok(const MARIADB_RPL_EVENT *ev, bool use_checksum, char *msg, size_t msglen)
+{
+	if (!use_checksum || ev->raw_data_size < ev->raw_data_ofs + 4)
+		return true;
+	if (ev->event_type == ROTATE_EVENT && ev->timestamp == 0 &&
+	    (ev->flags & LOG_EVENT_ARTIFICIAL_F))
+		return true;
+	const uint8_t *start = ev->raw_data + ev->raw_data_ofs;
+	const uint8_t *crc = ev->raw_data + ev->raw_data_size - 4;
+	uint32_t stored = (uint32_t) crc[0] | (uint32_t) crc[1] << 8 | (uint32_t) crc[2] << 16 |
+			  (uint32_t) crc[3] << 24;
+	if (stored == 0)
+		return true;
+	uint32_t computed = libdeflate_crc32(0, start, (size_t) (crc - start));
+	if (computed == stored)
+		return true;
+	snprintf(msg, msglen, "the CRC32 of the event ending at %u (type %d) is %08x, its bytes' %08x",
+		 ev->next_event_pos, (int) ev->event_type, stored, computed);
+	return false;
+}
 
 static void *
 prefetch_thread(void *arg)
@@ -59,7 +90,22 @@ prefetch_thread(void *arg)
 		}
 		/* on failure Connector/C has released ev itself */
 		MARIADB_RPL_EVENT *got = mariadb_rpl_fetch(pf->rpl, ev);
+		char crc_msg[200];
+		bool crc_bad = got && pf->verify &&
+			       !event_crc_ok(got, pf->rpl->use_checksum, crc_msg, sizeof(crc_msg));
+		if (crc_bad) {
+			mariadb_free_rpl_event(got);
+			got = NULL;
+		}
 		pthread_mutex_lock(&pf->mu);
+		if (crc_bad) {
+			pf->end.errnum = CR_ERR_CHECKSUM_VERIFICATION_ERROR;
+			snprintf(pf->end.msg, sizeof(pf->end.msg), "%s", crc_msg);
+			pf->done = true;
+			pthread_cond_signal(&pf->not_empty);
+			pthread_mutex_unlock(&pf->mu);
+			break;
+		}
 		if (!got) {
 			unsigned e = mysql_errno(pf->m);
 			const char *msg = mysql_error(pf->m);
@@ -83,11 +129,13 @@ prefetch_thread(void *arg)
 }
 
 mysql_prefetch_t *
-mysql_prefetch_start(MYSQL *m, MARIADB_RPL *rpl, volatile int *stop, char *err, size_t errlen)
+mysql_prefetch_start(MYSQL *m, MARIADB_RPL *rpl, bool verify, volatile int *stop, char *err,
+		     size_t errlen)
 {
 	mysql_prefetch_t *pf = xcalloc(1, sizeof(*pf));
 	pf->m = m;
 	pf->rpl = rpl;
+	pf->verify = verify;
 	pf->stop = stop;
 	pthread_mutex_init(&pf->mu, NULL);
 	pthread_cond_init(&pf->not_empty, NULL);

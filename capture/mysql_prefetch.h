@@ -29,11 +29,16 @@ typedef struct mysql_prefetch_end {
 
 /*
  * Start reading rpl (opened on m) ahead of the caller, at most a bounded
- * number of events.  *stop is polled by mysql_prefetch_next (the signal
- * handler's flag).  NULL on failure with the reason in err.
+ * number of events.  verify: check each event's CRC32 as it is read, as
+ * Connector/C would with MARIADB_RPL_VERIFY_CHECKSUM (which rpl must have
+ * off: its byte-at-a-time CRC32 is a fifth of this thread's work, the one
+ * here a hundredth); a mismatch ends the stream with errnum
+ * CR_ERR_CHECKSUM_VERIFICATION_ERROR.  *stop is polled by
+ * mysql_prefetch_next (the signal handler's flag).  NULL on failure with
+ * the reason in err.
  */
-mysql_prefetch_t *mysql_prefetch_start(MYSQL *m, MARIADB_RPL *rpl, volatile int *stop, char *err,
-				       size_t errlen);
+mysql_prefetch_t *mysql_prefetch_start(MYSQL *m, MARIADB_RPL *rpl, bool verify,
+				       volatile int *stop, char *err, size_t errlen);
 
 /*
  * The next event, the caller's until mysql_prefetch_release; *use_checksum

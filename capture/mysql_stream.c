@@ -108,6 +108,8 @@ typedef struct stream {
 	uint64_t spill_bytes;
 	/* value texts of the row being emitted, or its packed images (shaped rows) */
 	buf_t text_before, text_after;
+	buf_t run;                     /* whole Batch entries of a run of rows (run_rows) */
+	mysql_value_t *vals;           /* 2 * MYSQL_MAX_COLUMNS decoded values, reused */
 	packed_refs_t **shape_refs;    /* by shape id - 1: shapes are the writer's, shared by maps */
 	size_t nshape_refs;
 	record_enc_value_t *enc_vals;  /* 2 * enc_cap entries */
@@ -806,6 +808,121 @@ emit_row(stream_t *s, const table_enc_t *te, Steward__Op op, const mysql_value_t
 	return rc;
 }
 
+/*
+ * Entry header of a run row (run_rows) with one image: Batch field 3 tag and
+ * length, then the image's field tag (21 before, 22 after) and length.  In
+ * place when both lengths take one byte (nearly every row); otherwise the
+ * image moves up to make room.  The image is at buf[at + 5], len bytes.
+ */
+static void
+run_entry_finish(buf_t *run, size_t at, uint8_t image_tag, size_t len)
+{
+	size_t rec = 2 + record_varint_len(len) + len;  /* the record: the image field */
+	size_t hdr = 1 + record_varint_len(rec) + 2 + record_varint_len(len);
+	if (hdr != 5) {
+		buf_reserve(run, hdr - 5);
+		memmove(run->data + at + hdr, run->data + at + 5, len);
+	}
+	uint8_t *h = (uint8_t *) run->data + at;
+	*h++ = 0x1a;
+	h += record_varint_put(h, rec);
+	*h++ = image_tag;
+	*h++ = 0x01;
+	record_varint_put(h, len);
+	run->len = at + hdr + len;
+}
+
+/*
+ * The fast path for the rows of a rows event: a row that continues the
+ * pending batch's run — the same transaction, table shape and op, the
+ * next seq, its references of this batch — is a record of its images
+ * alone (emit_record's short form), so the rows are decoded straight into
+ * whole Batch entries in s->run and appended with one
+ * clog_writer_append_run.  Stops at the end of the event or at a row that
+ * needs emit_record (the batch fills up, or an image is very large: that
+ * row starts the next batch).  *taken counts the rows appended.
+ */
+static int
+run_rows(stream_t *s, const table_enc_t *te, const mysql_rows_t *rows, Steward__Op op,
+	 commit_info_t *ci, const uint8_t **p, const uint8_t *end, uint64_t *taken, char *err,
+	 size_t errlen)
+{
+	*taken = 0;
+	packed_refs_t *r = te->refs;
+	if (s->records == 0 || s->last_serial != ci->serial || s->last_shape != te->shape_id ||
+	    s->last_op != op || s->last_seq + 1 != ci->seq || r->batch == 0 ||
+	    r->batch != clog_writer_shape_batch(s->w, te->shape_id, 0))
+		return STEWARD_EXIT_OK;
+	size_t room = clog_writer_run_room(s->w, te->shape_id);
+	bool update = rows->kind == MYSQL_ROWS_UPDATE;
+	uint8_t tag = rows->kind == MYSQL_ROWS_WRITE ? 0xb2 : 0xaa;
+	buf_t *run = &s->run;
+	buf_reset(run);
+	uint32_t n = 0;
+	bool big = false;
+	while (*p < end && run->len < room) {
+		const uint8_t *row = *p;
+		size_t at = run->len;
+		buf_reserve(run, 5);
+		run->len += 5;
+		if (mysql_row_decode_packed(te->t, p, end, r, run, err, errlen) != MYDEC_OK)
+			return STEWARD_EXIT_DATAERR;
+		size_t len = run->len - at - 5;
+		if (update) {
+			/* two images: the before image moves to the side, the entry is rebuilt */
+			buf_t *one = &s->text_before, *two = &s->text_after;
+			buf_reset(one);
+			buf_reset(two);
+			buf_append(one, run->data + at + 5, len);
+			if (mysql_row_decode_packed(te->t, p, end, r, two, err, errlen) != MYDEC_OK)
+				return STEWARD_EXIT_DATAERR;
+			record_enc_packed_row_t e = {
+				.before = (const uint8_t *) one->data, .before_len = one->len,
+				.after = (const uint8_t *) two->data, .after_len = two->len,
+			};
+			size_t size = record_encode_packed_row_size(&e);
+			big = size > CLOG_RUN_ENTRY_MAX - 16;
+			if (!big) {
+				run->len = at;
+				buf_reserve(run, 1 + 10 + size);
+				uint8_t *h = (uint8_t *) run->data + at;
+				*h++ = 0x1a;
+				h += record_varint_put(h, size);
+				h += record_encode_packed_row(&e, h);
+				run->len = (size_t) ((char *) h - run->data);
+			}
+		} else {
+			big = len > CLOG_RUN_ENTRY_MAX - 16;
+			if (!big)
+				run_entry_finish(run, at, tag, len);
+		}
+		if (big) {
+			/* coded against this batch's references: the next batch codes it afresh */
+			run->len = at;
+			*p = row;
+			break;
+		}
+		n++;
+	}
+	if (n) {
+		ci->seq += n;
+		position_mysql_set_seq(&ci->pos, ci->seq - 1);
+		if (clog_writer_append_run(s->w, &ci->pos, n, (const uint8_t *) run->data, run->len,
+					   err, errlen) != CLOG_OK)
+			return STEWARD_EXIT_IOERR;
+		s->records += n;
+		s->last_seq = ci->seq - 1;
+		*taken = n;
+	}
+	if (big) {
+		if (clog_writer_batch_end(s->w, err, errlen) != CLOG_OK)
+			return STEWARD_EXIT_IOERR;
+		packed_refs_reset(r);
+		r->batch = 0;
+	}
+	return STEWARD_EXIT_OK;
+}
+
 /* Decode one buffered rows event and append its rows. */
 static int
 replay_rows(stream_t *s, uint8_t type, const uint8_t *body, size_t len, commit_info_t *ci,
@@ -839,6 +956,13 @@ replay_rows(stream_t *s, uint8_t type, const uint8_t *body, size_t len, commit_i
 	while (p < end) {
 		bool ok;
 		if (shaped) {
+			uint64_t taken;
+			rc = run_rows(s, te, &rows, op, ci, &p, end, &taken, err, errlen);
+			if (rc != STEWARD_EXIT_OK)
+				break;
+			appended += taken;
+			if (p >= end)
+				break;
 			/* values go straight into the record's packed images */
 			buf_t *one_pk = &s->text_before, *two_pk = &s->text_after;
 			position_mysql_set_seq(&ci->pos, ci->seq);
@@ -922,8 +1046,10 @@ txn_commit(stream_t *s, uint64_t end, uint32_t ts, char *err, size_t errlen)
 	mysql_position_text(s->file, end, POSITION_PHASE_STREAM, 0, ci.ptext, sizeof(ci.ptext) - 12);
 	ci.ptext_len = strlen(ci.ptext) - 1;  /* drop the "0": each row appends its own seq */
 	ci.txid_len = strlen(s->txid);
-	size_t nvals = 8192;
-	mysql_value_t *vals = xcalloc(nvals, sizeof(*vals));
+	size_t nvals = 2 * MYSQL_MAX_COLUMNS;
+	if (!s->vals)
+		s->vals = xcalloc(nvals, sizeof(*s->vals));
+	mysql_value_t *vals = s->vals;
 	if (s->spill) {
 		/* replay the spilled part in slices; frames never straddle a slice end */
 		if (fflush(s->spill) != 0 || fseek(s->spill, 0, SEEK_SET) != 0) {
@@ -963,7 +1089,6 @@ txn_commit(stream_t *s, uint64_t end, uint32_t ts, char *err, size_t errlen)
 				      clog_writer_pending_bytes(s->w) >= FLUSH_PENDING_BYTES))
 		rc = stream_flush_begin(s, err, errlen);
 out:
-	free(vals);
 	return rc;
 }
 
@@ -1425,8 +1550,9 @@ stream_open(stream_t *s, char *err, size_t errlen)
 	 * every event again here (a CRC32 over every byte received) protects
 	 * only the connection, which TCP's checksum and — for every remote
 	 * host, by default — TLS's authentication already protect.  Otherwise
-	 * Connector/C checks each event and the stream stops on a mismatch.
-	 * See docs/capture-mysql.md.
+	 * the reading thread checks each event (mysql_prefetch.h: Connector/C's
+	 * own check, done faster) and the stream stops on a mismatch.  See
+	 * docs/capture-mysql.md.
 	 */
 	bool verify = !server_verifies_checksums(s->m);
 	s->rpl = mariadb_rpl_init(s->m);
@@ -1438,7 +1564,7 @@ stream_open(stream_t *s, char *err, size_t errlen)
 	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_FILENAME, file, strlen(file));
 	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_START, (unsigned long) pos);
 	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_FLAGS, (unsigned) 0);
-	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_VERIFY_CHECKSUM, (unsigned) verify);
+	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_VERIFY_CHECKSUM, (unsigned) 0);
 	mariadb_rpl_optionsv(s->rpl, MARIADB_RPL_UNCOMPRESS, (unsigned) 1);
 	if (mariadb_rpl_open(s->rpl) != 0) {
 		snprintf(err, errlen, "could not start binlog stream at %s:%llu: %s", file,
@@ -1447,7 +1573,8 @@ stream_open(stream_t *s, char *err, size_t errlen)
 								  : STEWARD_EXIT_FAILURE;
 	}
 	s->dump_id = mysql_thread_id(s->m);
-	if (!(s->pf = mysql_prefetch_start(s->m, s->rpl, &mysql_capture_stop, err, errlen)))
+	if (!(s->pf = mysql_prefetch_start(s->m, s->rpl, verify, &mysql_capture_stop, err,
+						  errlen)))
 		return STEWARD_EXIT_FAILURE;
 	free(s->file);
 	s->file = xstrdup(file);  /* a dump by GTID begins with a rotate to the server's own file */
@@ -1519,8 +1646,6 @@ stream_loop(stream_t *s, char *err, size_t errlen)
 		if (!ev) {
 			unsigned e = end.errnum;
 			const char *msg = end.msg;
-			if (e == CR_ERR_CHECKSUM_VERIFICATION_ERROR)
-				msg = "the event's CRC32 does not match its bytes";  /* 3.3 says only "HY000" */
 			if (e == CR_ERR_CHECKSUM_VERIFICATION_ERROR || strstr(msg, "crc check") ||
 			    strstr(msg, "hecksum")) {
 				/* checked by us or by the server (source_verify_checksum): never skip it */
@@ -1670,6 +1795,8 @@ out:
 	names_cache_clear(&s);
 	buf_free(&s.text_before);
 	buf_free(&s.text_after);
+	buf_free(&s.run);
+	free(s.vals);
 	for (size_t i = 0; i < s.nshape_refs; i++) {
 		packed_refs_free(s.shape_refs[i]);
 		free(s.shape_refs[i]);

@@ -59,8 +59,9 @@ static const uint64_t pow10_u64[19] = {
  * DECIMAL with at most 18 integer and 18 fraction digits (nearly every
  * column): each part's groups add up in one uint64 (*iv, *fv); no
  * per-digit work.  b is the value with the sign bit flipped and, for
- * negatives, every byte inverted.  false: a group wider than its digits
- * (a corrupt value).
+ * negatives, every byte inverted, in 16 readable bytes (decimal_unbias16):
+ * each group is one load.  false: a group wider than its digits (a
+ * corrupt value).
  */
 static bool
 decimal_small_parts(const uint8_t *b, unsigned intg, unsigned scale, uint64_t *ivp, uint64_t *fvp)
@@ -70,22 +71,22 @@ decimal_small_parts(const uint8_t *b, unsigned intg, unsigned scale, uint64_t *i
 	size_t o = 0;
 	if (intg0x) {
 		unsigned n = (unsigned) dig2bytes[intg0x];
-		if ((iv = mysql_be(b, n)) >= pow10_u64[intg0x])
+		if ((iv = buf_get_be_wide(b, n)) >= pow10_u64[intg0x])
 			return false;
 		o += n;
 	}
 	for (unsigned i = 0; i < intg0; i++, o += 4) {
-		if ((g = mysql_be(b + o, 4)) >= 1000000000ull)
+		if ((g = buf_get_be_wide(b + o, 4)) >= 1000000000ull)
 			return false;
 		iv = iv * 1000000000ull + g;
 	}
 	for (unsigned i = 0; i < frac0; i++, o += 4) {
-		if ((g = mysql_be(b + o, 4)) >= 1000000000ull)
+		if ((g = buf_get_be_wide(b + o, 4)) >= 1000000000ull)
 			return false;
 		fv = fv * 1000000000ull + g;
 	}
 	if (frac0x) {
-		if ((g = mysql_be(b + o, (unsigned) dig2bytes[frac0x])) >= pow10_u64[frac0x])
+		if ((g = buf_get_be_wide(b + o, (unsigned) dig2bytes[frac0x])) >= pow10_u64[frac0x])
 			return false;
 		fv = fv * pow10_u64[frac0x] + g;
 	}
@@ -118,6 +119,32 @@ decimal_unbias(const uint8_t *p, size_t size, uint8_t *b)
 	return neg;
 }
 
+/*
+ * decimal_unbias for a value of at most 9 bytes (precision <= 18), into
+ * 16 bytes of b (past the value: zeros, or inverted bytes that follow it)
+ * with two word operations instead of a loop.
+ */
+static bool
+decimal_unbias16(const uint8_t *p, size_t avail, size_t size, uint8_t b[16])
+{
+	if (avail >= 16) {
+		memcpy(b, p, 16);
+	} else {
+		memset(b, 0, 16);
+		memcpy(b, p, size);
+	}
+	bool neg = !(b[0] & 0x80);
+	if (neg) {
+		uint64_t w[2];
+		memcpy(w, b, 16);
+		w[0] = ~w[0];
+		w[1] = ~w[1];
+		memcpy(b, w, 16);
+	}
+	b[0] ^= 0x80;
+	return neg;
+}
+
 mydec_status_t
 mysql_decimal_unscaled(unsigned precision, unsigned scale, const uint8_t *p, size_t avail,
 		       size_t *used, int64_t *v, char *err, size_t errlen)
@@ -126,8 +153,8 @@ mysql_decimal_unscaled(unsigned precision, unsigned scale, const uint8_t *p, siz
 	if (size == 0 || precision > 18)
 		FAIL("invalid decimal(%u,%u) metadata", precision, scale);
 	NEED(size);
-	uint8_t b[40];
-	bool neg = decimal_unbias(p, size, b);
+	uint8_t b[16];
+	bool neg = decimal_unbias16(p, avail, size, b);
 	uint64_t iv, fv;
 	if (!decimal_small_parts(b, precision - scale, scale, &iv, &fv))
 		FAIL("invalid decimal(%u,%u) digits", precision, scale);
@@ -149,9 +176,9 @@ decimal_text(unsigned precision, unsigned scale, const uint8_t *p, size_t avail,
 	unsigned intg0 = intg / 9, intg0x = intg % 9, frac0 = scale / 9, frac0x = scale % 9;
 	NEED(size);
 	uint8_t b[40];
-	bool neg = decimal_unbias(p, size, b);
 	if (precision <= 18) {
 		/* nearly every column: one integer, printed as packed records print it */
+		bool neg = decimal_unbias16(p, avail, size, b);
 		uint64_t iv, fv;
 		if (!decimal_small_parts(b, intg, scale, &iv, &fv))
 			FAIL("invalid decimal(%u,%u) digits", precision, scale);
@@ -160,6 +187,7 @@ decimal_text(unsigned precision, unsigned scale, const uint8_t *p, size_t avail,
 		*used = size;
 		return MYDEC_OK;
 	}
+	bool neg = decimal_unbias(p, size, b);
 	char ip[80], fp[80];
 	size_t il = 0, fl = 0, o = 0;
 	if (intg0x) {

@@ -7,6 +7,7 @@
 #ifndef STEWARD_COMMON_BUF_H
 #define STEWARD_COMMON_BUF_H
 
+#include <endian.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -63,6 +64,27 @@ buf_get_be(const uint8_t *p, unsigned n)
 	for (unsigned i = 0; i < n; i++)
 		v = (v << 8) | p[i];
 	return v;
+}
+
+/*
+ * The same for 1 <= n <= 8 in one load, where the 8 bytes at p may be read
+ * (the caller knows the buffer goes on): hot decoders' fixed-width fields.
+ */
+static inline uint64_t
+buf_get_le_wide(const uint8_t *p, unsigned n)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	v = le64toh(v);
+	return n >= 8 ? v : v & ((1ull << (8 * n)) - 1);
+}
+
+static inline uint64_t
+buf_get_be_wide(const uint8_t *p, unsigned n)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return be64toh(v) >> (64 - 8 * n);
 }
 
 #endif

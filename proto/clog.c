@@ -615,6 +615,42 @@ clog_writer_would_drop(const clog_writer_t *w, const position_t *pos)
 	return position_cmp(pos, &w->last_pos) <= 0;
 }
 
+size_t
+clog_writer_run_room(const clog_writer_t *w, uint32_t shape_id)
+{
+	const batch_t *b = &w->cur;
+	/* as batch_reserve decides: an entry starting below batch_raw_bytes stays */
+	if (shape_id == 0 || shape_id > w->nshapes ||
+	    w->shapes[shape_id - 1].batch_gen != w->batch_gen || b->raw_len == 0 ||
+	    b->raw_len >= w->opts.batch_raw_bytes ||
+	    w->opts.batch_raw_bytes + CLOG_RUN_ENTRY_MAX > CLOG_MAX_RAW)
+		return 0;
+	return w->opts.batch_raw_bytes - b->raw_len;
+}
+
+clog_status_t
+clog_writer_append_run(clog_writer_t *w, const position_t *last, uint32_t n,
+		       const uint8_t *entries, size_t len, char *err, size_t errlen)
+{
+	if (__atomic_load_n(&w->failed, __ATOMIC_RELAXED))
+		return writer_failed(w, err, errlen);
+	if (n == 0)
+		return CLOG_OK;
+	if (w->cur.raw_len == 0 || position_cmp(last, &w->last_pos) <= 0) {
+		snprintf(err, errlen, "run of %" PRIu32 " records does not continue the pending batch",
+			 n);
+		return CLOG_ERROR;
+	}
+	batch_t *b = &w->cur;
+	clog_grow(&b->raw, &b->raw_cap, b->raw_len + len);
+	memcpy(b->raw + b->raw_len, entries, len);
+	b->raw_len += len;
+	b->count += n;
+	b->last = *last;
+	w->last_pos = *last;
+	return CLOG_OK;
+}
+
 clog_status_t
 clog_writer_batch_end(clog_writer_t *w, char *err, size_t errlen)
 {

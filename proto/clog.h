@@ -156,6 +156,30 @@ uint64_t clog_writer_shape_batch(const clog_writer_t *w, uint32_t shape_id, size
 /* Would a record at pos be dropped as a duplicate (pos <= the last appended)? */
 bool clog_writer_would_drop(const clog_writer_t *w, const position_t *pos);
 
+/*
+ * Runs: compact packed records written by the caller as whole Batch
+ * entries (field 3: tag 0x1a, varint length, record), then appended at
+ * once — the fast path for the rows of one rows event, which would
+ * otherwise pay a reserve per row.
+ *
+ * clog_writer_run_room: how many bytes of entries may be appended to the
+ * pending batch as one run for shape shape_id: an entry that starts
+ * within that many bytes lands exactly where clog_writer_reserve_packed
+ * would have put it (the batch holds the shape and is not yet full).  0
+ * when the next record would start a batch or define the shape: reserve
+ * it the usual way.  An entry must not exceed CLOG_RUN_ENTRY_MAX bytes.
+ *
+ * clog_writer_append_run: append n such entries (len bytes in all, the
+ * first one starting within the room asked for just before); *last is the
+ * position of the last one, and every position of the run sorts after
+ * whatever was appended before it (the caller's promise; *last is
+ * checked).  Copies the bytes.
+ */
+#define CLOG_RUN_ENTRY_MAX (64u * 1024)
+size_t clog_writer_run_room(const clog_writer_t *w, uint32_t shape_id);
+clog_status_t clog_writer_append_run(clog_writer_t *w, const position_t *last, uint32_t n,
+				     const uint8_t *entries, size_t len, char *err, size_t errlen);
+
 /* Hand the pending batch on now (when it holds anything): the next record starts a new one. */
 clog_status_t clog_writer_batch_end(clog_writer_t *w, char *err, size_t errlen);
 

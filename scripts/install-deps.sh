@@ -8,7 +8,7 @@ PKGS=(
   libpq-dev postgresql-15
   mariadb-server mariadb-client libmariadb-dev
   libprotobuf-c-dev protobuf-c-compiler
-  libzstd-dev libcmocka-dev
+  libzstd-dev libdeflate-dev libcmocka-dev
   libcurl4-openssl-dev libmicrohttpd-dev libjansson-dev libyaml-dev
   libsqlite3-dev sqlite3 libnats-dev nats-server
   wrk prometheus jq curl

@@ -12,6 +12,7 @@ sql app <<'SQL'
 CREATE TABLE latin (id int primary key, name varchar(40), note text) CHARACTER SET latin1;
 CREATE TABLE nopk (a int, b varchar(10));
 CREATE TABLE multi (k1 int, k2 varchar(10), v double, primary key (k2, k1));
+CREATE TABLE big (id int primary key, body longtext);
 INSERT INTO latin VALUES (1, 'café €', 'naïve ½');
 INSERT INTO nopk VALUES (1, 'x'), (2, NULL);
 INSERT INTO multi VALUES (1, 'a', 1e-7), (2, 'a', 123456789.125);
@@ -38,6 +39,10 @@ DELETE FROM nopk WHERE a = 1;
 UPDATE multi SET v = -0.0001 WHERE k1 = 2;
 INSERT INTO multi SELECT seq, 'b', seq / 7 FROM seq_1_to_200;
 BEGIN; UPDATE multi SET v = v * 2 WHERE k2 = 'b'; DELETE FROM multi WHERE k2 = 'b' AND k1 > 150; COMMIT;
+-- rows too large to join their batch's run of rows: each starts a new batch
+INSERT INTO big VALUES (1, 'a'), (2, 'b'), (3, REPEAT('x', 100000)), (4, 'd'), (5, REPEAT('y', 70000));
+UPDATE big SET body = CONCAT(body, '!');
+DELETE FROM big WHERE id IN (2, 3);
 SET GLOBAL log_bin_compress = ON;
 SET GLOBAL log_bin_compress_min_len = 10;
 SQL
