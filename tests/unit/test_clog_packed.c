@@ -612,6 +612,206 @@ packed_log_reads_as_the_text_log_of_the_same_rows(void **state)
 	test_remove_tree(lp.refs_dir);
 }
 
+/* ---- runs ---- */
+
+/* Every byte of a log's segments, in name order, into out. */
+static void
+segment_bytes(const char *dir, buf_t *out)
+{
+	char path[4096];
+	for (int seq = 1; seq < 1000; seq++) {
+		snprintf(path, sizeof(path), "%s/segments/%020d.seg", dir, seq);
+		FILE *f = fopen(path, "rb");
+		if (!f)
+			continue;
+		char chunk[8192];
+		size_t n;
+		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			buf_append(out, chunk, n);
+		fclose(f);
+	}
+}
+
+/* A row through the reserve path: the full record, or the lean one when it continues its batch. */
+static void
+reserve_row(clog_writer_t *w, uint32_t shape, const position_t *pos, const record_enc_change_t *full,
+	    const record_enc_packed_row_t *lean, bool first_of_txn)
+{
+	char err[512];
+	uint8_t *dst;
+	size_t size = record_encode_packed_row_size(lean);
+	if (!first_of_txn && !clog_writer_batch_starts(w, shape, size)) {
+		assert_int_equal(clog_writer_reserve_packed(w, pos, shape, size, &dst, err, sizeof(err)),
+				 CLOG_OK);
+		assert_int_equal(record_encode_packed_row(lean, dst), size);
+		return;
+	}
+	size = record_encode_size(full);
+	assert_int_equal(clog_writer_reserve_packed(w, pos, shape, size, &dst, err, sizeof(err)),
+			 CLOG_OK);
+	assert_int_equal(record_encode(full, dst), size);
+}
+
+static void
+run_flush(clog_writer_t *w, const position_t *last, uint32_t *n, buf_t *run)
+{
+	char err[512];
+	assert_int_equal(clog_writer_append_run(w, last, *n, (const uint8_t *) run->data, run->len,
+						err, sizeof(err)), CLOG_OK);
+	*n = 0;
+	buf_reset(run);
+}
+
+/*
+ * Rows appended as runs (clog_writer_run_room, clog_writer_append_run), as
+ * the MySQL capture appends the rows of a rows event, make the same log,
+ * byte for byte, as one clog_writer_reserve_packed per row; a run that
+ * does not continue the pending batch, or goes back in position, is refused.
+ */
+static void
+runs_write_what_reserves_write(void **state)
+{
+	(void) state;
+	char err[512];
+	clog_options_t opts = {.segment_bytes = 64 * 1024, .batch_raw_bytes = 4096, .zstd_level = 1};
+	char *da = test_make_tmpdir("clog-run"), *db = test_make_tmpdir("clog-run");
+	clog_writer_t *wa, *wb;
+	assert_int_equal(clog_writer_open(da, &opts, &wa, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_writer_open(db, &opts, &wb, err, sizeof(err)), CLOG_OK);
+	buf_t shp = BUF_INIT, img = BUF_INIT, run = BUF_INIT;
+	shape_bytes(&shp, true);
+	uint32_t ida, idb;
+	assert_int_equal(clog_writer_shape(wa, (const uint8_t *) shp.data, shp.len, &ida, err,
+					   sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_writer_shape(wb, (const uint8_t *) shp.data, shp.len, &idb, err,
+					   sizeof(err)), CLOG_OK);
+	assert_int_equal(ida, idb);
+	/* nothing pending, or a shape not registered: no run */
+	assert_int_equal(clog_writer_run_room(wb, idb), 0);
+	assert_int_equal(clog_writer_run_room(wb, idb + 1), 0);
+	uint64_t rows = 0, run_rows = 0;
+	int64_t id = 0;
+	for (int t = 0; t < 60; t++) {
+		char txid[40], ptext[64];
+		snprintf(txid, sizeof(txid), "0-1-%d", 100 + t);
+		uint64_t offset = 4000 + (uint64_t) t * 500;
+		int nrows = 1 + (int) rnd_below(t % 4 == 0 ? 400 : 8);
+		int kind = t % 3;  /* insert, update, delete: one op per transaction, as per rows event */
+		uint32_t n = 0;
+		size_t room = 0;
+		position_t pos, last;
+		for (int s = 0; s < nrows; s++) {
+			position_mysql(&pos, 1, offset, POSITION_PHASE_STREAM, (uint64_t) s);
+			int plen = snprintf(ptext, sizeof(ptext), "mysql-bin.000001:%llu:%d",
+					    (unsigned long long) offset, s);
+			row_values_t row;
+			row_random(&row, ++id);
+			buf_reset(&img);
+			packed_image(&row, &img);
+			const uint8_t *im = (const uint8_t *) img.data;
+			record_enc_packed_row_t lean = {
+				.before = kind != 0 ? im : NULL, .before_len = kind != 0 ? img.len : 0,
+				.after = kind != 2 ? im : NULL, .after_len = kind != 2 ? img.len : 0,
+			};
+			record_enc_change_t full = {0};
+			full.row.op = kind == 0 ? STEWARD__OP__OP_INSERT :
+				      kind == 1 ? STEWARD__OP__OP_UPDATE : STEWARD__OP__OP_DELETE;
+			full.row.txid = txid;
+			full.row.txid_len = strlen(txid);
+			full.row.has_commit_ts = true;
+			full.row.commit_ts_us = 1700000000000000 + (int64_t) t;
+			full.row.position = pos.bytes;
+			full.row.position_len = pos.len;
+			full.row.position_text = ptext;
+			full.row.position_text_len = (size_t) plen;
+			full.row.has_seq = true;
+			full.row.seq = (uint32_t) s;
+			full.has_shape = true;
+			full.shape = ida;
+			full.before_packed = lean.before;
+			full.before_packed_len = lean.before_len;
+			full.after_packed = lean.after;
+			full.after_packed_len = lean.after_len;
+			reserve_row(wa, ida, &pos, &full, &lean, s == 0);
+
+			/* the same row into a run when one may take it */
+			if (n == 0)
+				room = s > 0 ? clog_writer_run_room(wb, idb) : 0;
+			if (n > 0 && run.len >= room)
+				run_flush(wb, &last, &n, &run);
+			if (n == 0 && s > 0)
+				room = clog_writer_run_room(wb, idb);
+			if (s > 0 && run.len < room) {
+				size_t size = record_encode_packed_row_size(&lean);
+				uint8_t hdr[11];
+				size_t h = 0;
+				hdr[h++] = 0x1a;
+				h += record_varint_put(hdr + h, size);
+				buf_append(&run, hdr, h);
+				buf_reserve(&run, size);
+				run.len += record_encode_packed_row(&lean, (uint8_t *) run.data + run.len);
+				last = pos;
+				n++;
+				run_rows++;
+			} else {
+				reserve_row(wb, idb, &pos, &full, &lean, s == 0);
+			}
+			rows++;
+		}
+		if (n > 0)
+			run_flush(wb, &last, &n, &run);
+	}
+	/* most rows went in runs, and batches were cut inside transactions */
+	assert_true(run_rows > rows / 2);
+	assert_int_equal(clog_writer_flush(wa, err, sizeof(err)), CLOG_OK);
+	assert_int_equal(clog_writer_flush(wb, err, sizeof(err)), CLOG_OK);
+
+	clog_writer_close(wa);
+	clog_writer_close(wb);
+
+	/* an empty batch has no run to continue */
+	char *dc = test_make_tmpdir("clog-run");
+	clog_writer_t *wc;
+	assert_int_equal(clog_writer_open(dc, &opts, &wc, err, sizeof(err)), CLOG_OK);
+	uint32_t idc;
+	assert_int_equal(clog_writer_shape(wc, (const uint8_t *) shp.data, shp.len, &idc, err,
+					   sizeof(err)), CLOG_OK);
+	position_t p1, p2;
+	position_mysql(&p1, 1, 1000, POSITION_PHASE_STREAM, 0);
+	position_mysql(&p2, 1, 1000, POSITION_PHASE_STREAM, 1);
+	static const uint8_t entry[] = {0x1a, 0x03, 0xb2, 0x01, 0x00};  /* an empty after image */
+	assert_int_equal(clog_writer_run_room(wc, idc), 0);
+	assert_int_equal(clog_writer_append_run(wc, &p2, 1, entry, sizeof(entry), err, sizeof(err)),
+			 CLOG_ERROR);
+	assert_non_null(strstr(err, "does not continue the pending batch"));
+	/* nor may a run go back: its last position must follow the last appended */
+	uint8_t *dst;
+	assert_int_equal(clog_writer_reserve_packed(wc, &p2, idc, 3, &dst, err, sizeof(err)),
+			 CLOG_OK);
+	memcpy(dst, entry + 2, 3);
+	assert_true(clog_writer_run_room(wc, idc) > 0);
+	assert_int_equal(clog_writer_append_run(wc, &p1, 1, entry, sizeof(entry), err, sizeof(err)),
+			 CLOG_ERROR);
+	assert_int_equal(clog_writer_append_run(wc, &p2, 1, entry, sizeof(entry), err, sizeof(err)),
+			 CLOG_ERROR);
+	clog_writer_close(wc);
+	test_remove_tree(dc);
+
+	buf_t sa = BUF_INIT, sb = BUF_INIT;
+	segment_bytes(da, &sa);
+	segment_bytes(db, &sb);
+	assert_true(sa.len > 64 * 1024);  /* more than one segment */
+	assert_int_equal(sa.len, sb.len);
+	assert_memory_equal(sa.data, sb.data, sa.len);
+	buf_free(&sa);
+	buf_free(&sb);
+	buf_free(&shp);
+	buf_free(&img);
+	buf_free(&run);
+	test_remove_tree(da);
+	test_remove_tree(db);
+}
+
 /* ---- hand-made batches ---- */
 
 static void
@@ -988,6 +1188,7 @@ main(void)
 		cmocka_unit_test(packed_log_reads_as_the_text_log_of_the_same_rows),
 		cmocka_unit_test(left_out_fields_come_from_the_previous_record_of_the_batch),
 		cmocka_unit_test(malformed_packed_records_are_corruption),
+		cmocka_unit_test(runs_write_what_reserves_write),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
