@@ -724,28 +724,27 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 		size_t avail = (size_t) (end - q), used;
 		bool wide = avail >= 8;  /* fixed-width fields in one load */
 		char verr[200];
+		/* a fixed-width codec's value, in one load where the event goes on for 8 bytes */
+		unsigned w = c->width;
+		if (c->codec != STEWARD__CODEC__CODEC_TEXT && avail < w)
+			goto short_value;
 		switch (c->codec) {
-		case STEWARD__CODEC__CODEC_INT:
-		case STEWARD__CODEC__CODEC_UINT: {
-			unsigned n = mysql_int_width(c->type);
-			if (avail < n)
-				goto short_value;
-			uint64_t u = wide ? buf_get_le_wide(q, n) : buf_get_le(q, n);
-			bool sign = c->codec == STEWARD__CODEC__CODEC_INT;
-			if (sign && n < 8 && (u >> (8 * n - 1)) & 1)
-				u |= ~0ULL << (8 * n);  /* sign-extend */
-			o = put_number(o, refs, i, u, sign);
-			used = n;
+		case STEWARD__CODEC__CODEC_INT: {
+			uint64_t u = wide ? buf_get_le_wide(q, w) : buf_get_le(q, w);
+			unsigned sh = 64 - 8 * w;  /* sign-extend */
+			o = put_number(o, refs, i, (uint64_t) ((int64_t) (u << sh) >> sh), true);
+			used = w;
 			break;
 		}
+		case STEWARD__CODEC__CODEC_UINT:
+			o = put_number(o, refs, i, wide ? buf_get_le_wide(q, w) : buf_get_le(q, w),
+				       false);
+			used = w;
+			break;
 		case STEWARD__CODEC__CODEC_DOUBLE:
 		case STEWARD__CODEC__CODEC_FLOAT: {
 			/* the binlog's IEEE bytes are little-endian, as packed images hold them */
-			used = c->codec == STEWARD__CODEC__CODEC_DOUBLE ? 8 : 4;
-			if (avail < used)
-				goto short_value;
-			uint64_t bits = wide ? buf_get_le_wide(q, (unsigned) used)
-					     : buf_get_le(q, (unsigned) used);
+			uint64_t bits = wide ? buf_get_le_wide(q, w) : buf_get_le(q, w);
 			if (refs) {
 				uint64_t x = bits ^ refs->num[i];
 				refs->num[i] = bits;
@@ -753,27 +752,26 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 			}
 			bits = htole64(bits);
 			memcpy(o, &bits, 8);  /* a FLOAT's 4 more bytes are room, overwritten next */
-			o += used;
+			o += w;
+			used = w;
 			break;
 		}
 		case STEWARD__CODEC__CODEC_DECIMAL: {
 			int64_t v;
-			if (mysql_decimal_unscaled(c->meta >> 8, c->meta & 0xff, q, avail, &used, &v,
-						   verr, sizeof(verr)) != MYDEC_OK)
+			if (!mysql_decimal_packed(c, q, avail, &v)) {
+				snprintf(verr, sizeof verr, "invalid decimal(%u,%u) digits", c->meta >> 8,
+					 c->meta & 0xff);
 				return column_error(t, i, verr, err, errlen);
+			}
 			o = put_number(o, refs, i, (uint64_t) v, true);
+			used = w;
 			break;
 		}
 		case STEWARD__CODEC__CODEC_DATE:
-			if (avail < 3)
-				goto short_value;
 			o = put_number(o, refs, i, wide ? buf_get_le_wide(q, 3) : mysql_le(q, 3), false);
 			used = 3;
 			break;
 		case STEWARD__CODEC__CODEC_DATETIME: {
-			used = 5 + (c->scale + 1) / 2;
-			if (avail < used)
-				goto short_value;
 			uint64_t v = wide ? buf_get_be_wide(q, 5) : mysql_be(q, 5);
 			if (v < 0x8000000000ULL)  /* the sign bit: no DATETIME is negative */
 				return column_error(t, i, "invalid datetime value (sign bit clear)", err,
@@ -781,15 +779,14 @@ mysql_row_decode_packed(const mysql_table_t *t, const uint8_t **p, const uint8_t
 			o = put_number(o, refs, i, v - 0x8000000000ULL, false);
 			if (c->scale)
 				o = put_varint(o, mysql_frac_usec(q + 5, c->scale));
+			used = w;
 			break;
 		}
 		case STEWARD__CODEC__CODEC_TIMESTAMP:
-			used = 4 + (c->scale + 1) / 2;
-			if (avail < used)
-				goto short_value;
 			o = put_number(o, refs, i, wide ? buf_get_be_wide(q, 4) : mysql_be(q, 4), false);
 			if (c->scale)
 				o = put_varint(o, mysql_frac_usec(q + 4, c->scale));
+			used = w;
 			break;
 		default:
 			out->len = (size_t) ((char *) o - out->data);

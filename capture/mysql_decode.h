@@ -56,6 +56,12 @@ typedef struct mysql_column {
 	uint8_t codec;         /* Steward__Codec of the value in packed records */
 	uint8_t scale;         /* the codec's scale (proto/steward.proto, Column.scale) */
 	bool raw_text;         /* VARCHAR in UTF-8: the binlog's bytes are the text */
+	/* set with the codec, for the packed decoder: */
+	uint8_t width;         /* bytes of a non-text codec's binlog value */
+	uint8_t dec_lead;      /* DECIMAL: digits of the leading partial integer group, */
+	uint8_t dec_intg;      /* whole integer groups (9 digits in 4 bytes), */
+	uint8_t dec_frac;      /* whole fraction groups, */
+	uint8_t dec_tail;      /* digits of the trailing partial fraction group */
 } mysql_column_t;
 
 /* The most columns a table map or rows event may name (the servers allow 4096). */
@@ -174,7 +180,7 @@ uint64_t mysql_frac_usec(const uint8_t *p, unsigned fsp);
 /* Is the collation id one of latin1's (MySQL's latin1 is cp1252, printed as UTF-8)? */
 bool mysql_is_latin1(uint32_t coll);
 
-/* How a column's values go into packed records (sets c->codec, c->scale, c->raw_text). */
+/* How a column's values go into packed records (sets c->codec, scale, raw_text, width, dec_*). */
 void mysql_column_codec(mysql_column_t *c);
 
 /*
@@ -184,6 +190,13 @@ void mysql_column_codec(mysql_column_t *c);
 mydec_status_t mysql_decimal_unscaled(unsigned precision, unsigned scale, const uint8_t *p,
 				      size_t avail, size_t *used, int64_t *v, char *err,
 				      size_t errlen);
+
+/*
+ * The same for a column of the DECIMAL codec, from the layout
+ * mysql_column_codec worked out: p has at least c->width bytes (avail in
+ * all).  false: a group wider than its digits (a corrupt value).
+ */
+bool mysql_decimal_packed(const mysql_column_t *c, const uint8_t *p, size_t avail, int64_t *v);
 
 /*
  * Append the text form of one non-NULL value of column c at p (at most

@@ -145,6 +145,41 @@ decimal_unbias16(const uint8_t *p, size_t avail, size_t size, uint8_t b[16])
 	return neg;
 }
 
+bool
+mysql_decimal_packed(const mysql_column_t *c, const uint8_t *p, size_t avail, int64_t *v)
+{
+	uint8_t b[16];
+	bool neg = decimal_unbias16(p, avail, c->width, b);
+	uint64_t iv = 0, fv = 0, g;
+	size_t o = 0;
+	if (c->dec_lead) {
+		unsigned n = (unsigned) dig2bytes[c->dec_lead];
+		if ((iv = buf_get_be_wide(b, n)) >= pow10_u64[c->dec_lead])
+			return false;
+		o = n;
+	}
+	for (unsigned i = 0; i < c->dec_intg; i++, o += 4) {
+		if ((g = buf_get_be_wide(b + o, 4)) >= 1000000000ull)
+			return false;
+		iv = iv * 1000000000ull + g;
+	}
+	for (unsigned i = 0; i < c->dec_frac; i++, o += 4) {
+		if ((g = buf_get_be_wide(b + o, 4)) >= 1000000000ull)
+			return false;
+		fv = fv * 1000000000ull + g;
+	}
+	if (c->dec_tail) {
+		if ((g = buf_get_be_wide(b + o, (unsigned) dig2bytes[c->dec_tail])) >=
+		    pow10_u64[c->dec_tail])
+			return false;
+		fv = fv * pow10_u64[c->dec_tail] + g;
+	}
+	/* at most 18 digits: below 10^18, no overflow */
+	int64_t u = (int64_t) (iv * pow10_u64[c->scale] + fv);
+	*v = neg ? -u : u;
+	return true;
+}
+
 mydec_status_t
 mysql_decimal_unscaled(unsigned precision, unsigned scale, const uint8_t *p, size_t avail,
 		       size_t *used, int64_t *v, char *err, size_t errlen)
@@ -377,6 +412,12 @@ mysql_column_codec(mysql_column_t *c)
 		if (decimal_size(meta >> 8, meta & 0xff) && (meta >> 8) <= 18) {
 			codec = STEWARD__CODEC__CODEC_DECIMAL;
 			scale = meta & 0xff;
+			unsigned intg = (meta >> 8) - scale;
+			c->width = (uint8_t) decimal_size(meta >> 8, scale);
+			c->dec_lead = (uint8_t) (intg % 9);
+			c->dec_intg = (uint8_t) (intg / 9);
+			c->dec_frac = (uint8_t) (scale / 9);
+			c->dec_tail = (uint8_t) (scale % 9);
 		}
 		break;
 	case MYT_DATE: case MYT_NEWDATE:
@@ -400,6 +441,18 @@ mysql_column_codec(mysql_column_t *c)
 	c->codec = (uint8_t) codec;
 	c->scale = (uint8_t) scale;
 	c->raw_text = c->type == MYT_VARCHAR && c->collation != 63 && !mysql_is_latin1(c->collation);
+	switch (codec) {
+	case STEWARD__CODEC__CODEC_INT: case STEWARD__CODEC__CODEC_UINT:
+		c->width = c->type == MYT_TINY ? 1 : c->type == MYT_SHORT ? 2 :
+			   c->type == MYT_INT24 ? 3 : c->type == MYT_LONG ? 4 : 8;
+		break;
+	case STEWARD__CODEC__CODEC_DOUBLE: c->width = 8; break;
+	case STEWARD__CODEC__CODEC_FLOAT: c->width = 4; break;
+	case STEWARD__CODEC__CODEC_DATE: c->width = 3; break;
+	case STEWARD__CODEC__CODEC_DATETIME: c->width = (uint8_t) (5 + (scale + 1) / 2); break;
+	case STEWARD__CODEC__CODEC_TIMESTAMP: c->width = (uint8_t) (4 + (scale + 1) / 2); break;
+	default: break;
+	}
 }
 
 /* ---- the dispatcher ---- */
