@@ -45,6 +45,15 @@ typedef struct mysql_column {
 	uint8_t binlog_type;   /* type code as written in the table map */
 	uint8_t type;          /* real type: ENUM/SET resolved out of STRING */
 	uint16_t meta;         /* decoded metadata (see mysql_types.c) */
+	/* how values go into packed records (mysql_column_codec): first, read per value */
+	uint8_t codec;         /* Steward__Codec of the value in packed records */
+	uint8_t scale;         /* the codec's scale (proto/steward.proto, Column.scale) */
+	uint8_t width;         /* bytes of a non-text codec's binlog value; 0 for text */
+	bool raw_text;         /* VARCHAR in UTF-8: the binlog's bytes are the text */
+	uint8_t dec_lead;      /* DECIMAL: digits of the leading partial integer group, */
+	uint8_t dec_intg;      /* whole integer groups (9 digits in 4 bytes), */
+	uint8_t dec_frac;      /* whole fraction groups, */
+	uint8_t dec_tail;      /* digits of the trailing partial fraction group */
 	bool is_unsigned;      /* from SIGNEDNESS metadata */
 	bool nullable;
 	uint32_t collation;    /* collation id, 0 = unknown / not a string */
@@ -53,15 +62,6 @@ typedef struct mysql_column {
 	size_t nvalues;
 	uint32_t geometry_type;
 	char *type_name;       /* COLUMN_TYPE style, e.g. "decimal(12,2)" */
-	uint8_t codec;         /* Steward__Codec of the value in packed records */
-	uint8_t scale;         /* the codec's scale (proto/steward.proto, Column.scale) */
-	bool raw_text;         /* VARCHAR in UTF-8: the binlog's bytes are the text */
-	/* set with the codec, for the packed decoder: */
-	uint8_t width;         /* bytes of a non-text codec's binlog value */
-	uint8_t dec_lead;      /* DECIMAL: digits of the leading partial integer group, */
-	uint8_t dec_intg;      /* whole integer groups (9 digits in 4 bytes), */
-	uint8_t dec_frac;      /* whole fraction groups, */
-	uint8_t dec_tail;      /* digits of the trailing partial fraction group */
 } mysql_column_t;
 
 /* The most columns a table map or rows event may name (the servers allow 4096). */

@@ -397,6 +397,7 @@ void
 mysql_column_codec(mysql_column_t *c)
 {
 	unsigned meta = c->meta, codec = STEWARD__CODEC__CODEC_TEXT, scale = 0;
+	c->width = c->dec_lead = c->dec_intg = c->dec_frac = c->dec_tail = 0;
 	switch (c->type) {
 	case MYT_TINY: case MYT_SHORT: case MYT_INT24: case MYT_LONG: case MYT_LONGLONG:
 		codec = c->is_unsigned ? STEWARD__CODEC__CODEC_UINT : STEWARD__CODEC__CODEC_INT;

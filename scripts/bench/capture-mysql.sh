@@ -7,7 +7,7 @@
 # medians of wall time (server start and backlog load excluded), CPU time
 # (user + system) and peak RSS, and the change log's bytes per row (raw and compressed).
 #
-#   scripts/bench/capture-mysql.sh                      1,000,000 row changes, 3 runs each
+#   scripts/bench/capture-mysql.sh                      1,000,000 row changes, 7 runs each
 #   BENCH_ROWS=200000 BENCH_RUNS=5 scripts/bench/capture-mysql.sh
 #
 # Needs a built steward (STEWARD_BIN, default build/cli/steward).  The last
@@ -16,7 +16,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 STEWARD=${STEWARD_BIN:-$ROOT/build/cli/steward}
 ROWS=${BENCH_ROWS:-1000000}
-RUNS=${BENCH_RUNS:-3}
+RUNS=${BENCH_RUNS:-7}  # a drain takes ~0.1 s: enough runs for a steady median
 PORT=${BENCH_PORT:-33448}
 DIR=${BENCH_DIR:-$ROOT/build/tmp/bench-capture-mysql}
 SERVER="$ROOT/scripts/mariadb-server.sh"
