@@ -276,6 +276,27 @@ text_image(const row_values_t *v, buf_t *texts, record_enc_value_t *vals)
 		vals[i].text = texts->data ? texts->data + off[i] : "";
 }
 
+/* A row change's transaction fields, as the MySQL capture fills them (kind: 0 insert, 1 update, 2 delete). */
+static void
+row_fields(record_enc_change_t *c, int kind, const char *txid, int64_t commit, const position_t *pos,
+	   const char *ptext, size_t plen, uint32_t seq, uint32_t shape)
+{
+	c->row.op = kind == 0 ? STEWARD__OP__OP_INSERT :
+		    kind == 1 ? STEWARD__OP__OP_UPDATE : STEWARD__OP__OP_DELETE;
+	c->row.txid = txid;
+	c->row.txid_len = txid ? strlen(txid) : 0;
+	c->row.has_commit_ts = true;
+	c->row.commit_ts_us = commit;
+	c->row.position = pos->bytes;
+	c->row.position_len = pos->len;
+	c->row.position_text = ptext;
+	c->row.position_text_len = plen;
+	c->row.has_seq = true;
+	c->row.seq = seq;
+	c->has_shape = true;
+	c->shape = shape;
+}
+
 /* ---- writing the same rows in both forms ---- */
 
 typedef struct log_pair {
@@ -354,20 +375,9 @@ write_pair(log_pair_t *lp, int txns, size_t batch_bytes)
 			text_image(&before, &btexts, bv);
 			text_image(&after, &texts, av);
 			record_enc_change_t ec = {0};
-			ec.row.op = kind == 0 ? STEWARD__OP__OP_INSERT :
-				    kind == 1 ? STEWARD__OP__OP_UPDATE : STEWARD__OP__OP_DELETE;
-			ec.row.txid = has_txid ? txid : NULL;
+			row_fields(&ec, kind, has_txid ? txid : NULL, commit, &pos, ptext, (size_t) plen,
+				   (uint32_t) s, idt);
 			ec.row.txid_len = strlen(txid);
-			ec.row.has_commit_ts = true;
-			ec.row.commit_ts_us = commit;
-			ec.row.position = pos.bytes;
-			ec.row.position_len = pos.len;
-			ec.row.position_text = ptext;
-			ec.row.position_text_len = (size_t) plen;
-			ec.row.has_seq = true;
-			ec.row.seq = (uint32_t) s;
-			ec.has_shape = true;
-			ec.shape = idt;
 			if (kind != 0) {
 				ec.before = bv;
 				ec.nbefore = NCOLS;
@@ -714,20 +724,8 @@ runs_write_what_reserves_write(void **state)
 				.after = kind != 2 ? im : NULL, .after_len = kind != 2 ? img.len : 0,
 			};
 			record_enc_change_t full = {0};
-			full.row.op = kind == 0 ? STEWARD__OP__OP_INSERT :
-				      kind == 1 ? STEWARD__OP__OP_UPDATE : STEWARD__OP__OP_DELETE;
-			full.row.txid = txid;
-			full.row.txid_len = strlen(txid);
-			full.row.has_commit_ts = true;
-			full.row.commit_ts_us = 1700000000000000 + (int64_t) t;
-			full.row.position = pos.bytes;
-			full.row.position_len = pos.len;
-			full.row.position_text = ptext;
-			full.row.position_text_len = (size_t) plen;
-			full.row.has_seq = true;
-			full.row.seq = (uint32_t) s;
-			full.has_shape = true;
-			full.shape = ida;
+			row_fields(&full, kind, txid, 1700000000000000 + (int64_t) t, &pos, ptext,
+				   (size_t) plen, (uint32_t) s, ida);
 			full.before_packed = lean.before;
 			full.before_packed_len = lean.before_len;
 			full.after_packed = lean.after;
